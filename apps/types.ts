@@ -1,0 +1,42 @@
+/** How the container's own healthcheck probes its HTTP endpoint; it must exist inside the image. */
+export type HealthProbe = "wget" | "curl" | "node";
+
+/** One container of an application (its frontend or its backend). */
+export interface ContainerDefinition {
+    /** Image repository without tag or digest, e.g. `ghcr.io/acme/shop-frontend`. The stack config picks the release. */
+    readonly image: string;
+    /** Port the container listens on inside its network. No host port is ever published. */
+    readonly port: number;
+    /** Path answered with 2xx once the container is ready to serve traffic. */
+    readonly healthPath: string;
+    /** Tool the healthcheck uses inside the image. */
+    readonly healthProbe: HealthProbe;
+    /** Memory limit in MiB; all limits together must fit the instance. */
+    readonly memoryMb: number;
+    /** `uid:gid` to run as; omit only where the image cannot start without root. */
+    readonly user?: string;
+    /**
+     * A tag or digest fixed by the catalog, for a third-party image whose versions do not follow the app's
+     * releases. Without it the container runs the release the stack config names.
+     */
+    readonly pinnedRelease?: string;
+    /** Plain (non-secret) environment variables. */
+    readonly env?: Readonly<Record<string, string>>;
+}
+
+/** An application in the catalog: a frontend and a backend, optionally with its own database. */
+export interface AppDefinition {
+    /** URL path segment and resource name: lowercase letters, digits and hyphens. */
+    readonly name: string;
+    readonly frontend: ContainerDefinition;
+    readonly backend: ContainerDefinition;
+    /** Whether the app gets its own PostgreSQL database and login role (DATABASE_URL in the backend). */
+    readonly database: boolean;
+    /**
+     * What the backend sees for a request to `/api/<app>/users`:
+     * `keep` forwards `/api/<app>/users` (a NestJS app with a global prefix), `strip` forwards `/users`.
+     */
+    readonly apiPrefix: "keep" | "strip";
+    /** Content-Security-Policy for this app's pages, replacing the edge default. */
+    readonly contentSecurityPolicy?: string;
+}

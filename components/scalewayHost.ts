@@ -1,0 +1,153 @@
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as scaleway from "@pulumiverse/scaleway";
+import { HOST_DIRS, renderCloudInit } from "../lib/cloudInit";
+import { knownHostsLine, strictSshOptions, writePrivateFile } from "../lib/sshFiles";
+import { Host, HostCommandArgs } from "./host";
+
+export interface ScalewayHostArgs {
+    /** Scaleway commercial type, e.g. `DEV1-M`. */
+    readonly instanceType: string;
+    /** OpenSSH public key installed for root. */
+    readonly sshPublicKey: string;
+    /** Matching private key (secret); without it the ssh-agent in SSH_AUTH_SOCK is used. */
+    readonly sshPrivateKey?: pulumi.Input<string>;
+    /** CIDRs allowed to reach port 22. */
+    readonly adminCidrs: readonly string[];
+    /** Credentials for private registries, passed to the Docker provider. */
+    readonly registryAuth?: docker.types.input.ProviderRegistryAuth[];
+}
+
+/** Waits for cloud-init and Docker, then prints the host's ed25519 key so every later connection can pin it. */
+const WAIT_FOR_DOCKER = [
+    "set -u",
+    // cloud-init >= 23.4 exits 2 on recoverable errors; only 1 is a failed boot.
+    "timeout 900 cloud-init status --wait >/dev/null; rc=$?",
+    'if [ "$rc" -eq 1 ] || [ "$rc" -eq 124 ]; then echo "cloud-init failed (exit $rc): see /var/log/cloud-init-output.log" >&2; exit 1; fi',
+    "for i in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 2; done",
+    'docker info >/dev/null 2>&1 || { echo "docker is not running: systemctl status docker" >&2; exit 1; }',
+    "cat /etc/ssh/ssh_host_ed25519_key.pub",
+].join("\n");
+
+/**
+ * One Scaleway instance running Ubuntu 24.04 with Docker, behind a default-deny security group.
+ * Host key trust: the first connection (the readiness check) trusts on first use and records the
+ * host's ed25519 key in the state; every later SSH connection (commands, Docker, the database
+ * channel) pins that key.
+ */
+export class ScalewayHost extends pulumi.ComponentResource implements Host {
+    public readonly kind = "scaleway" as const;
+    public readonly ip: scaleway.instance.Ip;
+    public readonly securityGroup: scaleway.instance.SecurityGroup;
+    public readonly sshKey: scaleway.iam.SshKey;
+    public readonly server: scaleway.instance.Server;
+    public readonly waitForDocker: command.remote.Command;
+    public readonly docker: docker.Provider;
+    public readonly publicAddress: pulumi.Output<string>;
+    /** The host's ed25519 public key, recorded at first contact. */
+    public readonly hostKey: pulumi.Output<string>;
+    /** `-o …` options (and `-i` when a key is configured) for a system ssh client that pins the host key. */
+    public readonly sshOptions: pulumi.Output<string[]>;
+    public readonly paths = { nginx: HOST_DIRS.nginx, certs: HOST_DIRS.certs, acme: HOST_DIRS.acme, letsencrypt: HOST_DIRS.letsencrypt };
+    public readonly ready: pulumi.Resource[];
+    private readonly connection: pulumi.Output<command.types.input.remote.ConnectionArgs>;
+
+    constructor(name: string, args: ScalewayHostArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("platform:host:ScalewayHost", name, {}, opts);
+
+        // The address is what DNS points at: it outlives any server.
+        this.ip = new scaleway.instance.Ip(`${name}-ip`, {}, { parent: this, protect: true });
+
+        this.securityGroup = new scaleway.instance.SecurityGroup(
+            `${name}-firewall`,
+            {
+                description: "platform edge: 80/443 from anywhere, 22 from admin CIDRs, nothing else",
+                inboundDefaultPolicy: "drop",
+                outboundDefaultPolicy: "accept",
+                stateful: true,
+                enableDefaultSecurity: true,
+                inboundRules: [
+                    { action: "accept", protocol: "TCP", port: 80, ipRange: "0.0.0.0/0" },
+                    { action: "accept", protocol: "TCP", port: 443, ipRange: "0.0.0.0/0" },
+                    ...args.adminCidrs.map((cidr) => ({ action: "accept", protocol: "TCP", port: 22, ipRange: cidr })),
+                ],
+            },
+            { parent: this },
+        );
+
+        this.sshKey = new scaleway.iam.SshKey(`${name}-key`, { publicKey: args.sshPublicKey }, { parent: this });
+
+        // The server holds the database volume: never replaced by a config change. cloud-init only runs
+        // at first boot, so a changed template would not reach this server anyway.
+        this.server = new scaleway.instance.Server(
+            `${name}-server`,
+            {
+                type: args.instanceType,
+                image: "ubuntu_noble",
+                ipId: this.ip.id,
+                securityGroupId: this.securityGroup.id,
+                cloudInit: renderCloudInit({ sshPublicKey: args.sshPublicKey }),
+                rootVolume: { sizeInGb: 40, deleteOnTermination: false },
+                replaceOnTypeChange: false,
+                tags: ["platform"],
+            },
+            { parent: this, protect: true, ignoreChanges: ["cloudInit", "image"], dependsOn: [this.sshKey] },
+        );
+
+        this.publicAddress = this.ip.address;
+        const privateKey = args.sshPrivateKey === undefined ? undefined : pulumi.secret(args.sshPrivateKey);
+        const firstContact: command.types.input.remote.ConnectionArgs = {
+            host: this.ip.address,
+            user: "root",
+            privateKey,
+            // A fresh server refuses connections until sshd is up.
+            dialErrorLimit: 60,
+            perDialTimeout: 10,
+        };
+
+        this.waitForDocker = new command.remote.Command(
+            `${name}-wait-for-docker`,
+            { connection: firstContact, create: WAIT_FOR_DOCKER, triggers: [this.server.id] },
+            { parent: this },
+        );
+        this.hostKey = this.waitForDocker.stdout.apply((out) => {
+            const line = out.trim().split("\n").pop() ?? "";
+            if (!line.startsWith("ssh-ed25519 ")) throw new Error(`expected the host's ed25519 key from the readiness check, got ${JSON.stringify(line)}`);
+            return line.split(/\s+/).slice(0, 2).join(" ");
+        });
+        this.connection = pulumi.all([this.ip.address, this.hostKey]).apply(([host, hostKey]) => ({ ...firstContact, host, hostKey }));
+
+        this.sshOptions = pulumi.all([this.ip.address, this.hostKey, privateKey]).apply(([address, hostKey, key]) => {
+            const knownHosts = writePrivateFile(`known_hosts-${address}`, knownHostsLine(address, hostKey));
+            const identity = key === undefined ? undefined : writePrivateFile(`id-${address}`, key);
+            return strictSshOptions(knownHosts, identity);
+        });
+
+        this.docker = new docker.Provider(
+            `${name}-docker`,
+            {
+                host: pulumi.interpolate`ssh://root@${this.ip.address}`,
+                sshOpts: this.sshOptions,
+                registryAuth: args.registryAuth,
+            },
+            { parent: this, dependsOn: [this.waitForDocker] },
+        );
+        this.ready = [this.waitForDocker];
+
+        this.registerOutputs({ publicAddress: this.publicAddress, hostKey: this.hostKey, serverId: this.server.id });
+    }
+
+    runCommand(name: string, args: HostCommandArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
+        return new command.remote.Command(
+            name,
+            { connection: this.connection, create: args.create, update: args.update, delete: args.delete, stdin: args.stdin, triggers: args.triggers },
+            { ...opts, dependsOn: [...this.ready, ...toArray(opts.dependsOn)] },
+        );
+    }
+}
+
+export function toArray<T>(value: pulumi.Input<pulumi.Input<T>[]> | pulumi.Input<T> | undefined): pulumi.Input<T>[] {
+    if (value === undefined) return [];
+    return Array.isArray(value) ? value : [value as pulumi.Input<T>];
+}
