@@ -1,0 +1,175 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { LOG_OPTIONS } from "../lib/containers";
+import { Route, containerEdgeSettings, renderNginxConfig } from "../lib/nginx";
+import { installAndRunScript, readScript, runScript, shellQuote } from "../lib/shell";
+import { Host } from "./host";
+
+export const EDGE_CONTAINER = "platform-edge";
+export const EDGE_IMAGE = "nginx:1.27.3-alpine";
+export const CERTBOT_IMAGE = "certbot/certbot:v2.11.0";
+/** Where the host's nginx directory appears inside the edge container. */
+export const EDGE_CONF_DIR = "/etc/nginx/platform";
+
+export interface AppNetworkAttachment {
+    readonly app: string;
+    /** Docker network name of the app (WebApp.network.name). */
+    readonly network: pulumi.Input<string>;
+}
+
+export interface ReverseProxyArgs {
+    readonly host: Host;
+    /** `https` on a server with a domain (Let's Encrypt); `http` on the local stack. */
+    readonly mode: "https" | "http";
+    readonly domain: string;
+    /** Let's Encrypt account email (https mode). */
+    readonly acmeEmail?: string;
+    /** Use Let's Encrypt's staging CA (untrusted certificates, generous rate limits). */
+    readonly acmeStaging?: boolean;
+    /** http mode: the loopback port the edge is published on. */
+    readonly localHttpPort?: number;
+    /** Routes to serve, one per app, carrying the current container names. */
+    readonly routes: pulumi.Input<Route>[];
+    /** App networks the edge joins (and nothing else: never the database network). */
+    readonly appNetworks: readonly AppNetworkAttachment[];
+    readonly memoryMb: number;
+}
+
+/**
+ * The nginx edge. The container owns ports 80/443 and is created once; routing changes never touch
+ * it. The rendered config is applied to the running nginx by scripts/apply-nginx-config.sh (nginx -t,
+ * atomic swap, graceful reload), and the edge joins app networks with `docker network connect`, since
+ * any change to a container's own network list would recreate it and drop traffic.
+ */
+export class ReverseProxy extends pulumi.ComponentResource {
+    public readonly container: docker.Container;
+    public readonly config: pulumi.Resource;
+    /** The nginx.conf applied by this deployment. */
+    public readonly renderedConfig: pulumi.Output<string>;
+
+    constructor(name: string, args: ReverseProxyArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("platform:edge:ReverseProxy", name, {}, opts);
+        const { host } = args;
+        const dockerOpts = { parent: this, provider: host.docker };
+        const settings = containerEdgeSettings(args.mode, args.domain);
+        const paths = host.paths;
+
+        // nginx needs a valid config at its first start; the bootstrap config depends on nothing that
+        // changes between deployments, so this command never re-runs.
+        const bootstrapConfig = renderNginxConfig([], settings);
+        const prepare = host.runCommand(
+            `${name}-prepare`,
+            {
+                create: [
+                    `mkdir -p ${[paths.nginx, paths.certs, paths.acme, paths.letsencrypt].map(shellQuote).join(" ")}`,
+                    `[ -f ${shellQuote(paths.nginx + "/nginx.conf")} ] || cat > ${shellQuote(paths.nginx + "/nginx.conf")} <<'PLATFORM_NGINX_EOF'`,
+                    bootstrapConfig.replace(/\n$/, ""),
+                    "PLATFORM_NGINX_EOF",
+                    ...(args.mode === "https"
+                        ? [
+                              // A placeholder until Let's Encrypt answers, so nginx can start with TLS.
+                              `[ -f ${shellQuote(paths.certs + "/fullchain.pem")} ] || openssl req -x509 -newkey rsa:2048 -nodes -days 30 ` +
+                                  `-subj ${shellQuote("/CN=" + args.domain)} -keyout ${shellQuote(paths.certs + "/privkey.pem")} -out ${shellQuote(paths.certs + "/fullchain.pem")}`,
+                          ]
+                        : []),
+                ].join("\n"),
+                delete: "true",
+            },
+            { parent: this },
+        );
+
+        const network = new docker.Network(`${name}-network`, { name: "platform-edge", driver: "bridge" }, dockerOpts);
+        const image = new docker.RemoteImage(`${name}-image`, { name: EDGE_IMAGE, keepLocally: true }, dockerOpts);
+
+        const ports: docker.types.input.ContainerPort[] =
+            args.mode === "https"
+                ? [
+                      { internal: 80, external: 80 },
+                      { internal: 443, external: 443 },
+                  ]
+                : [{ internal: 80, external: args.localHttpPort ?? 8080, ip: "127.0.0.1" }];
+
+        this.container = new docker.Container(
+            `${name}-container`,
+            {
+                name: EDGE_CONTAINER,
+                image: image.imageId,
+                command: ["nginx", "-c", `${EDGE_CONF_DIR}/nginx.conf`, "-g", "daemon off;"],
+                ports,
+                volumes: [
+                    { hostPath: paths.nginx, containerPath: EDGE_CONF_DIR, readOnly: true },
+                    { hostPath: paths.certs, containerPath: "/etc/platform/certs", readOnly: true },
+                    { hostPath: paths.acme, containerPath: settings.acmeWebroot, readOnly: true },
+                ],
+                networksAdvanced: [{ name: network.name }],
+                healthcheck: { tests: ["CMD", "wget", "-q", "-O", "/dev/null", "-T", "3", "http://127.0.0.1/health"], interval: "5s", timeout: "3s", retries: 3 },
+                wait: true,
+                waitTimeout: 60,
+                memory: args.memoryMb,
+                restart: "unless-stopped",
+                logDriver: "json-file",
+                logOpts: { ...LOG_OPTIONS },
+                labels: [{ label: "platform.role", value: "edge" }],
+            },
+            {
+                ...dockerOpts,
+                dependsOn: [prepare],
+                // Two containers cannot hold ports 80/443: replacing the edge is delete-first (and rare).
+                deleteBeforeReplace: true,
+                // App networks are attached by the commands below; their presence in the refreshed
+                // state must not read as a change that recreates the edge.
+                ignoreChanges: ["networksAdvanced"],
+            },
+        );
+
+        const attachments = args.appNetworks.map((attachment) => {
+            const script = pulumi.interpolate`# edge container ${this.container.id}
+docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || docker network inspect ${attachment.network} --format '{{range .Containers}}{{.Name}} {{end}}' | grep -qw ${EDGE_CONTAINER}`;
+            return host.runCommand(
+                `${name}-joins-${attachment.app}`,
+                // An update (not a replace) when the edge is recreated, so no old `delete` undoes the new connection.
+                { create: script, update: script, delete: pulumi.interpolate`docker network disconnect ${attachment.network} ${EDGE_CONTAINER} || true` },
+                { parent: this, dependsOn: [this.container] },
+            );
+        });
+
+        this.renderedConfig = pulumi.all(args.routes).apply((routes) => renderNginxConfig(routes, settings));
+        const apply = runScript(readScript("apply-nginx-config.sh"), {
+            CONF_DIR: paths.nginx,
+            NGINX_CONF_DIR: EDGE_CONF_DIR,
+            NGINX: `docker exec ${EDGE_CONTAINER} nginx`,
+        });
+        this.config = host.runCommand(
+            `${name}-routes`,
+            // create and update are the same script: a route change updates this resource in place.
+            // Its delete leaves the live config alone: removing it would undo a switch just made.
+            { create: apply, update: apply, stdin: this.renderedConfig, delete: "true" },
+            { parent: this, dependsOn: [this.container, ...attachments] },
+        );
+
+        if (args.mode === "https") {
+            if (!args.acmeEmail) throw new Error("ReverseProxy: https mode needs acmeEmail");
+            const issue = installAndRunScript("/srv/platform/bin/issue-certificate.sh", readScript("issue-certificate.sh"), {
+                SELF: "/srv/platform/bin/issue-certificate.sh",
+                DOMAIN: args.domain,
+                EMAIL: args.acmeEmail,
+                STAGING: String(args.acmeStaging ?? false),
+                LETSENCRYPT_DIR: paths.letsencrypt,
+                ACME_DIR: paths.acme,
+                CERTS_DIR: paths.certs,
+                EDGE_CONTAINER,
+                EDGE_CONF: `${EDGE_CONF_DIR}/nginx.conf`,
+                CERTBOT_IMAGE,
+            });
+            host.runCommand(
+                `${name}-certificate`,
+                // An update, not a replace, when settings change: a replaced command's delete would
+                // run last and remove the renewal job the new one just installed.
+                { create: issue, update: issue, delete: "rm -f /etc/cron.d/platform-certificate" },
+                { parent: this, dependsOn: [this.config] },
+            );
+        }
+
+        this.registerOutputs({ container: this.container.name });
+    }
+}

@@ -1,0 +1,100 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { AppDefinition, ContainerDefinition } from "../apps/types";
+import { imageReference } from "../lib/config";
+import { HEALTHCHECK_TIMING, HEALTH_WAIT_SECONDS, LOG_OPTIONS, STOP_GRACE_SECONDS, healthcheckTest } from "../lib/containers";
+import { Route } from "../lib/nginx";
+
+export interface WebAppArgs {
+    readonly app: AppDefinition;
+    /** Image tag or digest both containers run (unless the catalog pins one). */
+    readonly release: string;
+    readonly provider: docker.Provider;
+    /** The app's DATABASE_URL (secret), for apps with a database. */
+    readonly databaseUrl?: pulumi.Output<string>;
+    /** The PostgreSQL network, joined by the backend only, for apps with a database. */
+    readonly databaseNetwork?: pulumi.Input<string>;
+}
+
+/**
+ * An application's frontend and backend containers on a network of their own.
+ *
+ * Blue-green by construction: the containers have no fixed name and are replaced create-first, so a
+ * new release starts next to the old one and must turn healthy before `create` returns; the edge's
+ * route (built from `route`, which carries the new container names) switches next; Pulumi deletes the
+ * old containers at the end of the deployment.
+ */
+export class WebApp extends pulumi.ComponentResource {
+    public readonly network: docker.Network;
+    public readonly frontend: docker.Container;
+    public readonly backend: docker.Container;
+    /** What the edge needs to route `/<app>/` and `/api/<app>/` to these containers. */
+    public readonly route: pulumi.Output<Route>;
+
+    constructor(name: string, args: WebAppArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("platform:app:WebApp", name, {}, opts);
+        const { app } = args;
+        if (app.database !== (args.databaseUrl !== undefined)) {
+            throw new Error(`WebApp ${app.name}: a databaseUrl must be given exactly when the app declares database: true`);
+        }
+        const dockerOpts = { parent: this, provider: args.provider };
+
+        // Shared by this app's containers and the edge only: two apps never share a network.
+        this.network = new docker.Network(`${name}-network`, { name: `platform-app-${app.name}`, driver: "bridge" }, dockerOpts);
+
+        const container = (role: "frontend" | "backend", spec: ContainerDefinition, extra: { envs?: pulumi.Input<string>[]; networks: docker.types.input.ContainerNetworksAdvanced[] }) => {
+            const release = spec.pinnedRelease ?? args.release;
+            const image = new docker.RemoteImage(
+                `${name}-${role}-image`,
+                // Kept on the host after the switch, so a rollback needs no pull.
+                { name: imageReference(spec.image, release), keepLocally: true },
+                dockerOpts,
+            );
+            return new docker.Container(
+                `${name}-${role}`,
+                {
+                    image: image.imageId,
+                    envs: extra.envs,
+                    user: spec.user,
+                    networksAdvanced: extra.networks,
+                    healthcheck: { tests: healthcheckTest(spec), ...HEALTHCHECK_TIMING },
+                    wait: true,
+                    waitTimeout: HEALTH_WAIT_SECONDS,
+                    restart: "unless-stopped",
+                    memory: spec.memoryMb,
+                    destroyGraceSeconds: STOP_GRACE_SECONDS,
+                    logDriver: "json-file",
+                    logOpts: { ...LOG_OPTIONS },
+                    labels: [
+                        { label: "platform.app", value: app.name },
+                        { label: "platform.role", value: role },
+                        { label: "platform.release", value: release },
+                    ],
+                },
+                // No `name`: Pulumi auto-names, so old and new coexist. The provider's default is
+                // delete-first, which would take the app down for the whole rollout: override it.
+                { ...dockerOpts, deleteBeforeReplace: false },
+            );
+        };
+
+        const plainEnv = (spec: ContainerDefinition) => Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`);
+
+        this.frontend = container("frontend", app.frontend, { envs: plainEnv(app.frontend), networks: [{ name: this.network.name }] });
+
+        const backendNetworks: docker.types.input.ContainerNetworksAdvanced[] = [{ name: this.network.name }];
+        if (args.databaseNetwork !== undefined) backendNetworks.push({ name: args.databaseNetwork });
+        const backendEnv: pulumi.Input<string>[] = plainEnv(app.backend);
+        if (args.databaseUrl !== undefined) backendEnv.push(pulumi.secret(pulumi.interpolate`DATABASE_URL=${args.databaseUrl}`));
+        this.backend = container("backend", app.backend, { envs: backendEnv, networks: backendNetworks });
+
+        this.route = pulumi.all([this.frontend.name, this.backend.name]).apply(([frontendName, backendName]) => ({
+            app: app.name,
+            frontend: { host: frontendName, port: app.frontend.port },
+            backend: { host: backendName, port: app.backend.port },
+            apiPrefix: app.apiPrefix,
+            contentSecurityPolicy: app.contentSecurityPolicy,
+        }));
+
+        this.registerOutputs({ network: this.network.name, frontend: this.frontend.name, backend: this.backend.name });
+    }
+}

@@ -1,0 +1,129 @@
+// Composes the platform from a validated config. index.ts calls it; tests call it once per stack.
+import * as pulumi from "@pulumi/pulumi";
+import { AppDatabase } from "./components/appDatabase";
+import { Host } from "./components/host";
+import { LocalHost } from "./components/localHost";
+import { OpenAdminChannel, PostgresServer } from "./components/postgresServer";
+import { ReverseProxy } from "./components/reverseProxy";
+import { ScalewayHost } from "./components/scalewayHost";
+import { WebApp } from "./components/webApp";
+import { openForward } from "./lib/adminChannel";
+import { PlatformConfig } from "./lib/config";
+
+/** Port PostgreSQL is published on, on the host's loopback. */
+export const POSTGRES_PUBLISHED_PORT = { scaleway: 5432, local: 15432 } as const;
+
+export interface AppOutputs {
+    readonly url: pulumi.Output<string>;
+    readonly apiUrl: pulumi.Output<string>;
+    readonly release: string;
+    /** Database and role names; absent for apps without a database. */
+    readonly database?: pulumi.Output<string>;
+    readonly role?: pulumi.Output<string>;
+}
+
+export interface PlatformOutputs {
+    readonly publicIp: pulumi.Output<string>;
+    readonly baseUrl: pulumi.Output<string>;
+    readonly apps: Record<string, AppOutputs>;
+    /** Secret: app name → DATABASE_URL as the app's backend sees it. */
+    readonly databaseUrls: pulumi.Output<Record<string, string>>;
+}
+
+/** prod: the provider reaches PostgreSQL through an SSH forward opened during `up`; preview sees unknowns. */
+function sshAdminChannel(host: ScalewayHost): OpenAdminChannel {
+    return (publishedPort, after) =>
+        pulumi.all([host.publicAddress, host.sshOptions, after]).apply(async ([address, sshOptions]) => {
+            if (pulumi.runtime.isDryRun()) return pulumi.unknown as unknown as { host: string; port: number };
+            const forward = await openForward({ destination: `root@${address}`, remote: `127.0.0.1:${publishedPort}`, sshOptions });
+            return { host: forward.host, port: forward.port };
+        });
+}
+
+/** local: PostgreSQL is published on this machine's loopback. */
+const directAdminChannel: OpenAdminChannel = (publishedPort, after) => after.apply(() => ({ host: "127.0.0.1", port: publishedPort }));
+
+export function definePlatform(config: PlatformConfig): PlatformOutputs {
+    const registryAuth =
+        config.registryUsername && config.registryToken
+            ? [{ address: "ghcr.io", username: config.registryUsername, password: pulumi.secret(config.registryToken) }]
+            : undefined;
+
+    let host: Host;
+    let openAdminChannel: OpenAdminChannel;
+    if (config.target === "scaleway") {
+        const scalewayHost = new ScalewayHost("host", {
+            instanceType: config.instanceType,
+            sshPublicKey: config.sshPublicKey,
+            sshPrivateKey: config.sshPrivateKey === undefined ? undefined : pulumi.secret(config.sshPrivateKey),
+            adminCidrs: config.adminCidrs,
+            registryAuth,
+        });
+        host = scalewayHost;
+        openAdminChannel = sshAdminChannel(scalewayHost);
+    } else {
+        host = new LocalHost("host", { stateDir: ".platform/local", registryAuth });
+        openAdminChannel = directAdminChannel;
+    }
+
+    const postgres = new PostgresServer("postgres", {
+        host,
+        memoryMb: config.memory.postgresMb,
+        publishedPort: POSTGRES_PUBLISHED_PORT[config.target],
+        openAdminChannel,
+    });
+
+    const scheme = config.target === "scaleway" ? "https" : "http";
+    const origin = config.target === "scaleway" ? `https://${config.domain}` : `http://localhost:${config.localHttpPort}`;
+
+    const apps: Record<string, AppOutputs> = {};
+    const databaseUrls: Record<string, pulumi.Output<string>> = {};
+    const webApps: WebApp[] = [];
+    for (const deployed of config.apps) {
+        const name = deployed.definition.name;
+        const database = deployed.definition.database
+            ? new AppDatabase(`${name}-db`, {
+                  app: name,
+                  provider: postgres.provider,
+                  serverHost: postgres.hostname,
+                  serverPort: postgres.port,
+                  passwordVersion: deployed.passwordVersion,
+              })
+            : undefined;
+        const webApp = new WebApp(name, {
+            app: deployed.definition,
+            release: deployed.release,
+            provider: host.docker,
+            databaseUrl: database?.databaseUrl,
+            databaseNetwork: database === undefined ? undefined : postgres.network.name,
+        });
+        webApps.push(webApp);
+        if (database !== undefined) databaseUrls[name] = database.databaseUrl;
+        apps[name] = {
+            url: pulumi.output(`${origin}/${name}/`),
+            apiUrl: pulumi.output(`${origin}/api/${name}/`),
+            release: deployed.release,
+            database: database?.databaseName,
+            role: database?.roleName,
+        };
+    }
+
+    new ReverseProxy("edge", {
+        host,
+        mode: scheme,
+        domain: config.domain,
+        acmeEmail: config.acmeEmail,
+        acmeStaging: config.acmeStaging,
+        localHttpPort: config.localHttpPort,
+        routes: webApps.map((w) => w.route),
+        appNetworks: webApps.map((w, i) => ({ app: config.apps[i].definition.name, network: w.network.name })),
+        memoryMb: config.memory.edgeMb,
+    });
+
+    return {
+        publicIp: host.publicAddress,
+        baseUrl: pulumi.output(`${origin}/`),
+        apps,
+        databaseUrls: pulumi.secret(pulumi.all(databaseUrls)),
+    };
+}
