@@ -31,11 +31,11 @@ export interface PlatformOutputs {
 }
 
 /** prod: the provider reaches PostgreSQL through an SSH forward opened during `up`; preview sees unknowns. */
-function sshAdminChannel(host: ScalewayHost): OpenAdminChannel {
+function sshAdminChannel(host: ScalewayHost, open: typeof openForward): OpenAdminChannel {
     return (publishedPort, after) =>
         pulumi.all([host.publicAddress, host.sshOptions, after]).apply(async ([address, sshOptions]) => {
             if (pulumi.runtime.isDryRun()) return pulumi.unknown as unknown as { host: string; port: number };
-            const forward = await openForward({ destination: `root@${address}`, remote: `127.0.0.1:${publishedPort}`, sshOptions });
+            const forward = await open({ destination: `root@${address}`, remote: `127.0.0.1:${publishedPort}`, sshOptions });
             return { host: forward.host, port: forward.port };
         });
 }
@@ -43,7 +43,12 @@ function sshAdminChannel(host: ScalewayHost): OpenAdminChannel {
 /** local: PostgreSQL is published on this machine's loopback. */
 const directAdminChannel: OpenAdminChannel = (publishedPort, after) => after.apply(() => ({ host: "127.0.0.1", port: publishedPort }));
 
-export function definePlatform(config: PlatformConfig): PlatformOutputs {
+export interface PlatformDependencies {
+    /** Opens the prod admin channel; tests replace it to observe what the program asks for. */
+    readonly openForward?: typeof openForward;
+}
+
+export function definePlatform(config: PlatformConfig, deps: PlatformDependencies = {}): PlatformOutputs {
     const registryAuth =
         config.registryUsername && config.registryToken
             ? [{ address: "ghcr.io", username: config.registryUsername, password: pulumi.secret(config.registryToken) }]
@@ -60,7 +65,7 @@ export function definePlatform(config: PlatformConfig): PlatformOutputs {
             registryAuth,
         });
         host = scalewayHost;
-        openAdminChannel = sshAdminChannel(scalewayHost);
+        openAdminChannel = sshAdminChannel(scalewayHost, deps.openForward ?? openForward);
     } else {
         host = new LocalHost("host", { stateDir: ".platform/local", registryAuth });
         openAdminChannel = directAdminChannel;

@@ -42,7 +42,7 @@ export class AppDatabase extends pulumi.ComponentResource {
         // Retained with the database: it owns the data, and DROP ROLE would fail on an owner anyway.
         this.role = new postgresql.Role(
             `${name}-role`,
-            { name: names.role, login: true, password: this.password.result, connectionLimit: 50 },
+            { name: names.role, login: true, password: pulumi.secret(this.password.result), connectionLimit: 50 },
             { ...pgOpts, retainOnDelete: true },
         );
         this.database = new postgresql.Database(

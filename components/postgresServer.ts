@@ -66,7 +66,7 @@ export class PostgresServer extends pulumi.ComponentResource {
                 name: "platform-postgres",
                 image: image.imageId,
                 command: postgresCommand(args.memoryMb),
-                envs: [pulumi.interpolate`POSTGRES_PASSWORD=${this.adminPassword.result}`, "POSTGRES_USER=postgres"],
+                envs: [pulumi.secret(pulumi.interpolate`POSTGRES_PASSWORD=${this.adminPassword.result}`), "POSTGRES_USER=postgres"],
                 volumes: [{ volumeName: this.volume.name, containerPath: "/var/lib/postgresql/data" }],
                 networksAdvanced: [{ name: this.network.name, aliases: [POSTGRES_ALIAS] }, { name: adminNetwork.name }],
                 ports: [{ internal: 5432, external: args.publishedPort, ip: "127.0.0.1" }],
@@ -99,7 +99,7 @@ export class PostgresServer extends pulumi.ComponentResource {
                 host: endpoint.host,
                 port: endpoint.port,
                 username: "postgres",
-                password: this.adminPassword.result,
+                password: pulumi.secret(this.adminPassword.result),
                 database: "postgres",
                 // Loopback (or the SSH tunnel) only: the container speaks plain TCP.
                 sslmode: "disable",

@@ -118,11 +118,15 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
         });
         this.connection = pulumi.all([this.ip.address, this.hostKey]).apply(([host, hostKey]) => ({ ...firstContact, host, hostKey }));
 
-        this.sshOptions = pulumi.all([this.ip.address, this.hostKey, privateKey]).apply(([address, hostKey, key]) => {
-            const knownHosts = writePrivateFile(`known_hosts-${address}`, knownHostsLine(address, hostKey));
-            const identity = key === undefined ? undefined : writePrivateFile(`id-${address}`, key);
-            return strictSshOptions(knownHosts, identity);
-        });
+        // The options hold file paths, not key material: unsecret, so the Docker provider's
+        // settings and the admin endpoint derived from them are not needlessly masked.
+        this.sshOptions = pulumi.unsecret(
+            pulumi.all([this.ip.address, this.hostKey, privateKey]).apply(([address, hostKey, key]) => {
+                const knownHosts = writePrivateFile(`known_hosts-${address}`, knownHostsLine(address, hostKey));
+                const identity = key === undefined ? undefined : writePrivateFile(`id-${address}`, key);
+                return strictSshOptions(knownHosts, identity);
+            }),
+        );
 
         this.docker = new docker.Provider(
             `${name}-docker`,

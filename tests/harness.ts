@@ -1,0 +1,150 @@
+// Runs the program under Pulumi mocks and records every registration: type, name, inputs (secrets
+// still wrapped), provider, and the options only the monitor sees (deleteBeforeReplace, protect,
+// retainOnDelete, ignoreChanges, dependencies).
+import * as pulumi from "@pulumi/pulumi";
+
+export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+export const FAKE_IP = "51.15.200.7";
+export const FAKE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHMbJt8HkIVb3cQzQ0k7m4eqK5QdKHnXk0t7L1CTbsRM";
+
+export interface Registration {
+    type: string;
+    name: string;
+    urn: string;
+    inputs: Record<string, any>;
+    provider: string;
+    custom: boolean;
+    parent: string;
+    deleteBeforeReplace: boolean;
+    deleteBeforeReplaceDefined: boolean;
+    protect: boolean;
+    retainOnDelete: boolean;
+    ignoreChanges: string[];
+    dependencies: string[];
+}
+
+export interface RunResult {
+    resources: Registration[];
+    byType(type: string): Registration[];
+    one(type: string, name: string): Registration;
+}
+
+let counter = 0;
+
+function outputsFor(args: pulumi.runtime.MockResourceArgs): Record<string, any> {
+    const i = { ...args.inputs };
+    switch (args.type) {
+        case "docker:index/container:Container":
+            // The provider auto-names containers without a name, as Pulumi's autonaming does.
+            return { ...i, name: i.name ?? `${args.name}-${(++counter).toString(16).padStart(7, "0")}` };
+        case "docker:index/remoteImage:RemoteImage":
+            return { ...i, imageId: `sha256:${Buffer.from(String(i.name)).toString("hex").padEnd(64, "0").slice(0, 64)}` };
+        case "docker:index/network:Network":
+        case "docker:index/volume:Volume":
+            return { ...i, name: i.name ?? args.name };
+        case "scaleway:instance/ip:Ip":
+            return { ...i, address: FAKE_IP };
+        case "random:index/randomPassword:RandomPassword":
+            return { ...i, result: `generated-${args.name}-${i.keepers?.version ?? "0"}` };
+        case "command:remote:Command":
+            return { ...i, stdout: args.name.endsWith("wait-for-docker") ? `cloud-init done\n${FAKE_HOST_KEY} root@platform\n` : "", stderr: "" };
+        case "command:local:Command":
+            return { ...i, stdout: "", stderr: "" };
+        default:
+            return i;
+    }
+}
+
+/** Unwraps an Output to a promise of its value (undefined while unknown). */
+export function unwrap<T>(output: pulumi.Output<T> | pulumi.Input<T>): Promise<T> {
+    return new Promise((resolve) => pulumi.output(output).apply((v) => resolve(v as T)));
+}
+
+export function isSecretValue(value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as Record<string, unknown>)["4dabf18193072939515e22adb298388d"] === SECRET_SIG;
+}
+
+export function reveal(value: any): any {
+    if (isSecretValue(value)) return reveal(value.value);
+    if (Array.isArray(value)) return value.map(reveal);
+    if (typeof value === "object" && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, reveal(v)]));
+    return value;
+}
+
+/**
+ * Sets mocks for `stack`, runs `program`, waits until no new registration arrives, and returns
+ * every registration with its options.
+ */
+export async function runProgram<T>(stack: string, program: () => T, options: { preview?: boolean } = {}): Promise<RunResult & { value: T }> {
+    await pulumi.runtime.setMocks(
+        {
+            newResource: (args) => ({ id: args.inputs.name ? `${args.name}-id` : `${args.name}-id`, state: outputsFor(args) }),
+            call: (args) => args.inputs,
+        },
+        "platform",
+        stack,
+        options.preview ?? false,
+    );
+    const resources: Registration[] = [];
+    const monitor = pulumi.runtime.getMonitor() as any;
+    const original = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, callback: any) => {
+        const type: string = req.getType();
+        const name: string = req.getName();
+        const parent: string = req.getParent();
+        const urn = monitor.newUrn(parent, type, name);
+        resources.push({
+            type,
+            name,
+            urn,
+            inputs: pulumi.runtime.deserializeProperties(req.getObject()),
+            provider: req.getProvider(),
+            custom: req.getCustom(),
+            parent,
+            deleteBeforeReplace: req.getDeletebeforereplace(),
+            deleteBeforeReplaceDefined: req.getDeletebeforereplacedefined(),
+            protect: req.getProtect(),
+            retainOnDelete: req.getRetainondelete(),
+            ignoreChanges: req.getIgnorechangesList(),
+            dependencies: req.getDependenciesList(),
+        });
+        return original(req, callback);
+    };
+
+    const value = program();
+    let seen = -1;
+    for (let stable = 0; stable < 5; ) {
+        await new Promise((r) => setTimeout(r, 40));
+        if (resources.length === seen) stable++;
+        else {
+            stable = 0;
+            seen = resources.length;
+        }
+    }
+    const byType = (type: string) => resources.filter((r) => r.type === type);
+    const one = (type: string, name: string) => {
+        const found = resources.filter((r) => r.type === type && r.name === name);
+        if (found.length !== 1) throw new Error(`expected one ${type} named ${name}, found ${found.length}: ${resources.map((r) => r.name).join(", ")}`);
+        return found[0];
+    };
+    return { resources, byType, one, value };
+}
+
+export const T = {
+    container: "docker:index/container:Container",
+    image: "docker:index/remoteImage:RemoteImage",
+    network: "docker:index/network:Network",
+    volume: "docker:index/volume:Volume",
+    dockerProvider: "pulumi:providers:docker",
+    pgProvider: "pulumi:providers:postgresql",
+    role: "postgresql:index/role:Role",
+    database: "postgresql:index/database:Database",
+    grant: "postgresql:index/grant:Grant",
+    password: "random:index/randomPassword:RandomPassword",
+    remoteCommand: "command:remote:Command",
+    localCommand: "command:local:Command",
+    ip: "scaleway:instance/ip:Ip",
+    securityGroup: "scaleway:instance/securityGroup:SecurityGroup",
+    server: "scaleway:instance/server:Server",
+    sshKey: "scaleway:iam/sshKey:SshKey",
+} as const;
