@@ -137,7 +137,7 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
         const apply = runScript(readScript("apply-nginx-config.sh"), {
             CONF_DIR: paths.nginx,
             NGINX_CONF_DIR: EDGE_CONF_DIR,
-            NGINX: `docker exec ${EDGE_CONTAINER} nginx`,
+            NGINX_CMD: `docker exec ${EDGE_CONTAINER} nginx`,
         });
         this.config = host.runCommand(
             `${name}-routes`,

@@ -70,10 +70,11 @@ export const DEFAULT_CSP =
 
 // Raw request paths that could escape an app's prefix once decoded or normalised: dot segments,
 // encoded dots, slashes and backslashes, and empty segments. Refused before routing.
-const HOSTILE_PATH = String.raw`^[^?]*(%2e|%2f|%5c|\\|//|/\.\.?(/|\?|$))`;
+// (\x5c is a backslash: nginx's quoted strings would swallow a literal one.)
+const HOSTILE_PATH = String.raw`^[^?]*(%2e|%2f|%5c|\x5c|//|/\.\.?(/|\?|$))`;
 
 // Build tools name long-cached assets with a content hash (main.3f9a1c2e.js, chunk-AB12CD34.js).
-const HASHED_ASSET = String.raw`[.-][0-9A-Za-z]{8,}\.(js|mjs|css|woff2?|ttf|png|jpe?g|gif|svg|webp|avif|ico)$`;
+const HASHED_ASSET = String.raw`[.-][0-9A-Za-z]{8,}\.(js|mjs|css|woff2?|ttf|png|jpe?g|gif|svg|webp|avif|ico)(\?.*)?$`;
 
 function quote(value: string): string {
     if (/["\\$\n]/.test(value)) throw new Error(`refusing to render ${JSON.stringify(value)} into nginx.conf`);
@@ -143,7 +144,7 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
 }
 
 function cacheControlMap(routes: readonly Route[]): string[] {
-    const lines = ["map $uri $platform_cache_control {", `    default "";`, `    "~^/api/" "";`];
+    const lines = ["map $request_uri $platform_cache_control {", `    default "";`, `    "~^/api/" "";`];
     for (const r of routes) {
         lines.push(`    "~^/${r.app}/.*${HASHED_ASSET}" "public, max-age=31536000, immutable";`);
         lines.push(`    "~^/${r.app}/" "no-cache";`);
@@ -153,7 +154,7 @@ function cacheControlMap(routes: readonly Route[]): string[] {
 }
 
 function cspMap(routes: readonly Route[]): string[] {
-    const lines = ["map $uri $platform_csp {", `    default ${quote(DEFAULT_CSP)};`, `    "~^/api/" "";`];
+    const lines = ["map $request_uri $platform_csp {", `    default ${quote(DEFAULT_CSP)};`, `    "~^/api/" "";`];
     for (const r of routes) {
         if (r.contentSecurityPolicy !== undefined) lines.push(`    "~^/${r.app}/" ${quote(r.contentSecurityPolicy)};`);
     }

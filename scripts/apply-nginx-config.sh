@@ -7,13 +7,13 @@
 # Environment:
 #   CONF_DIR        directory holding nginx.conf, as this shell sees it (required)
 #   NGINX_CONF_DIR  the same directory as nginx sees it, e.g. inside its container (default: CONF_DIR)
-#   NGINX           how to run nginx, e.g. "docker exec platform-edge nginx" (default: nginx)
+#   NGINX_CMD       how to run nginx (not NGINX: nginx reads that variable itself), e.g. "docker exec platform-edge nginx" (default: nginx)
 #   SETTLE_SECONDS  wait after the reload so new workers own every new connection (default: 2)
 set -eu
 
 : "${CONF_DIR:?set CONF_DIR to the directory holding nginx.conf}"
 nginx_dir=${NGINX_CONF_DIR:-$CONF_DIR}
-nginx_cmd=${NGINX:-nginx}
+nginx_cmd=${NGINX_CMD:-nginx}
 settle=${SETTLE_SECONDS:-2}
 live="$CONF_DIR/nginx.conf"
 candidate="$CONF_DIR/nginx.conf.candidate"
@@ -37,7 +37,7 @@ if [ -f "$live" ] && cmp -s "$candidate" "$live"; then
     exit 0
 fi
 
-# NGINX is a command line on purpose ("docker exec NAME nginx"), so it is split into words.
+# NGINX_CMD is a command line on purpose ("docker exec NAME nginx"), so it is split into words.
 # shellcheck disable=SC2086
 if ! output=$($nginx_cmd -t -q -c "$nginx_dir/nginx.conf.candidate" 2>&1); then
     rm -f "$candidate"

@@ -123,7 +123,7 @@ describe("local stack (mocks)", () => {
         const routes = run.one(T.localCommand, "edge-routes");
         assert.strictEqual(routes.inputs.create, routes.inputs.update, "a route change updates the command, never replaces it");
         assert.strictEqual(routes.inputs.delete, "true", "removing the command must not remove the live config");
-        assert.match(routes.inputs.create, /NGINX='docker exec platform-edge nginx'/);
+        assert.match(routes.inputs.create, /NGINX_CMD='docker exec platform-edge nginx'/);
         const frontend = await unwrap(run.value.apps.demo.url);
         assert.strictEqual(frontend, "http://localhost:8080/demo/");
         // The stdin is rendered from the containers' generated names, so Pulumi orders the switch after them.
