@@ -1,0 +1,44 @@
+// index.ts as Pulumi runs it: config read from the runtime, validated before any resource exists.
+import * as assert from "assert";
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError } from "../lib/config";
+import { runProgram, unwrap } from "./harness";
+
+function loadIndex(): Record<string, any> {
+    delete require.cache[require.resolve("../index")];
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require("../index");
+}
+
+describe("index.ts (mocks)", () => {
+    it("reads the local stack's config from the runtime and exports the documented outputs", async () => {
+        pulumi.runtime.setAllConfig({ "platform:target": "local", "platform:apps": JSON.stringify({ demo: "1.27-alpine" }) });
+        const run = await runProgram("local", loadIndex);
+        assert.deepStrictEqual(Object.keys(run.value).sort(), ["apps", "baseUrl", "databaseUrls", "publicIp"]);
+        assert.strictEqual(await unwrap(run.value.baseUrl), "http://localhost:8080/");
+        assert.ok(run.resources.length > 20);
+    });
+    it("a bad key fails before any resource is declared, naming the key and the fix", async () => {
+        pulumi.runtime.setAllConfig({ "platform:target": "local", "platform:apps": JSON.stringify({ demo: "not a release" }) });
+        let error: unknown;
+        const run = await runProgram("local", () => {
+            try {
+                return loadIndex();
+            } catch (e) {
+                error = e;
+                return {};
+            }
+        });
+        assert.ok(error instanceof ConfigError, String(error));
+        assert.match((error as Error).message, /platform:apps\.demo: "not a release" is not a release.*Fix: pulumi config set --path 'apps.demo' 1\.4\.3/);
+        assert.deepStrictEqual(run.resources.map((r) => r.type), []);
+    });
+    it("a secret key set in plain text is refused; set as a secret it is accepted", async () => {
+        const base = { "platform:target": "local", "platform:registryUsername": "bot", "platform:registryToken": "tok" };
+        pulumi.runtime.setAllConfig(base);
+        assert.throws(loadIndex, /platform:registryToken: is stored in plain text/);
+        pulumi.runtime.setAllConfig(base, ["platform:registryToken"]);
+        const run = await runProgram("local", loadIndex);
+        assert.strictEqual(await unwrap(run.value.publicIp), "127.0.0.1");
+    });
+});
