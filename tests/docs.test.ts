@@ -1,0 +1,77 @@
+// The configuration reference cannot drift: Pulumi.yaml, the parser's key list and the README agree.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import * as path from "path";
+import { CONFIG_KEYS } from "../lib/config";
+import { parse } from "./fixtures";
+
+const root = path.join(__dirname, "..");
+interface Declaration {
+    type?: string;
+    default?: unknown;
+    description?: string;
+}
+const project = yaml.load(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) as { name: string; config: Record<string, Declaration> };
+const declared = Object.fromEntries(Object.entries(project.config).map(([k, v]) => [k.replace(/^platform:/, ""), v]));
+
+function readmeRows(): Record<string, { type: string; default: string }> {
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+    const section = readme.split("## Configuration reference")[1].split("\n## ")[0];
+    const rows: Record<string, { type: string; default: string }> = {};
+    for (const line of section.split("\n")) {
+        const m = /^\| `([A-Za-z]+)` \| (\w+) \| `(.*)` \|/.exec(line);
+        if (m) rows[m[1]] = { type: m[2], default: m[3] };
+    }
+    return rows;
+}
+
+describe("configuration reference", () => {
+    it("Pulumi.yaml declares exactly the keys the program reads, each with a description and a default", () => {
+        assert.strictEqual(project.name, "platform");
+        assert.deepStrictEqual(Object.keys(declared).sort(), [...CONFIG_KEYS].sort());
+        for (const [key, d] of Object.entries(declared)) {
+            assert.ok(d.description && d.description.length > 20, `${key} needs a description`);
+            assert.ok("default" in d, `${key} needs a default, or stacks without it fail before validation can explain`);
+        }
+    });
+    it("the README's table matches Pulumi.yaml: same keys, types and defaults", () => {
+        const rows = readmeRows();
+        assert.deepStrictEqual(Object.keys(rows).sort(), Object.keys(declared).sort());
+        for (const [key, d] of Object.entries(declared)) {
+            assert.strictEqual(rows[key].type, d.type ?? "map", `${key}: type`);
+            assert.strictEqual(rows[key].default, typeof d.default === "string" ? (d.default === "" ? '""' : d.default) : JSON.stringify(d.default), `${key}: default`);
+        }
+    });
+    it("every stack file sets only declared keys in the platform namespace", () => {
+        for (const file of fs.readdirSync(root).filter((f) => /^Pulumi\.[a-z]+\.yaml$/.test(f))) {
+            const stack = yaml.load(fs.readFileSync(path.join(root, file), "utf8")) as { config: Record<string, unknown> };
+            for (const key of Object.keys(stack.config).filter((k) => k.startsWith("platform:"))) {
+                assert.ok(key.slice(9) in declared, `${file}: ${key} is not declared in Pulumi.yaml`);
+            }
+        }
+    });
+});
+
+describe("the committed stack files", () => {
+    const rawOf = (file: string): Record<string, string> => {
+        const stack = yaml.load(fs.readFileSync(path.join(root, file), "utf8")) as { config: Record<string, unknown> };
+        return Object.fromEntries(
+            Object.entries(stack.config)
+                .filter(([k]) => k.startsWith("platform:"))
+                .map(([k, v]) => [k.slice(9), typeof v === "string" ? v : JSON.stringify(v)]),
+        );
+    };
+    it("Pulumi.local.yaml is valid and runs the demo app only", () => {
+        const config = parse(rawOf("Pulumi.local.yaml"));
+        assert.deepStrictEqual(config.apps.map((a) => a.definition.name), ["demo"]);
+    });
+    it("Pulumi.prod.yaml is valid once its secrets are set (they are set with --secret, never committed in plain text)", () => {
+        const raw = rawOf("Pulumi.prod.yaml");
+        assert.strictEqual(raw.registryToken, undefined);
+        assert.throws(() => parse(raw), /platform:registryToken: required/);
+        const config = parse({ ...raw, registryToken: "set-with---secret" });
+        assert.strictEqual(config.target, "scaleway");
+        assert.ok(config.memory.totalMb <= config.memory.budgetMb);
+    });
+});
