@@ -7,7 +7,7 @@ import { OpenAdminChannel, PostgresServer } from "./components/postgresServer";
 import { ReverseProxy } from "./components/reverseProxy";
 import { ScalewayHost } from "./components/scalewayHost";
 import { WebApp } from "./components/webApp";
-import { openForward } from "./lib/adminChannel";
+import { openForward, stablePort } from "./lib/adminChannel";
 import { PlatformConfig } from "./lib/config";
 
 /** Port PostgreSQL is published on, on the host's loopback. */
@@ -30,12 +30,17 @@ export interface PlatformOutputs {
     readonly databaseUrls: pulumi.Output<Record<string, string>>;
 }
 
-/** prod: the provider reaches PostgreSQL through an SSH forward opened during `up`; preview sees unknowns. */
+/**
+ * prod: the provider reaches PostgreSQL through an SSH forward opened during `up`, once the host and
+ * the container exist. A preview opens nothing: on an empty stack the endpoint is unknown; on an
+ * existing one it is the stack's stable port, so the provider's config reads as unchanged.
+ */
 function sshAdminChannel(host: ScalewayHost, open: typeof openForward): OpenAdminChannel {
+    const port = stablePort(pulumi.getProject(), pulumi.getStack());
     return (publishedPort, after) =>
         pulumi.all([host.publicAddress, host.sshOptions, after]).apply(async ([address, sshOptions]) => {
-            if (pulumi.runtime.isDryRun()) return pulumi.unknown as unknown as { host: string; port: number };
-            const forward = await open({ destination: `root@${address}`, remote: `127.0.0.1:${publishedPort}`, sshOptions });
+            if (pulumi.runtime.isDryRun()) return { host: "127.0.0.1", port };
+            const forward = await open({ destination: `root@${address}`, remote: `127.0.0.1:${publishedPort}`, sshOptions, preferredPort: port });
             return { host: forward.host, port: forward.port };
         });
 }

@@ -22,6 +22,8 @@ export interface ForwardOptions {
     readonly openTimeoutMs?: number;
     /** Upper bound on the forward's life. */
     readonly maxSeconds?: number;
+    /** Local port to use when free (see stablePort); another free one otherwise. */
+    readonly preferredPort?: number;
 }
 
 export interface Forward {
@@ -41,12 +43,25 @@ export class AdminChannelError extends Error {
 
 const FORWARD_SCRIPT = path.join(__dirname, "..", "scripts", "ssh-forward.sh");
 
-/** A port on 127.0.0.1 nothing listens on right now. */
-export function freeLoopbackPort(): Promise<number> {
+/**
+ * The local port a stack's forward uses, the same on every run: the provider's configuration then
+ * does not change between deployments, so previews show no spurious provider diffs.
+ */
+export function stablePort(project: string, stack: string): number {
+    let hash = 0x811c9dc5;
+    for (const ch of `${project}/${stack}`) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+    return 40000 + (hash % 10000);
+}
+
+/** `preferred` if nothing listens on it on 127.0.0.1, otherwise any free loopback port. */
+export function freeLoopbackPort(preferred = 0): Promise<number> {
     return new Promise((resolve, reject) => {
         const server = net.createServer();
-        server.once("error", reject);
-        server.listen(0, "127.0.0.1", () => {
+        server.once("error", (e: NodeJS.ErrnoException) => {
+            if (preferred !== 0 && e.code === "EADDRINUSE") resolve(freeLoopbackPort(0));
+            else reject(e);
+        });
+        server.listen(preferred, "127.0.0.1", () => {
             const { port } = server.address() as net.AddressInfo;
             server.close(() => resolve(port));
         });
@@ -88,7 +103,7 @@ function explain(sshMessage: string, options: ForwardOptions): string {
 
 /** Opens the forward, or rejects within `openTimeoutMs` with ssh's message and what to check. Never hangs. */
 export async function openForward(options: ForwardOptions): Promise<Forward> {
-    const port = await freeLoopbackPort();
+    const port = await freeLoopbackPort(options.preferredPort);
     const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "platform-forward-")), "ssh.log");
     const log = fs.openSync(logFile, "w", 0o600);
     const args = [

@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { isUnknown } from "@pulumi/pulumi/output";
+import { stablePort } from "../lib/adminChannel";
 import { definePlatform } from "../platform";
 import { ForwardOptions } from "../lib/adminChannel";
 import { FAKE_HOST_KEY, FAKE_IP, Registration, RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
@@ -239,6 +239,7 @@ describe("prod stack (mocks)", () => {
         assert.strictEqual(forwards.length, 1);
         assert.strictEqual(forwards[0].destination, `root@${FAKE_IP}`);
         assert.strictEqual(forwards[0].remote, "127.0.0.1:5432");
+        assert.strictEqual(forwards[0].preferredPort, stablePort("platform", "prod"), "the same local port on every run");
         assert.ok(forwards[0].sshOptions.includes("StrictHostKeyChecking=yes"));
         const pg = run.one(T.container, "postgres-container");
         assert.deepStrictEqual([pg.inputs.ports[0].ip, pg.inputs.ports[0].external], ["127.0.0.1", 5432]);
@@ -285,7 +286,10 @@ describe("prod preview (mocks)", () => {
         assert.strictEqual(opened, 0);
         const provider = run.byType(T.pgProvider)[0];
         assert.notStrictEqual(provider.inputs.host, FAKE_IP);
-        assert.ok(isUnknown(provider.inputs.host) && isUnknown(provider.inputs.port), "host and port are unknown in preview");
+        // The mocks know the container's id in preview, as an existing stack would: the endpoint is the
+        // stack's stable port on loopback, with no forward behind it.
+        assert.strictEqual(provider.inputs.host, "127.0.0.1");
+        assert.strictEqual(provider.inputs.port, String(stablePort("platform", "prod")));
         assert.ok(pulumi.runtime.isDryRun());
     });
 });
