@@ -126,7 +126,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
         acmeStaging: config.acmeStaging,
         localHttpPort: config.localHttpPort,
         routes: webApps.map((w) => w.route),
-        appNetworks: webApps.map((w, i) => ({ app: config.apps[i].definition.name, network: w.network.name })),
+        appNetworks: webApps.map((w) => ({ app: w.appName, network: w.network.name })),
         memoryMb: config.memory.edgeMb,
     });
 

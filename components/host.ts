@@ -40,3 +40,9 @@ export interface Host {
     readonly kind: "scaleway" | "local";
     runCommand(name: string, args: HostCommandArgs, opts: pulumi.CustomResourceOptions): command.remote.Command | command.local.Command;
 }
+
+/** A dependsOn option as a list, so a host can add its readiness to whatever the caller gave. */
+export function toArray<T>(value: pulumi.Input<pulumi.Input<T>[]> | pulumi.Input<T> | undefined): pulumi.Input<T>[] {
+    if (value === undefined) return [];
+    return Array.isArray(value) ? value : [value as pulumi.Input<T>];
+}

@@ -2,8 +2,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { Host, HostCommandArgs } from "./host";
-import { toArray } from "./scalewayHost";
+import { Host, HostCommandArgs, toArray } from "./host";
 
 export interface LocalHostArgs {
     /** Directory on this machine that stands in for the server's /srv/platform. */

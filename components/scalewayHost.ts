@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
 import { HOST_DIRS, renderCloudInit } from "../lib/cloudInit";
 import { knownHostsLine, strictSshOptions, writePrivateFile } from "../lib/sshFiles";
-import { Host, HostCommandArgs } from "./host";
+import { Host, HostCommandArgs, toArray } from "./host";
 
 export interface ScalewayHostArgs {
     /** Scaleway commercial type, e.g. `DEV1-M`. */
@@ -149,9 +149,4 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
             { ...opts, dependsOn: [...this.ready, ...toArray(opts.dependsOn)] },
         );
     }
-}
-
-export function toArray<T>(value: pulumi.Input<pulumi.Input<T>[]> | pulumi.Input<T> | undefined): pulumi.Input<T>[] {
-    if (value === undefined) return [];
-    return Array.isArray(value) ? value : [value as pulumi.Input<T>];
 }

@@ -25,6 +25,8 @@ export interface WebAppArgs {
  * old containers at the end of the deployment.
  */
 export class WebApp extends pulumi.ComponentResource {
+    /** Catalog name of the app. */
+    public readonly appName: string;
     public readonly network: docker.Network;
     public readonly frontend: docker.Container;
     public readonly backend: docker.Container;
@@ -34,6 +36,7 @@ export class WebApp extends pulumi.ComponentResource {
     constructor(name: string, args: WebAppArgs, opts?: pulumi.ComponentResourceOptions) {
         super("platform:app:WebApp", name, {}, opts);
         const { app } = args;
+        this.appName = app.name;
         if (app.database !== (args.databaseUrl !== undefined)) {
             throw new Error(`WebApp ${app.name}: a databaseUrl must be given exactly when the app declares database: true`);
         }

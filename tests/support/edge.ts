@@ -40,13 +40,12 @@ export interface Upstream {
 
 export async function startUpstream(name: string, options: { spa?: boolean } = {}): Promise<Upstream> {
     const port = await freePort();
-    const state = { hits: 0, healthy: true };
     const server = http.createServer((req, res) => {
         if (req.url === "/__health") {
-            res.writeHead(state.healthy ? 200 : 503).end();
+            res.writeHead(upstream.healthy ? 200 : 503).end();
             return;
         }
-        state.hits++;
+        upstream.hits++;
         const url = req.url ?? "/";
         if (options.spa) {
             if (url === "/" || url === "/index.html") return void res.writeHead(200, { "content-type": "text/html" }).end(`<html>${name} index</html>`);
@@ -60,18 +59,8 @@ export async function startUpstream(name: string, options: { spa?: boolean } = {
     const upstream: Upstream = {
         name,
         port,
-        get hits() {
-            return state.hits;
-        },
-        set hits(v) {
-            state.hits = v;
-        },
-        get healthy() {
-            return state.healthy;
-        },
-        set healthy(v) {
-            state.healthy = v;
-        },
+        hits: 0,
+        healthy: true,
         // Graceful: stop accepting, let in-flight requests finish (as `docker stop` with a grace period).
         close: () =>
             new Promise<void>((r) => {
