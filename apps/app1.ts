@@ -9,6 +9,7 @@ export const app1: AppDefinition = {
         healthPath: "/",
         healthProbe: "wget",
         memoryMb: 128,
+        // No `user`: the app's nginx image binds port 80 and drops to its nginx user itself.
     },
     backend: {
         image: "ghcr.io/mhylle/app1-backend",

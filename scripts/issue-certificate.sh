@@ -5,11 +5,13 @@
 # edge serves the self-signed certificate made at first deploy.
 #
 # Environment (all required): DOMAIN, EMAIL, STAGING (true|false), LETSENCRYPT_DIR, ACME_DIR,
-# CERTS_DIR, EDGE_CONTAINER, EDGE_CONF (nginx.conf path inside the edge container), CERTBOT_IMAGE.
+# CERTS_DIR, EDGE_CONTAINER, EDGE_CONF (nginx.conf path inside the edge container), CERTBOT_IMAGE;
+# SELF (where this script is installed, for cron); CRON_FILE (default /etc/cron.d/platform-certificate).
 set -eu
 : "${DOMAIN:?}" "${EMAIL:?}" "${STAGING:?}" "${LETSENCRYPT_DIR:?}" "${ACME_DIR:?}" "${CERTS_DIR:?}"
 : "${EDGE_CONTAINER:?}" "${EDGE_CONF:?}" "${CERTBOT_IMAGE:?}"
 
+cron_file=${CRON_FILE:-/etc/cron.d/platform-certificate}
 server_flag=""
 if [ "$STAGING" = "true" ]; then server_flag="--staging"; fi
 
@@ -18,7 +20,7 @@ if [ "${1:-}" != "--renew-only" ]; then
     : "${SELF:?set SELF to where this script is installed on the host}"
     printf '23 3,15 * * * root DOMAIN=%s EMAIL=%s STAGING=%s LETSENCRYPT_DIR=%s ACME_DIR=%s CERTS_DIR=%s EDGE_CONTAINER=%s EDGE_CONF=%s CERTBOT_IMAGE=%s sh %s --renew-only >>/var/log/platform-certificate.log 2>&1\n' \
         "$DOMAIN" "$EMAIL" "$STAGING" "$LETSENCRYPT_DIR" "$ACME_DIR" "$CERTS_DIR" "$EDGE_CONTAINER" "$EDGE_CONF" "$CERTBOT_IMAGE" "$SELF" \
-        >/etc/cron.d/platform-certificate
+        >"$cron_file"
 fi
 
 # shellcheck disable=SC2086 # server_flag is empty or one word

@@ -1,6 +1,7 @@
 // The rendered edge config under a real nginx (Debian's), with Node servers standing in for containers.
 import * as assert from "assert";
 import * as fs from "fs";
+import * as http from "http";
 import * as https from "https";
 import * as path from "path";
 import * as tls from "tls";
@@ -83,6 +84,42 @@ describe("edge under a real nginx: routing", function () {
         const big = await get(edge.httpPort, "/health", { "accept-encoding": "gzip" });
         assert.strictEqual(big.status, 200); // too small to compress; the directive is checked below
         assert.match(fs.readFileSync(path.join(edge.dir, "nginx.conf"), "utf8"), /gzip on;/);
+    });
+});
+
+describe("edge under a real nginx: websockets and rate limits", function () {
+    let edge: Edge;
+    let fe: Upstream, be: Upstream;
+    before(async function () {
+        requireBinary(this, "nginx");
+        [fe, be] = await Promise.all([startUpstream("fe", { spa: true }), startUpstream("be")]);
+        edge = await startEdge([route("app1", fe, be)], "http", { apiRatePerSecond: 2, apiBurst: 3 });
+    });
+    after(async () => {
+        await edge?.stop();
+        await Promise.all([fe, be].filter(Boolean).map((u) => u.close()));
+    });
+
+    it("passes a websocket upgrade through to the backend", async () => {
+        const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+            const req = http.request({ host: "127.0.0.1", port: edge.httpPort, path: "/api/app1/ws", agent: false, headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" } });
+            req.on("upgrade", (res, socket) => {
+                socket.destroy();
+                resolve(res.headers);
+            });
+            req.on("response", (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+            req.on("error", reject);
+            req.end();
+        });
+        assert.strictEqual(headers["x-upstream"], "be");
+        assert.strictEqual(headers["x-seen-path"], "/ws");
+    });
+    it("limits /api/ per client with 429, and leaves pages alone", async () => {
+        const statuses = await Promise.all(Array.from({ length: 12 }, () => get(edge.httpPort, "/api/app1/x").then((r) => r.status)));
+        assert.ok(statuses.filter((s) => s === 429).length >= 6, JSON.stringify(statuses));
+        assert.ok(statuses.filter((s) => s === 200).length >= 3, JSON.stringify(statuses));
+        const pages = await Promise.all(Array.from({ length: 12 }, () => get(edge.httpPort, "/app1/").then((r) => r.status)));
+        assert.deepStrictEqual([...new Set(pages)], [200]);
     });
 });
 

@@ -54,6 +54,10 @@ export async function startUpstream(name: string, options: { spa?: boolean } = {
         }
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ upstream: name, path: url, headers: req.headers }));
     });
+    // A websocket handshake answered just far enough to prove the upgrade crossed the edge.
+    server.on("upgrade", (req, socket) => {
+        socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Upstream: ${name}\r\nX-Seen-Path: ${req.url}\r\n\r\n`);
+    });
     server.keepAliveTimeout = 5000;
     await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
     const upstream: Upstream = {

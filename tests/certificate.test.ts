@@ -1,0 +1,94 @@
+// scripts/issue-certificate.sh with a stand-in `docker`: issuance installs the certificate and
+// reloads the edge, staging is a switch, renewal is scheduled, and a refusal fails loudly.
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+const SCRIPT = path.join(__dirname, "..", "scripts", "issue-certificate.sh");
+
+function setup(certbotSucceeds: boolean) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-cert-"));
+    const bin = path.join(dir, "bin");
+    const le = path.join(dir, "letsencrypt");
+    fs.mkdirSync(bin);
+    for (const d of ["certs", "acme", "letsencrypt"]) fs.mkdirSync(path.join(dir, d));
+    fs.writeFileSync(path.join(dir, "certs", "fullchain.pem"), "self-signed placeholder\n");
+    // Stand-in for docker: `run` plays certbot (writes live/<domain>), `exec` records the reload.
+    fs.writeFileSync(
+        path.join(bin, "docker"),
+        `#!/bin/sh
+echo "$*" >> ${dir}/docker.log
+if [ "$1" = run ]; then
+  ${certbotSucceeds ? "" : "echo 'Challenge failed for domain' >&2; exit 1"}
+  mkdir -p ${le}/live/example.com
+  echo "real chain \${CHAIN:-$(date +%s%N)}" > ${le}/live/example.com/fullchain.pem
+  echo "real key" > ${le}/live/example.com/privkey.pem
+fi
+`,
+        { mode: 0o755 },
+    );
+    const env = {
+        PATH: `${bin}:${process.env.PATH}`,
+        DOMAIN: "example.com",
+        EMAIL: "ops@example.com",
+        STAGING: "true",
+        LETSENCRYPT_DIR: le,
+        ACME_DIR: path.join(dir, "acme"),
+        CERTS_DIR: path.join(dir, "certs"),
+        EDGE_CONTAINER: "platform-edge",
+        EDGE_CONF: "/etc/nginx/platform/nginx.conf",
+        CERTBOT_IMAGE: "certbot/certbot:v2.11.0",
+        SELF: "/srv/platform/bin/issue-certificate.sh",
+        CRON_FILE: path.join(dir, "cron"),
+    };
+    const run = (args: string[] = [], extra: Record<string, string> = {}) => spawnSync("sh", [SCRIPT, ...args], { env: { ...env, ...extra }, encoding: "utf8" });
+    const log = () => (fs.existsSync(path.join(dir, "docker.log")) ? fs.readFileSync(path.join(dir, "docker.log"), "utf8") : "");
+    return { dir, run, log };
+}
+
+describe("certificate issuance script (stand-in docker)", () => {
+    it("issues through the webroot, installs the certificate, reloads the edge and schedules renewal", () => {
+        const { dir, run, log } = setup(true);
+        const r = run();
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.match(log(), /run --rm .*certonly --webroot -w \/var\/www\/acme -d example\.com --email ops@example\.com --agree-tos --non-interactive --keep-until-expiring --staging/);
+        assert.match(log(), /exec platform-edge nginx -c \/etc\/nginx\/platform\/nginx\.conf -s reload/);
+        assert.match(fs.readFileSync(path.join(dir, "certs", "fullchain.pem"), "utf8"), /real chain/);
+        assert.strictEqual(fs.statSync(path.join(dir, "certs", "privkey.pem")).mode & 0o777, 0o600);
+        const cron = fs.readFileSync(path.join(dir, "cron"), "utf8");
+        assert.match(cron, /^23 3,15 \* \* \* root DOMAIN=example\.com .* sh \/srv\/platform\/bin\/issue-certificate\.sh --renew-only/);
+    });
+    it("a renewal reloads only when the certificate changed", () => {
+        const { run, log } = setup(true);
+        const reloads = () => log().split("\n").filter((l) => l.startsWith("exec")).length;
+        assert.strictEqual(run([], { CHAIN: "one" }).status, 0);
+        assert.strictEqual(reloads(), 1);
+        const same = run(["--renew-only"], { CHAIN: "one" });
+        assert.strictEqual(same.status, 0);
+        assert.match(same.stdout, /certificate for example\.com is current/);
+        assert.strictEqual(reloads(), 1, "nothing new: no reload");
+        assert.strictEqual(run(["--renew-only"], { CHAIN: "two" }).status, 0);
+        assert.strictEqual(reloads(), 2, "a renewed certificate is installed and reloaded");
+    });
+    it("a refusal fails with what to check, and keeps the current certificate", () => {
+        const { dir, run, log } = setup(false);
+        const r = run();
+        assert.notStrictEqual(r.status, 0);
+        assert.match(r.stderr, /Let's Encrypt refused example\.com\. Check that its DNS A record points at this server and port 80 is open/);
+        assert.strictEqual(fs.readFileSync(path.join(dir, "certs", "fullchain.pem"), "utf8"), "self-signed placeholder\n");
+        assert.doesNotMatch(log(), /exec/);
+    });
+    it("the production CA unless staging is asked for", () => {
+        const { run, log } = setup(true);
+        assert.strictEqual(run([], { STAGING: "false" }).status, 0);
+        assert.match(log(), /certonly /);
+        assert.doesNotMatch(log(), /--staging/);
+    });
+    it("refuses to run without its settings", () => {
+        const r = spawnSync("sh", [SCRIPT], { env: { PATH: process.env.PATH }, encoding: "utf8" });
+        assert.notStrictEqual(r.status, 0);
+        assert.match(r.stderr, /DOMAIN/);
+    });
+});
