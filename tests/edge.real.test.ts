@@ -15,7 +15,7 @@ describe("edge under a real nginx: routing", function () {
         [fe1, be1, fe2, be2] = await Promise.all([startUpstream("fe1", { spa: true }), startUpstream("be1"), startUpstream("fe2", { spa: true }), startUpstream("be2")]);
         edge = await startEdge([
             route("app1", fe1, be1, "keep"),
-            route("app2", fe2, be2, "strip"),
+            route("app2", fe2, be2, "strip", "default-src 'self' https://cdn.example.com"),
             // A container that does not exist: its name does not resolve.
             route("app3", { host: "app3-frontend-gone", port: 80 }, { host: "app3-backend-gone", port: 3000 }),
         ]);
@@ -58,7 +58,9 @@ describe("edge under a real nginx: routing", function () {
         assert.strictEqual(r.headers["x-content-type-options"], "nosniff");
         assert.strictEqual(r.headers["x-frame-options"], "DENY");
         assert.strictEqual(r.headers["referrer-policy"], "strict-origin-when-cross-origin");
-        assert.match(String(r.headers["content-security-policy"]), /default-src 'self'/);
+        assert.strictEqual(r.headers["content-security-policy"], "default-src 'self' https://cdn.example.com", "app2 overrides the default CSP");
+        const app1 = await get(edge.httpPort, "/app1/");
+        assert.match(String(app1.headers["content-security-policy"]), /^default-src 'self'; .*frame-ancestors 'none'/, "app1 gets the edge default");
         assert.strictEqual(r.headers.server, "nginx");
         assert.strictEqual(r.headers["strict-transport-security"], undefined, "no HSTS on plain HTTP");
     });

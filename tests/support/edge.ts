@@ -283,9 +283,15 @@ export async function waitHealthy(port: number, timeoutMs: number): Promise<bool
     return false;
 }
 
-export function route(app: string, frontend: Upstream | { host: string; port: number }, backend: Upstream | { host: string; port: number }, apiPrefix: "keep" | "strip" = "strip"): Route {
+export function route(
+    app: string,
+    frontend: Upstream | { host: string; port: number },
+    backend: Upstream | { host: string; port: number },
+    apiPrefix: "keep" | "strip" = "strip",
+    contentSecurityPolicy?: string,
+): Route {
     const addr = (u: Upstream | { host: string; port: number }) => ("host" in u ? { host: u.host, port: u.port } : { host: "127.0.0.1", port: u.port });
-    return { app, frontend: addr(frontend), backend: addr(backend), apiPrefix };
+    return { app, frontend: addr(frontend), backend: addr(backend), apiPrefix, contentSecurityPolicy };
 }
 
 /**
