@@ -32,10 +32,8 @@ export class LocalHost extends pulumi.ComponentResource implements Host {
         this.checkDocker = new command.local.Command(
             `${name}-check-docker`,
             {
-                create: [
-                    `docker info --format '{{.ServerVersion}}' || { echo 'Docker is not running: start Docker Desktop or the docker service' >&2; exit 1; }`,
-                    `mkdir -p '${Object.values(this.paths).join("' '")}'`,
-                ].join("\n"),
+                // The directories are made by ReverseProxy's prepare command, on either host.
+                create: `docker info --format '{{.ServerVersion}}' || { echo 'Docker is not running: start Docker Desktop or the docker service' >&2; exit 1; }`,
                 interpreter: ["/bin/sh", "-c"],
             },
             { parent: this },

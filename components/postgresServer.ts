@@ -2,6 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { LOG_OPTIONS } from "../lib/containers";
 import { POSTGRES_ALIAS, POSTGRES_IMAGE, POSTGRES_MAJOR, postgresCommand } from "../lib/postgres";
 import { Host } from "./host";
 
@@ -86,7 +87,7 @@ export class PostgresServer extends pulumi.ComponentResource {
                 stopSignal: "SIGINT",
                 destroyGraceSeconds: 60,
                 logDriver: "json-file",
-                logOpts: { "max-size": "10m", "max-file": "3" },
+                logOpts: { ...LOG_OPTIONS },
                 labels: [{ label: "platform.role", value: "database" }],
             },
             { ...dockerOpts, deleteBeforeReplace: true },

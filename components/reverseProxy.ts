@@ -8,6 +8,10 @@ import { Host } from "./host";
 export const EDGE_CONTAINER = "platform-edge";
 export const EDGE_IMAGE = "nginx:1.27.3-alpine";
 export const CERTBOT_IMAGE = "certbot/certbot:v2.11.0";
+/** Where the certificate script is installed on the host, for its renewal cron job to run. */
+export const CERTIFICATE_SCRIPT = "/srv/platform/bin/issue-certificate.sh";
+/** The renewal cron job the certificate script installs and the command's delete removes. */
+export const CERTIFICATE_CRON = "/etc/cron.d/platform-certificate";
 /** Where the host's nginx directory appears inside the edge container. */
 export const EDGE_CONF_DIR = "/etc/nginx/platform";
 
@@ -61,7 +65,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
             `${name}-prepare`,
             {
                 create: [
-                    `mkdir -p ${[paths.nginx, paths.certs, paths.acme, paths.letsencrypt].map(shellQuote).join(" ")}`,
+                    `mkdir -p ${Object.values(paths).map(shellQuote).join(" ")}`,
                     `[ -f ${shellQuote(paths.nginx + "/nginx.conf")} ] || cat > ${shellQuote(paths.nginx + "/nginx.conf")} <<'PLATFORM_NGINX_EOF'`,
                     bootstrapConfig.replace(/\n$/, ""),
                     "PLATFORM_NGINX_EOF",
@@ -149,8 +153,9 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
 
         if (args.mode === "https") {
             if (!args.acmeEmail) throw new Error("ReverseProxy: https mode needs acmeEmail");
-            const issue = installAndRunScript("/srv/platform/bin/issue-certificate.sh", readScript("issue-certificate.sh"), {
-                SELF: "/srv/platform/bin/issue-certificate.sh",
+            const issue = installAndRunScript(CERTIFICATE_SCRIPT, readScript("issue-certificate.sh"), {
+                SELF: CERTIFICATE_SCRIPT,
+                CRON_FILE: CERTIFICATE_CRON,
                 DOMAIN: args.domain,
                 EMAIL: args.acmeEmail,
                 STAGING: String(args.acmeStaging ?? false),
@@ -165,7 +170,7 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
                 `${name}-certificate`,
                 // An update, not a replace, when settings change: a replaced command's delete would
                 // run last and remove the renewal job the new one just installed.
-                { create: issue, update: issue, delete: "rm -f /etc/cron.d/platform-certificate" },
+                { create: issue, update: issue, delete: `rm -f ${shellQuote(CERTIFICATE_CRON)}` },
                 { parent: this, dependsOn: [this.config] },
             );
         }

@@ -1,4 +1,5 @@
 // The server's cloud-init user data. Pure, so `cloud-init schema` can check exactly what is rendered.
+import { LOG_OPTIONS } from "./containers";
 
 /** Host directories the platform's containers mount; created at first boot. */
 export const HOST_DIRS = {
@@ -28,7 +29,7 @@ const AUTO_UPGRADES = ['APT::Periodic::Update-Package-Lists "1";', 'APT::Periodi
 
 // Rotated container logs by default, and containers that keep running while dockerd restarts (an
 // unattended upgrade of docker.io must not take the sites down).
-const DOCKER_DAEMON = JSON.stringify({ "live-restore": true, "log-driver": "json-file", "log-opts": { "max-size": "10m", "max-file": "3" } }, null, 2) + "\n";
+const DOCKER_DAEMON = JSON.stringify({ "live-restore": true, "log-driver": "json-file", "log-opts": LOG_OPTIONS }, null, 2) + "\n";
 
 // Old releases stay on disk for fast rollbacks (RemoteImage keepLocally); prune the ones older than a month.
 const IMAGE_PRUNE_CRON = "17 4 * * 0 root docker image prune --all --force --filter until=720h >/dev/null 2>&1\n";

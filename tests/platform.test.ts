@@ -228,6 +228,8 @@ describe("prod stack (mocks)", () => {
         const cert = run.one(T.remoteCommand, "edge-certificate");
         assert.match(cert.inputs.create, /DOMAIN='example\.com'/);
         assert.strictEqual(cert.inputs.create, cert.inputs.update);
+        const cronFile = /CRON_FILE='([^']+)'/.exec(cert.inputs.create)![1];
+        assert.strictEqual(cert.inputs.delete, `rm -f '${cronFile}'`, "the delete removes the very cron job the script installs");
         assert.ok(cert.dependencies.includes(routes.urn));
     });
 
