@@ -1,3 +1,5 @@
+import { ContainerSecurity } from "../lib/containers";
+
 /** How the container's own healthcheck probes its HTTP endpoint; it must exist inside the image. */
 export type HealthProbe = "wget" | "curl" | "node";
 
@@ -22,6 +24,8 @@ export interface ContainerDefinition {
     readonly pinnedRelease?: string;
     /** Plain (non-secret) environment variables. */
     readonly env?: Readonly<Record<string, string>>;
+    /** Exceptions to the default hardening (all capabilities dropped, no-new-privileges, nproc cap, no swap), each with its reason in a comment. */
+    readonly security?: ContainerSecurity;
 }
 
 /** An application in the catalog: a frontend and a backend, optionally with its own database. */

@@ -1,4 +1,4 @@
-// Container settings shared by every app container. Pure.
+// Container settings shared by every container the platform runs. Pure.
 import { ContainerDefinition } from "../apps/types";
 
 /** Docker healthcheck `test` for a container: an HTTP GET of its health path, from inside the container. */
@@ -25,3 +25,51 @@ export const HEALTH_WAIT_SECONDS = 120;
 
 /** In-flight requests get this long after SIGTERM when an old version is removed. */
 export const STOP_GRACE_SECONDS = 30;
+
+/**
+ * What a container may do beyond the platform's default (no capabilities, no privilege gain, bounded
+ * processes, no swap). The catalog states each exception next to the reason for it.
+ */
+export interface ContainerSecurity {
+    /** Linux capabilities added back after all are dropped, e.g. `["CHOWN", "SETUID", "SETGID"]` for an image that starts as root and drops to a user. */
+    readonly capabilities?: readonly string[];
+    /** Mount the image's filesystem read-only; `writablePaths` become tmpfs mounts. */
+    readonly readOnlyRootFilesystem?: boolean;
+    /** Directories that get a private tmpfs (`/tmp` is always one when the root is read-only). */
+    readonly writablePaths?: readonly string[];
+    /**
+     * RLIMIT_NPROC for the container's user. The kernel counts every process of that UID on the host,
+     * so an image that starts as root needs room for the host's own root processes too.
+     */
+    readonly maxProcesses?: number;
+}
+
+/** nproc for containers that run as their own non-root UID. */
+export const DEFAULT_MAX_PROCESSES = 512;
+/** nproc for containers whose processes run as root (the count includes the host's root processes). */
+export const ROOT_MAX_PROCESSES = 4096;
+
+const CAPABILITY = /^[A-Z_]{2,32}$/;
+const WRITABLE_PATH = /^\/[A-Za-z0-9._/-]{1,200}$/;
+
+/** The hardening inputs of a docker.Container, from a memory limit and the catalog's exceptions. */
+export function containerHardening(memoryMb: number, security: ContainerSecurity = {}, runsAsRoot = false) {
+    for (const cap of security.capabilities ?? []) {
+        if (!CAPABILITY.test(cap)) throw new Error(`capability ${JSON.stringify(cap)} is not a Linux capability name (e.g. NET_BIND_SERVICE, no CAP_ prefix)`);
+    }
+    const writable = security.readOnlyRootFilesystem ? [...new Set(["/tmp", ...(security.writablePaths ?? [])])] : [...(security.writablePaths ?? [])];
+    for (const p of writable) {
+        if (!WRITABLE_PATH.test(p) || p.split("/").includes("..")) throw new Error(`writable path ${JSON.stringify(p)} must be a plain absolute path`);
+    }
+    const nproc = security.maxProcesses ?? (runsAsRoot ? ROOT_MAX_PROCESSES : DEFAULT_MAX_PROCESSES);
+    return {
+        capabilities: { drops: ["ALL"], adds: [...(security.capabilities ?? [])] },
+        securityOpts: ["no-new-privileges:true"],
+        ulimits: [{ name: "nproc", soft: nproc, hard: nproc }],
+        memory: memoryMb,
+        // memory + swap: equal to memory means no swap, so a leak ends in an OOM kill, not a thrashing host.
+        memorySwap: memoryMb,
+        readOnly: security.readOnlyRootFilesystem ?? false,
+        tmpfs: writable.length === 0 ? undefined : Object.fromEntries(writable.map((p) => [p, "rw,nosuid,nodev,size=64m"])),
+    };
+}
