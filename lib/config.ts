@@ -25,12 +25,30 @@ export interface PlatformConfig {
     /** Plain text here; index.ts wraps it in pulumi.secret before any resource sees it. */
     readonly sshPrivateKey?: string;
     readonly adminCidrs: readonly string[];
+    /** Opt-in: port 22 open to every address (CI on hosted runners); fail2ban guards it. */
+    readonly sshFromAnywhere: boolean;
     readonly apps: readonly DeployedApp[];
     readonly localHttpPort: number;
     readonly registryUsername?: string;
     readonly registryToken?: string;
     readonly memory: MemoryPlan;
+    readonly backup: BackupSettings;
 }
+
+/** Nightly logical backups: encrypted on the host to `publicKey`, kept `retentionDays`, locked `lockDays`. */
+export interface BackupSettings {
+    /** age recipient (`age1…`) the dumps are encrypted to; the private key never reaches the server. */
+    readonly publicKey?: string;
+    /** Five-field cron expression, in the host's time zone (UTC). */
+    readonly schedule: string;
+    readonly retentionDays: number;
+    /** Object-lock (governance) days: nobody holding the host's credentials can delete a newer backup. */
+    readonly lockDays: number;
+    /** Pinged on success (and `<url>/fail` on failure), for a dead man's switch such as healthchecks.io. */
+    readonly heartbeatUrl?: string;
+}
+
+export const BACKUP_DEFAULTS = { schedule: "30 3 * * *", retentionDays: 30, lockDays: 7 } as const;
 
 export class ConfigError extends Error {
     constructor(readonly problems: readonly string[]) {
@@ -52,12 +70,24 @@ export const CONFIG_KEYS = [
     "sshPublicKey",
     "sshPrivateKey",
     "adminCidrs",
+    "sshFromAnywhere",
     "apps",
     "passwordVersions",
     "localHttpPort",
     "registryUsername",
     "registryToken",
+    "backupPublicKey",
+    "backupSchedule",
+    "backupRetentionDays",
+    "backupLockDays",
+    "backupHeartbeatUrl",
 ] as const;
+
+/**
+ * Config namespaces a stack may use: the project's own and those of the providers it runs. A key in
+ * any other namespace is a typo (`platfrom:apps`) that would otherwise be ignored silently.
+ */
+export const CONFIG_NAMESPACES = ["platform", "scaleway", "docker", "postgresql", "command", "random", "pulumi"] as const;
 
 /** Keys whose values must be set with `pulumi config set --secret`. */
 export const SECRET_KEYS: ReadonlySet<string> = new Set(["sshPrivateKey", "registryToken"]);
@@ -115,7 +145,11 @@ const APP_NAME = /^[a-z][a-z0-9-]{0,30}$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+// Strict on purpose: the address reaches a cron line and certbot's command line. No quotes, spaces,
+// `%` (cron's newline), `$`, `;` or anything else a shell or cron would read.
+const EMAIL_LOCAL = /^[A-Za-z0-9](?:[A-Za-z0-9._+-]{0,62}[A-Za-z0-9_+-])?$/;
+const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
+const HEARTBEAT_URL = /^https:\/\/[a-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~\/-]*)?$/;
 const SSH_KEY_TYPES = [
     "ssh-ed25519",
     "ssh-rsa",
@@ -146,15 +180,146 @@ export function isCidr(value: string): boolean {
     return Number(bits) <= (family === 4 ? 32 : 128);
 }
 
-/** An OpenSSH public key line whose base64 blob really encodes the key type it names. */
+export function isEmail(value: string): boolean {
+    const at = value.lastIndexOf("@");
+    if (at <= 0 || value.length > 254) return false;
+    return EMAIL_LOCAL.test(value.slice(0, at)) && !value.slice(0, at).includes("..") && DOMAIN.test(value.slice(at + 1));
+}
+
+/** The length-prefixed fields of an SSH public key blob (RFC 4253 §6.6), or undefined when truncated. */
+function sshBlobFields(blob: Buffer): Buffer[] | undefined {
+    const fields: Buffer[] = [];
+    let offset = 0;
+    while (offset < blob.length) {
+        if (offset + 4 > blob.length) return undefined;
+        const length = blob.readUInt32BE(offset);
+        offset += 4;
+        if (offset + length > blob.length) return undefined;
+        fields.push(blob.subarray(offset, offset + length));
+        offset += length;
+    }
+    return fields;
+}
+
+const ECDSA_POINT_BYTES: Readonly<Record<string, number>> = { nistp256: 65, nistp384: 97, nistp521: 133 };
+
+/** Whether the decoded fields are a whole key of `type`: every field present, of the right size, nothing left over. */
+function isWholeKey(type: string, fields: Buffer[]): boolean {
+    const [, ...rest] = fields;
+    switch (type) {
+        case "ssh-ed25519":
+            return rest.length === 1 && rest[0].length === 32;
+        case "sk-ssh-ed25519@openssh.com":
+            return rest.length === 2 && rest[0].length === 32 && rest[1].length > 0;
+        case "ssh-rsa": {
+            if (rest.length !== 2) return false;
+            const modulus = rest[1][0] === 0 ? rest[1].subarray(1) : rest[1];
+            return rest[0].length > 0 && modulus.length * 8 >= 2048;
+        }
+        default: {
+            const curve = /nistp(256|384|521)/.exec(type)?.[0];
+            if (curve === undefined) return false;
+            const sk = type.startsWith("sk-");
+            if (rest.length !== (sk ? 3 : 2)) return false;
+            return rest[0].toString() === curve && rest[1].length === ECDSA_POINT_BYTES[curve] && rest[1][0] === 4;
+        }
+    }
+}
+
+/**
+ * An OpenSSH public key line whose base64 blob is a whole key of the type it names: a truncated
+ * paste, a key labelled with another type, or an RSA key under 2048 bits is refused.
+ */
 export function isSshPublicKey(value: string): boolean {
     const parts = value.trim().split(/\s+/);
     if (parts.length < 2 || !SSH_KEY_TYPES.includes(parts[0])) return false;
-    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(parts[1])) return false;
-    const blob = Buffer.from(parts[1], "base64");
-    if (blob.length < 4) return false;
-    const typeLength = blob.readUInt32BE(0);
-    return blob.length >= 4 + typeLength && blob.subarray(4, 4 + typeLength).toString() === parts[0];
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(parts[1]) || parts[1].length % 4 !== 0) return false;
+    if (parts.slice(2).some((p) => !/^[A-Za-z0-9@._+=:-]+$/.test(p))) return false;
+    const fields = sshBlobFields(Buffer.from(parts[1], "base64"));
+    if (fields === undefined || fields.length === 0 || fields[0].toString() !== parts[0]) return false;
+    return isWholeKey(parts[0], fields);
+}
+
+/** A CIDR as a range of addresses: its family, first address and size, all exact (bigint). */
+function cidrRange(value: string): { family: 4 | 6; first: bigint; size: bigint; hostBitsSet: boolean } | undefined {
+    if (!isCidr(value)) return undefined;
+    const [address, bitsText] = value.split("/");
+    const family = net.isIP(address) as 4 | 6;
+    const width = family === 4 ? 32 : 128;
+    const bits = Number(bitsText);
+    let numeric = 0n;
+    if (family === 4) {
+        for (const octet of address.split(".")) numeric = (numeric << 8n) | BigInt(Number(octet));
+    } else {
+        const socket = new net.SocketAddress({ address, family: "ipv6" });
+        const groups = expandIpv6(socket.address);
+        for (const g of groups) numeric = (numeric << 16n) | BigInt(parseInt(g, 16));
+    }
+    const size = 1n << BigInt(width - bits);
+    const first = (numeric / size) * size;
+    return { family, first, size, hostBitsSet: first !== numeric };
+}
+
+function expandIpv6(address: string): string[] {
+    let text = address;
+    const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+    if (v4) {
+        const o = v4[1].split(".").map(Number);
+        text = text.slice(0, -v4[1].length) + `${((o[0] << 8) | o[1]).toString(16)}:${((o[2] << 8) | o[3]).toString(16)}`;
+    }
+    const [head, tail] = text.split("::");
+    const h = head === "" ? [] : head.split(":");
+    const t = tail === undefined ? [] : tail === "" ? [] : tail.split(":");
+    const fill = tail === undefined ? [] : Array(8 - h.length - t.length).fill("0");
+    return [...h, ...fill, ...t];
+}
+
+/**
+ * Whether the CIDRs together cover every IPv4 or every IPv6 address: `0.0.0.0/0`, `0.0.0.0/00`, the
+ * pair `0.0.0.0/1` + `128.0.0.0/1`, `::/0`, and any other split of the whole space.
+ */
+export function coversWholeInternet(cidrs: readonly string[]): boolean {
+    for (const family of [4, 6] as const) {
+        const total = 1n << BigInt(family === 4 ? 32 : 128);
+        const ranges = cidrs
+            .map(cidrRange)
+            .filter((r): r is NonNullable<typeof r> => r !== undefined && r.family === family)
+            .sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
+        let reach = 0n;
+        for (const r of ranges) {
+            if (r.first > reach) break;
+            if (r.first + r.size > reach) reach = r.first + r.size;
+        }
+        if (reach >= total) return true;
+    }
+    return false;
+}
+
+/** The broadest prefix a single admin CIDR may have without the explicit opt-in. */
+export const BROADEST_ADMIN_PREFIX = { 4: 8, 6: 32 } as const;
+
+/** Whether a cron field list is five fields of digits, `*`, `,`, `-` and `/` only, in range. */
+export function isCronSchedule(value: string): boolean {
+    const fields = value.trim().split(/\s+/);
+    if (fields.length !== 5) return false;
+    const limits = [
+        [0, 59],
+        [0, 23],
+        [1, 31],
+        [1, 12],
+        [0, 7],
+    ];
+    return fields.every((field, i) =>
+        field.split(",").every((part) => {
+            const m = /^(\*|(\d{1,2})(?:-(\d{1,2}))?)(?:\/(\d{1,2}))?$/.exec(part);
+            if (!m) return false;
+            const [lo, hi] = limits[i];
+            const numbers = [m[2], m[3]].filter((n) => n !== undefined).map(Number);
+            if (numbers.some((n) => n < lo || n > hi)) return false;
+            if (numbers.length === 2 && numbers[0] > numbers[1]) return false;
+            return m[4] === undefined || Number(m[4]) >= 1;
+        }),
+    );
 }
 
 function editDistance(a: string, b: string): number {
@@ -247,8 +412,12 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
     const acmeEmail = text("acmeEmail") ?? "";
     if (onCloud && acmeEmail === "") {
         fail("acmeEmail", "required on the scaleway target (Let's Encrypt account). Fix: pulumi config set platform:acmeEmail ops@example.com");
-    } else if (acmeEmail !== "" && !EMAIL.test(acmeEmail)) {
-        fail("acmeEmail", `"${acmeEmail}" is not an email address. Fix: pulumi config set platform:acmeEmail ops@example.com`);
+    } else if (acmeEmail !== "" && !isEmail(acmeEmail)) {
+        fail(
+            "acmeEmail",
+            `${JSON.stringify(acmeEmail)} is not a plain email address (letters, digits and . _ + - before the @, a domain after it). ` +
+                "Fix: pulumi config set platform:acmeEmail ops@example.com",
+        );
     }
 
     const booleanKey = (key: string): boolean => {
@@ -291,30 +460,47 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
         fail("sshPrivateKey", 'is not a PEM/OpenSSH private key. Fix: pulumi config set --secret platform:sshPrivateKey < ~/.ssh/id_ed25519');
     }
 
+    const sshFromAnywhere = booleanKey("sshFromAnywhere");
     const cidrs = json("adminCidrs");
     let adminCidrs: string[] = [];
+    const cidrFix = "Fix: pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32 (your office or a runner's fixed egress address)";
     if (cidrs === undefined) {
-        if (onCloud) {
-            fail("adminCidrs", "required on the scaleway target: who may reach SSH. Fix: pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32");
+        if (onCloud && !sshFromAnywhere) {
+            fail("adminCidrs", `required on the scaleway target: who may reach SSH. ${cidrFix}, or opt in to SSH from anywhere: pulumi config set platform:sshFromAnywhere true`);
         }
     } else if (!Array.isArray(cidrs)) {
-        fail("adminCidrs", `must be a list of CIDRs, not ${JSON.stringify(cidrs)}. Fix: pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32`);
+        fail("adminCidrs", `must be a list of CIDRs, not ${JSON.stringify(cidrs)}. ${cidrFix}`);
     } else {
+        const optIn = "to open SSH to everyone, say so explicitly instead: pulumi config set platform:sshFromAnywhere true";
         cidrs.forEach((c, i) => {
-            if (typeof c !== "string" || !isCidr(c)) {
+            const range = typeof c === "string" ? cidrRange(c) : undefined;
+            if (typeof c !== "string" || range === undefined) {
                 fail(`adminCidrs[${i}]`, `${JSON.stringify(c)} is not a CIDR. Fix: pulumi config set --path 'adminCidrs[${i}]' 203.0.113.7/32`);
-            } else if (/\/0$/.test(c)) {
-                fail(`adminCidrs[${i}]`, `${c} opens SSH to the whole internet. Fix: use your office or CI address, e.g. 203.0.113.7/32`);
+                return;
+            }
+            const prefix = Number(c.split("/")[1]);
+            if (prefix < BROADEST_ADMIN_PREFIX[range.family]) {
+                fail(
+                    `adminCidrs[${i}]`,
+                    `${c} opens SSH to ${prefix === 0 ? "the whole internet" : `a /${prefix}, a large part of the internet`}. ` +
+                        `Fix: use your office or CI address, e.g. 203.0.113.7/32; ${optIn}`,
+                );
+            } else if (range.hostBitsSet) {
+                fail(`adminCidrs[${i}]`, `${c} has host bits set after the /${prefix}. Fix: write the network address, or /32 (/128) for one address`);
             }
         });
         adminCidrs = cidrs.filter((c): c is string => typeof c === "string");
-        if (onCloud && adminCidrs.length === 0) {
-            fail("adminCidrs", "is empty: nobody could reach SSH, and the deployment needs it. Fix: pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32");
+        if (coversWholeInternet(adminCidrs.filter((c) => cidrRange(c) !== undefined))) {
+            fail("adminCidrs", `${adminCidrs.join(" + ")} together cover the whole internet. Fix: list only your own addresses; ${optIn}`);
+        }
+        if (onCloud && adminCidrs.length === 0 && !sshFromAnywhere) {
+            fail("adminCidrs", `is empty: nobody could reach SSH, and the deployment needs it. ${cidrFix}`);
         }
     }
 
     const versions = json("passwordVersions") ?? {};
-    const passwordVersions: Record<string, number> = {};
+    // Maps, not objects: app names come from the user, and `__proto__` or `constructor` must be plain keys.
+    const passwordVersions = new Map<string, number>();
     if (typeof versions !== "object" || versions === null || Array.isArray(versions)) {
         fail("passwordVersions", "must be a map from app name to a whole number. Fix: pulumi config set --path 'passwordVersions.app1' 2");
     } else {
@@ -322,7 +508,7 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
             if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
                 fail(`passwordVersions.${name}`, `${JSON.stringify(v)} is not a whole number. Fix: pulumi config set --path 'passwordVersions.${name}' 2`);
             } else {
-                passwordVersions[name] = v;
+                passwordVersions.set(name, v);
             }
         }
     }
@@ -334,7 +520,7 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
     } else {
         const known = Object.keys(options.catalog);
         for (const [name, release] of Object.entries(appsValue)) {
-            const definition = options.catalog[name];
+            const definition = Object.prototype.hasOwnProperty.call(options.catalog, name) ? options.catalog[name] : undefined;
             if (definition === undefined) {
                 const guess = closest(name, known);
                 fail(
@@ -344,18 +530,28 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
                 );
                 continue;
             }
-            if (typeof release !== "string" || !isRelease(release)) {
+            if (typeof release !== "string") {
+                // `pulumi config set --path` stores 2 as a number, and YAML reads 1.10 as 1.1: running
+                // "whatever the number prints as" could be another release than the one written.
                 fail(
                     `apps.${name}`,
-                    `${JSON.stringify(release)} is not a release: use an image tag (1.4.3) or a digest (sha256:<64 hex>). ` +
-                        `Fix: pulumi config set --path 'apps.${name}' 1.4.3`,
+                    `${JSON.stringify(release)} is a ${typeof release}, not a string: a release is an image tag, and ${typeof release === "number" ? "a number may not be the tag you wrote (1.10 reads as 1.1)" : "only a string can name one"}. ` +
+                        `Fix: pulumi config set --type string --path 'apps.${name}' <tag> (in Pulumi.<stack>.yaml, quote it: ${name}: "1.10")`,
                 );
                 continue;
             }
-            apps.push({ definition, release, passwordVersion: passwordVersions[name] ?? 0 });
+            if (!isRelease(release)) {
+                fail(
+                    `apps.${name}`,
+                    `${JSON.stringify(release)} is not a release: use an image tag (1.4.3) or a digest (sha256:<64 hex>). ` +
+                        `Fix: pulumi config set --type string --path 'apps.${name}' 1.4.3`,
+                );
+                continue;
+            }
+            apps.push({ definition, release, passwordVersion: passwordVersions.get(name) ?? 0 });
         }
-        for (const name of Object.keys(passwordVersions)) {
-            if (!(name in appsValue)) {
+        for (const name of passwordVersions.keys()) {
+            if (!Object.prototype.hasOwnProperty.call(appsValue, name)) {
                 fail(`passwordVersions.${name}`, `names an app this stack does not run. Fix: pulumi config rm --path 'passwordVersions.${name}'`);
             }
         }
@@ -398,6 +594,39 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
         );
     }
 
+    const backupPublicKey = text("backupPublicKey");
+    if (backupPublicKey !== undefined && !AGE_RECIPIENT.test(backupPublicKey)) {
+        fail("backupPublicKey", "is not an age recipient (age1 followed by 58 lowercase letters and digits). Fix: age-keygen -o backup.key, then pulumi config set platform:backupPublicKey age1…");
+    } else if (backupPublicKey === undefined && onCloud) {
+        fail(
+            "backupPublicKey",
+            "required on the scaleway target: nightly backups are encrypted to it, and its private key stays with you. " +
+                "Fix: age-keygen -o backup.key (keep it offline), then pulumi config set platform:backupPublicKey age1…",
+        );
+    }
+    const backupSchedule = text("backupSchedule") ?? BACKUP_DEFAULTS.schedule;
+    if (!isCronSchedule(backupSchedule)) {
+        fail("backupSchedule", `${JSON.stringify(backupSchedule)} is not a five-field cron schedule. Fix: pulumi config set platform:backupSchedule '30 3 * * *'`);
+    }
+    const wholeNumber = (key: string, fallback: number, min: number, max: number): number => {
+        const v = text(key);
+        if (v === undefined) return fallback;
+        if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+            fail(key, `"${v}" is not a whole number from ${min} to ${max}. Fix: pulumi config set platform:${key} ${fallback}`);
+            return fallback;
+        }
+        return Number(v);
+    };
+    const retentionDays = wholeNumber("backupRetentionDays", BACKUP_DEFAULTS.retentionDays, 1, 3650);
+    const lockDays = wholeNumber("backupLockDays", BACKUP_DEFAULTS.lockDays, 0, 3650);
+    if (lockDays >= retentionDays) {
+        fail("backupLockDays", `${lockDays} days of lock is not shorter than the ${retentionDays}-day retention. Fix: pulumi config set platform:backupLockDays ${Math.min(7, retentionDays - 1)}`);
+    }
+    const backupHeartbeatUrl = text("backupHeartbeatUrl");
+    if (backupHeartbeatUrl !== undefined && !HEARTBEAT_URL.test(backupHeartbeatUrl)) {
+        fail("backupHeartbeatUrl", `${JSON.stringify(backupHeartbeatUrl)} is not a plain https URL (no query, credentials or quotes). Fix: pulumi config set platform:backupHeartbeatUrl https://hc-ping.com/<uuid>`);
+    }
+
     if (problems.length > 0) throw new ConfigError(problems);
     return {
         target,
@@ -408,10 +637,47 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
         sshPublicKey,
         sshPrivateKey,
         adminCidrs,
+        sshFromAnywhere,
         apps,
         localHttpPort,
         registryUsername,
         registryToken,
         memory,
+        backup: { publicKey: backupPublicKey, schedule: backupSchedule.trim().split(/\s+/).join(" "), retentionDays, lockDays, heartbeatUrl: backupHeartbeatUrl },
     };
+}
+
+/**
+ * Validates the whole stack config as the runtime hands it over (`namespace:key`): keys in a namespace
+ * that is neither the project's nor a provider's are typos, reported with the key they probably meant;
+ * the `platform:` namespace is then parsed by parsePlatformConfig. All problems come in one ConfigError.
+ */
+export function parseStackConfig(all: Readonly<Record<string, string>>, options: ParseOptions): PlatformConfig {
+    const problems: string[] = [];
+    const platform: Record<string, string> = {};
+    for (const [fullKey, value] of Object.entries(all)) {
+        const colon = fullKey.indexOf(":");
+        const namespace = colon < 0 ? "" : fullKey.slice(0, colon);
+        const key = fullKey.slice(colon + 1);
+        if (namespace === "platform") {
+            platform[key] = value;
+        } else if (!(CONFIG_NAMESPACES as readonly string[]).includes(namespace)) {
+            const guess = closest(namespace, CONFIG_NAMESPACES);
+            const intended = guess === undefined ? undefined : `${guess}:${key}`;
+            problems.push(
+                `${fullKey}: unknown config namespace "${namespace}"${intended ? `; did you mean ${intended}?` : ""} ` +
+                    `Keys outside ${CONFIG_NAMESPACES.map((n) => `${n}:`).join(", ")} are never read, so this value would be ignored. ` +
+                    `Fix: pulumi config rm ${fullKey}${intended ? ` and set ${intended} instead` : ""}`,
+            );
+        }
+    }
+    let config: PlatformConfig | undefined;
+    try {
+        config = parsePlatformConfig(platform, options);
+    } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        problems.push(...e.problems);
+    }
+    if (config === undefined || problems.length > 0) throw new ConfigError(problems);
+    return config;
 }

@@ -1,7 +1,7 @@
 import * as assert from "assert";
-import { ConfigError, INSTANCE_MEMORY_MB, RawConfig, imageReference, isCidr, isSshPublicKey, planMemory } from "../lib/config";
+import { ConfigError, INSTANCE_MEMORY_MB, RawConfig, coversWholeInternet, imageReference, isCidr, isSshPublicKey, parseStackConfig, planMemory } from "../lib/config";
 import { catalog } from "../apps";
-import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
+import { LOCAL_RAW, PROD_RAW, PUBLIC_KEY, REAL_KEYS, parse } from "./fixtures";
 
 function problemsOf(raw: RawConfig, isSecret?: (key: string) => boolean): string[] {
     try {
@@ -29,16 +29,117 @@ describe("config validation", () => {
     it("an app that is not in the catalog, with a suggestion", () => expectProblem({ ...LOCAL_RAW, apps: '{"dmeo":"1.0"}' }, "apps.dmeo", /not in the app catalog. Did you mean "demo"/));
     it("a malformed release", () => expectProblem({ ...LOCAL_RAW, apps: '{"demo":"1.0 beta"}' }, "apps.demo", /is not a release/));
     it("a malformed digest", () => expectProblem({ ...LOCAL_RAW, apps: '{"demo":"sha256:abc"}' }, "apps.demo", /is not a release/));
-    it("a release that is not a string", () => expectProblem({ ...LOCAL_RAW, apps: '{"demo":1.2}' }, "apps.demo", /is not a release/));
+    it("a release that is not a string: a number (1.10 read as 1.1) is refused with a fix that stores a string", () => {
+        expectProblem({ ...LOCAL_RAW, apps: '{"demo":1.1}' }, "apps.demo", /is a number, not a string.*--type string --path 'apps\.demo'/);
+        expectProblem({ ...LOCAL_RAW, apps: '{"demo":2}' }, "apps.demo", /is a number, not a string/);
+        expectProblem({ ...LOCAL_RAW, apps: '{"demo":true}' }, "apps.demo", /is a boolean, not a string/);
+        expectProblem({ ...LOCAL_RAW, apps: '{"demo":{"tag":"1"}}' }, "apps.demo", /is a object, not a string/);
+        assert.strictEqual(parse({ ...LOCAL_RAW, apps: '{"demo":"1.10"}' }).apps[0].release, "1.10", "the string is kept exactly as written");
+    });
     it("apps given as a list", () => expectProblem({ ...LOCAL_RAW, apps: '["demo"]' }, "apps", /must be a map/));
     it("an invalid domain", () => expectProblem({ ...PROD_RAW, domain: "exa mple" }, "domain", /not a domain name/));
-    it("an invalid email", () => expectProblem({ ...PROD_RAW, acmeEmail: "ops-at-example.com" }, "acmeEmail", /not an email/));
+    it("an invalid email", () => expectProblem({ ...PROD_RAW, acmeEmail: "ops-at-example.com" }, "acmeEmail", /not a plain email/));
+    it("hostile emails that look plausible never pass (they reach a cron line and certbot)", () => {
+        for (const email of ["ops@x.com;touch${IFS}/tmp/pwned;#", "ops%1@example.com", "o'ps@example.com", "ops@example.com\n* * * * * root id", "$(id)@example.com", "ops@exa mple.com", "ops@example.com #", "`id`@example.com", "ops@@example.com", ".ops@example.com", "ops..x@example.com"]) {
+            expectProblem({ ...PROD_RAW, acmeEmail: email }, "acmeEmail", /not a plain email/);
+        }
+        for (const email of ["ops@example.com", "first.last+certs@sub.example.co.uk", "a_b-c@example.io"]) assert.strictEqual(parse({ ...PROD_RAW, acmeEmail: email }).acmeEmail, email);
+    });
+    it("app names are looked up as the catalog's own entries only", () => {
+        for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"]) {
+            const problems = problemsOf({ ...LOCAL_RAW, apps: `{"${name}":"1.0"}` });
+            assert.ok(problems.some((p) => p.startsWith(`platform:apps.${name}: "${name}" is not in the app catalog`)), `${name}: ${problems.join("\n")}`);
+            const versions = problemsOf({ ...LOCAL_RAW, passwordVersions: `{"${name}":1}` });
+            assert.ok(versions.some((p) => p.startsWith(`platform:passwordVersions.${name}: names an app this stack does not run`)), `${name}: ${versions.join("\n")}`);
+        }
+    });
+    it("backup settings: an age recipient, a cron schedule, retention longer than the lock, an https heartbeat", () => {
+        const { backupPublicKey, ...raw } = PROD_RAW;
+        expectProblem(raw, "backupPublicKey", /required on the scaleway target.*age-keygen/);
+        expectProblem({ ...PROD_RAW, backupPublicKey: "age1short" }, "backupPublicKey", /not an age recipient/);
+        expectProblem({ ...PROD_RAW, backupPublicKey: "ssh-ed25519 AAAA" }, "backupPublicKey", /not an age recipient/);
+        for (const schedule of ["30 3 * *", "61 3 * * *", "30 3 * * * root id", "30 3 * * *;id", "@daily", "30 3 * * 8", "30 5-3 * * *", "*/0 * * * *", "30 3 % * *"]) {
+            expectProblem({ ...PROD_RAW, backupSchedule: schedule }, "backupSchedule", /not a five-field cron schedule/);
+        }
+        assert.strictEqual(parse({ ...PROD_RAW, backupSchedule: "15  2,14 * * 1-5" }).backup.schedule, "15 2,14 * * 1-5");
+        expectProblem({ ...PROD_RAW, backupRetentionDays: "7", backupLockDays: "7" }, "backupLockDays", /not shorter than the 7-day retention/);
+        expectProblem({ ...PROD_RAW, backupRetentionDays: "thirty" }, "backupRetentionDays", /not a whole number/);
+        for (const url of ["http://hc-ping.com/x", "https://hc-ping.com/x?y=1", "https://u:p@hc-ping.com/x", "https://hc-ping.com/x';id;'", "https://hc-ping.com/$(id)"]) {
+            expectProblem({ ...PROD_RAW, backupHeartbeatUrl: url }, "backupHeartbeatUrl", /not a plain https URL/);
+        }
+        const backup = parse({ ...PROD_RAW, backupHeartbeatUrl: "https://hc-ping.com/5f1e-77aa" }).backup;
+        assert.deepStrictEqual(backup, { publicKey: PROD_RAW.backupPublicKey, schedule: "30 3 * * *", retentionDays: 30, lockDays: 7, heartbeatUrl: "https://hc-ping.com/5f1e-77aa" });
+    });
     it("a CIDR that is not one", () => expectProblem({ ...PROD_RAW, adminCidrs: '["10.0.0.300/32"]' }, "adminCidrs[0]", /not a CIDR/));
     it("a CIDR without a prefix length", () => expectProblem({ ...PROD_RAW, adminCidrs: '["203.0.113.7"]' }, "adminCidrs[0]", /not a CIDR/));
-    it("a CIDR open to the world", () => expectProblem({ ...PROD_RAW, adminCidrs: '["0.0.0.0/0"]' }, "adminCidrs[0]", /whole internet/));
+    it("a CIDR open to the world, however it is written", () => {
+        for (const c of ["0.0.0.0/0", "0.0.0.0/00", "::/0", "::/000", "0:0:0:0:0:0:0:0/0"]) {
+            expectProblem({ ...PROD_RAW, adminCidrs: JSON.stringify([c]) }, "adminCidrs[0]", /whole internet.*sshFromAnywhere true/);
+        }
+    });
+    it("CIDRs that together cover the whole internet are refused, however they are split", () => {
+        const splits = [
+            ["0.0.0.0/1", "128.0.0.0/1"],
+            ["128.0.0.0/2", "0.0.0.0/1", "192.0.0.0/2"],
+            ["::/1", "8000::/1"],
+            ["0.0.0.0/1", "128.0.0.0/01"],
+        ];
+        for (const split of splits) {
+            const problems = problemsOf({ ...PROD_RAW, adminCidrs: JSON.stringify(split) });
+            assert.ok(problems.some((p) => /cover the whole internet|large part of the internet/.test(p)), `${split}: ${problems.join("\n")}`);
+        }
+        assert.ok(coversWholeInternet(["0.0.0.0/1", "128.0.0.0/1"]) && coversWholeInternet(["::/1", "8000::/1"]));
+        assert.ok(!coversWholeInternet(["0.0.0.0/1", "128.0.0.0/2"]) && !coversWholeInternet(["203.0.113.0/24", "::/1"]));
+        // Every /8 of IPv4 is each acceptable alone; all 256 together are the whole internet.
+        const all = Array.from({ length: 256 }, (_, i) => `${i}.0.0.0/8`);
+        assert.ok(coversWholeInternet(all));
+        expectProblem({ ...PROD_RAW, adminCidrs: JSON.stringify(all) }, "adminCidrs", /together cover the whole internet/);
+    });
+    it("a broad prefix or a CIDR with host bits is refused; a /32, a /24 and an IPv6 /64 are fine", () => {
+        expectProblem({ ...PROD_RAW, adminCidrs: '["10.0.0.0/7"]' }, "adminCidrs[0]", /a \/7, a large part/);
+        expectProblem({ ...PROD_RAW, adminCidrs: '["2001:db8::/16"]' }, "adminCidrs[0]", /a \/16/);
+        expectProblem({ ...PROD_RAW, adminCidrs: '["203.0.113.7/24"]' }, "adminCidrs[0]", /host bits/);
+        assert.deepStrictEqual(parse({ ...PROD_RAW, adminCidrs: '["203.0.113.7/32","198.51.100.0/24","2001:db8:1:2::/64"]' }).adminCidrs.length, 3);
+    });
+    it("sshFromAnywhere is the only way to open SSH to everyone: it needs no adminCidrs and must be a boolean", () => {
+        const { adminCidrs, ...raw } = PROD_RAW;
+        assert.strictEqual(parse({ ...raw, sshFromAnywhere: "true" }).sshFromAnywhere, true);
+        assert.strictEqual(parse(PROD_RAW).sshFromAnywhere, false);
+        expectProblem(raw, "adminCidrs", /required.*sshFromAnywhere true/);
+        expectProblem({ ...PROD_RAW, sshFromAnywhere: "yes" }, "sshFromAnywhere", /not true or false/);
+        expectProblem({ ...PROD_RAW, sshFromAnywhere: "true", adminCidrs: '["0.0.0.0/0"]' }, "adminCidrs[0]", /whole internet/);
+    });
     it("a string where a list of CIDRs belongs", () => expectProblem({ ...PROD_RAW, adminCidrs: "203.0.113.7/32" }, "adminCidrs", /must be a list/));
     it("an unknown target", () => expectProblem({ ...LOCAL_RAW, target: "aws" }, "target", /not a target/));
     it("a public key that is not one", () => expectProblem({ ...PROD_RAW, sshPublicKey: "ssh-ed25519 bm90IGEga2V5" }, "sshPublicKey", /not an OpenSSH public key/));
+    it("a truncated public key is refused, however it was cut", () => {
+        const [type, blob, comment] = PUBLIC_KEY.split(" ");
+        const bytes = Buffer.from(blob, "base64");
+        for (let cut = 1; cut < bytes.length; cut += 3) {
+            const truncated = bytes.subarray(0, bytes.length - cut).toString("base64");
+            assert.ok(!isSshPublicKey(`${type} ${truncated} ${comment}`), `cut ${cut} bytes`);
+        }
+        assert.ok(!isSshPublicKey(`${type} ${blob.slice(0, -4)}`), "base64 cut on a quad boundary");
+        assert.ok(!isSshPublicKey(`${type} ${blob.slice(0, -1)}`), "base64 cut mid-quad");
+        assert.ok(!isSshPublicKey(`${type} ${Buffer.concat([bytes, Buffer.from([0, 0, 0, 1, 7])]).toString("base64")}`), "extra bytes after the key");
+        assert.ok(!isSshPublicKey(`${type} ${blob} a'b`), "a comment with a quote");
+    });
+    it("real keys of every common type are accepted", () => {
+        for (const key of REAL_KEYS) assert.ok(isSshPublicKey(key), key.slice(0, 40));
+    });
+    it("a key in a misspelled namespace is refused, naming the key it was meant to be", () => {
+        const all = { "platform:target": "local", "platfrom:apps": '{"demo":"1.0"}', "scaleway:region": "fr-par", "pulumi:tags": "{}" };
+        try {
+            parseStackConfig(all, { catalog, isSecret: () => false });
+            assert.fail("expected a ConfigError");
+        } catch (e) {
+            assert.ok(e instanceof ConfigError);
+            assert.strictEqual(e.problems.length, 1, e.message);
+            assert.match(e.problems[0], /^platfrom:apps: unknown config namespace "platfrom"; did you mean platform:apps\? .*Fix: pulumi config rm platfrom:apps/);
+        }
+        assert.throws(() => parseStackConfig({ "sclaeway:zone": "fr-par-1", "platform:apps": "[]" }, { catalog, isSecret: () => false }), (e: ConfigError) => e.problems.length === 2 && /did you mean scaleway:zone/.test(e.message));
+        assert.strictEqual(parseStackConfig({ "platform:target": "local", "docker:host": "unix:///x" }, { catalog, isSecret: () => false }).target, "local");
+    });
     it("an unknown key, with a suggestion", () => expectProblem({ ...LOCAL_RAW, domian: "example.com" }, "domian", /unknown key. Did you mean "domain"/));
     it("missing values the scaleway target needs", () => {
         const problems = problemsOf({ target: "scaleway", apps: "{}" });

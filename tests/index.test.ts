@@ -30,7 +30,7 @@ describe("index.ts (mocks)", () => {
             }
         });
         assert.ok(error instanceof ConfigError, String(error));
-        assert.match((error as Error).message, /platform:apps\.demo: "not a release" is not a release.*Fix: pulumi config set --path 'apps.demo' 1\.4\.3/);
+        assert.match((error as Error).message, /platform:apps\.demo: "not a release" is not a release.*Fix: pulumi config set --type string --path 'apps.demo' 1\.4\.3/);
         assert.deepStrictEqual(run.resources.map((r) => r.type), []);
     });
     it("a secret key set in plain text is refused; set as a secret it is accepted", async () => {
