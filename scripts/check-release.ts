@@ -5,7 +5,7 @@ import { isRelease } from "../lib/config";
 
 export function checkRelease(app: string, release: string): string[] {
     const problems: string[] = [];
-    if (!(app in catalog)) problems.push(`app "${app}" is not in the catalog (known: ${Object.keys(catalog).join(", ")})`);
+    if (!Object.prototype.hasOwnProperty.call(catalog, app)) problems.push(`app "${app}" is not in the catalog (known: ${Object.keys(catalog).join(", ")})`);
     if (!isRelease(release)) problems.push(`release "${release}" is not an image tag (1.4.3) or a digest (sha256:<64 hex>)`);
     return problems;
 }

