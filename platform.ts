@@ -9,6 +9,7 @@ import { ScalewayHost } from "./components/scalewayHost";
 import { WebApp } from "./components/webApp";
 import { openForward, stablePort } from "./lib/adminChannel";
 import { PlatformConfig } from "./lib/config";
+import { databaseConnectionLimit } from "./lib/postgres";
 
 /** Port PostgreSQL is published on, on the host's loopback. */
 export const POSTGRES_PUBLISHED_PORT = { scaleway: 5432, local: 15432 } as const;
@@ -94,10 +95,9 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
         const database = deployed.definition.database
             ? new AppDatabase(`${name}-db`, {
                   app: name,
-                  provider: postgres.provider,
-                  serverHost: postgres.hostname,
-                  serverPort: postgres.port,
+                  server: postgres,
                   passwordVersion: deployed.passwordVersion,
+                  connectionLimit: databaseConnectionLimit(deployed.definition),
               })
             : undefined;
         const webApp = new WebApp(name, {
@@ -105,7 +105,8 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
             release: deployed.release,
             provider: host.docker,
             databaseUrl: database?.databaseUrl,
-            databaseNetwork: database === undefined ? undefined : postgres.network.name,
+            databaseNetwork: database?.network.name,
+            databaseReady: database?.ready,
         });
         webApps.push(webApp);
         if (database !== undefined) databaseUrls[name] = database.databaseUrl;

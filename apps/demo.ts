@@ -16,6 +16,9 @@ export const demo: AppDefinition = {
         healthProbe: "wget",
         memoryMb: 64,
         user: "101:101",
+        // The unprivileged nginx listens on 8080 as UID 101 (no capability) and keeps its pid and
+        // temp files in /tmp; its entrypoint skips the config edit it cannot make on a read-only root.
+        security: { readOnlyRootFilesystem: true },
     },
     backend: {
         image: "ealen/echo-server",
@@ -26,7 +29,11 @@ export const demo: AppDefinition = {
         user: "1000:1000",
         pinnedRelease: "0.9.2",
         env: { PORT: "8080" },
+        // A Node.js echo server as UID 1000: no capability, nothing written outside /tmp.
+        security: { readOnlyRootFilesystem: true },
     },
     database: true,
+    // The echo server never connects; a small limit keeps the budget for real apps.
+    databaseConnectionLimit: 5,
     apiPrefix: "strip",
 };

@@ -37,6 +37,13 @@ export interface AppDefinition {
     /** Whether the app gets its own PostgreSQL database and login role (DATABASE_URL in the backend). */
     readonly database: boolean;
     /**
+     * Most connections the app's role may hold at once (its pool size across every backend replica,
+     * a blue-green switch included: old and new backend run side by side for a moment). Default
+     * DEFAULT_DATABASE_CONNECTION_LIMIT (lib/postgres.ts); all apps together must fit the server's
+     * max_connections minus the admin reserve (connectionBudgetProblems).
+     */
+    readonly databaseConnectionLimit?: number;
+    /**
      * What the backend sees for a request to `/api/<app>/users`:
      * `keep` forwards `/api/<app>/users` (a NestJS app with a global prefix), `strip` forwards `/users`.
      */

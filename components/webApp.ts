@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { AppDefinition, ContainerDefinition } from "../apps/types";
 import { imageReference } from "../lib/config";
-import { HEALTHCHECK_TIMING, HEALTH_WAIT_SECONDS, LOG_OPTIONS, STOP_GRACE_SECONDS, healthcheckTest } from "../lib/containers";
+import { HEALTHCHECK_TIMING, HEALTH_WAIT_SECONDS, LOG_OPTIONS, STOP_GRACE_SECONDS, containerHardening, healthcheckTest } from "../lib/containers";
 import { Route } from "../lib/nginx";
 
 export interface WebAppArgs {
@@ -12,8 +12,10 @@ export interface WebAppArgs {
     readonly provider: docker.Provider;
     /** The app's DATABASE_URL (secret), for apps with a database. */
     readonly databaseUrl?: pulumi.Output<string>;
-    /** The PostgreSQL network, joined by the backend only, for apps with a database. */
+    /** The app's own internal database network (AppDatabase.network), joined by the backend only. */
     readonly databaseNetwork?: pulumi.Input<string>;
+    /** What must be done before the backend starts: PostgreSQL on the database network (AppDatabase.ready). */
+    readonly databaseReady?: pulumi.Resource[];
 }
 
 /**
@@ -45,7 +47,11 @@ export class WebApp extends pulumi.ComponentResource {
         // Shared by this app's containers and the edge only: two apps never share a network.
         this.network = new docker.Network(`${name}-network`, { name: `platform-app-${app.name}`, driver: "bridge" }, dockerOpts);
 
-        const container = (role: "frontend" | "backend", spec: ContainerDefinition, extra: { envs?: pulumi.Input<string>[]; networks: docker.types.input.ContainerNetworksAdvanced[] }) => {
+        const container = (
+            role: "frontend" | "backend",
+            spec: ContainerDefinition,
+            extra: { envs?: pulumi.Input<string>[]; networks: docker.types.input.ContainerNetworksAdvanced[]; dependsOn?: pulumi.Resource[] },
+        ) => {
             const release = spec.pinnedRelease ?? args.release;
             const image = new docker.RemoteImage(
                 `${name}-${role}-image`,
@@ -64,7 +70,9 @@ export class WebApp extends pulumi.ComponentResource {
                     wait: true,
                     waitTimeout: HEALTH_WAIT_SECONDS,
                     restart: "unless-stopped",
-                    memory: spec.memoryMb,
+                    // No capabilities but those the catalog states, no privilege gain, an nproc cap, no
+                    // swap, and a read-only root where the catalog says the image allows it.
+                    ...containerHardening(spec.memoryMb, spec.security, spec.user === undefined),
                     destroyGraceSeconds: STOP_GRACE_SECONDS,
                     logDriver: "json-file",
                     logOpts: { ...LOG_OPTIONS },
@@ -76,7 +84,7 @@ export class WebApp extends pulumi.ComponentResource {
                 },
                 // No `name`: Pulumi auto-names, so old and new coexist. The provider's default is
                 // delete-first, which would take the app down for the whole rollout: override it.
-                { ...dockerOpts, deleteBeforeReplace: false },
+                { ...dockerOpts, deleteBeforeReplace: false, dependsOn: extra.dependsOn },
             );
         };
 
@@ -88,7 +96,7 @@ export class WebApp extends pulumi.ComponentResource {
         if (args.databaseNetwork !== undefined) backendNetworks.push({ name: args.databaseNetwork });
         const backendEnv: pulumi.Input<string>[] = plainEnv(app.backend);
         if (args.databaseUrl !== undefined) backendEnv.push(pulumi.secret(pulumi.interpolate`DATABASE_URL=${args.databaseUrl}`));
-        this.backend = container("backend", app.backend, { envs: backendEnv, networks: backendNetworks });
+        this.backend = container("backend", app.backend, { envs: backendEnv, networks: backendNetworks, dependsOn: args.databaseReady });
 
         this.route = pulumi.all([this.frontend.name, this.backend.name]).apply(([frontendName, backendName]) => ({
             app: app.name,

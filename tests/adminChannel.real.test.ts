@@ -1,18 +1,18 @@
 // The prod admin channel against a real OpenSSH server and a real PostgreSQL 15, both throwaway,
 // on loopback ports: the forward the program opens, the failures it must report fast, and the
-// per-app privilege model applied with the statements equivalent to what AppDatabase declares.
+// per-app privilege model applied with the very SQL the host runs (PostgresServer reconcile, AppDatabase ensure).
 import * as assert from "assert";
 import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Forward, openForward } from "../lib/adminChannel";
-import { appDatabaseStatements } from "../lib/postgres";
+import { ensureAppDatabaseSql, serverReconcileSql } from "../lib/postgres";
 import { knownHostsLine, strictSshOptions } from "../lib/sshFiles";
 import { freePort, requireBinary, sleep } from "./support/edge";
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
-const ADMIN_PASSWORD = "admin-" + Math.random().toString(36).slice(2);
+const ADMIN_PASSWORD = "admin-" + Math.random().toString(36).slice(2) + Date.now();
 
 function sshProcessesFor(port: number): string[] {
     const r = spawnSync("pgrep", ["-af", `127.0.0.1:${port}:`], { encoding: "utf8" });
@@ -26,6 +26,15 @@ async function waitUntil(check: () => boolean, ms: number): Promise<boolean> {
         await sleep(100);
     }
     return check();
+}
+
+/** A psql script on stdin, as the host's `docker exec -i … psql` runs it (meta-commands such as \\gexec included). */
+function psqlScript(port: number, user: string, password: string, script: string) {
+    return spawnSync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", user, "-d", "postgres"], {
+        encoding: "utf8",
+        input: script,
+        env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: "5" },
+    });
 }
 
 function psql(port: number, user: string, password: string, database: string, sql: string) {
@@ -135,11 +144,11 @@ describe("SSH admin channel against real OpenSSH and PostgreSQL", function () {
             assert.ok(sshProcessesFor(forward.port).length >= 1, "an ssh process holds the forward");
 
             const passwords = { app1: "pw-app1-" + Date.now(), app2: "pw-app2-" + Date.now() };
+            const reconciled = psqlScript(forward.port, "postgres", ADMIN_PASSWORD, serverReconcileSql(ADMIN_PASSWORD));
+            assert.strictEqual(reconciled.status, 0, reconciled.stderr);
             for (const app of ["app1", "app2"] as const) {
-                for (const statement of appDatabaseStatements(app, passwords[app])) {
-                    const r = psql(forward.port, "postgres", ADMIN_PASSWORD, "postgres", statement);
-                    assert.strictEqual(r.status, 0, `${statement}: ${r.stderr}`);
-                }
+                const r = psqlScript(forward.port, "postgres", ADMIN_PASSWORD, ensureAppDatabaseSql(app, passwords[app], 20));
+                assert.strictEqual(r.status, 0, `${app}: ${r.stderr}`);
             }
             const own = psql(forward.port, "app_app1", passwords.app1, "app1_db", "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1); SELECT count(*) FROM orders;");
             assert.strictEqual(own.status, 0, own.stderr);
@@ -150,6 +159,8 @@ describe("SSH admin channel against real OpenSSH and PostgreSQL", function () {
             assert.notStrictEqual(reverse.status, 0);
             const wrongPassword = psql(forward.port, "app_app2", passwords.app1, "app2_db", "SELECT 1");
             assert.notStrictEqual(wrongPassword.status, 0);
+            const maintenance = psql(forward.port, "app_app1", passwords.app1, "postgres", "SELECT 1");
+            assert.notStrictEqual(maintenance.status, 0, "app roles cannot connect to the postgres database");
         } finally {
             languageHost.kill();
         }

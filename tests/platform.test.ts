@@ -50,54 +50,164 @@ describe("local stack (mocks)", () => {
         for (const i of run.byType(T.image)) assert.strictEqual(i.inputs.keepLocally, true, `${i.inputs.name} stays on the host for rollbacks`);
     });
 
-    it("isolates networks: per-app network, internal database network only backends join, edge never on it", () => {
+    it("isolates networks: per-app network, a per-app internal database network only its backend joins, edge never on one", () => {
         const nets = run.byType(T.network);
-        const db = nets.find((n) => n.inputs.name === "platform-db")!;
+        const db = nets.find((n) => n.inputs.name === "platform-db-demo")!;
         assert.strictEqual(db.inputs.internal, true);
+        assert.ok(!nets.some((n) => n.inputs.name === "platform-db"), "no database network shared by every app");
         const [frontend, backend] = ["demo-frontend", "demo-backend"].map((n) => run.one(T.container, n));
         assert.deepStrictEqual(networksOf(frontend), ["platform-app-demo"]);
-        assert.deepStrictEqual(networksOf(backend).sort(), ["platform-app-demo", "platform-db"]);
+        assert.deepStrictEqual(networksOf(backend).sort(), ["platform-app-demo", "platform-db-demo"]);
         const edge = run.one(T.container, "edge-container");
-        assert.ok(!networksOf(edge).includes("platform-db"));
+        assert.ok(!networksOf(edge).some((n) => n.startsWith("platform-db") || n.startsWith("platform-pg")));
         const joins = run.byType(T.localCommand).filter((c) => c.name.startsWith("edge-joins-"));
         assert.deepStrictEqual(joins.map((j) => j.name), ["edge-joins-demo"]);
         assert.match(joins[0].inputs.create, /docker network connect platform-app-demo platform-edge/);
-        for (const c of run.byType(T.localCommand)) assert.ok(!String(c.inputs.create).includes("connect platform-db"));
+        for (const c of run.byType(T.localCommand)) assert.doesNotMatch(String(c.inputs.create), /connect.*platform-(db|pg)-.*platform-edge/);
         const postgres = run.one(T.container, "postgres-container");
-        assert.ok(networksOf(postgres).includes("platform-db"));
         assert.ok(!networksOf(postgres).includes("platform-app-demo"));
     });
 
-    it("PostgreSQL: pinned image, protected volume, pg_isready, loopback-only port, delete-first", () => {
+    it("PostgreSQL joins each app's database network by command, with the alias the DATABASE_URL names, and is never recreated for it", () => {
+        const pg = run.one(T.container, "postgres-container");
+        assert.deepStrictEqual(pg.ignoreChanges, ["networksAdvanced"], "attached networks must not read as a change that recreates the server");
+        const join = run.one(T.localCommand, "demo-db-join");
+        assert.match(join.inputs.create, /^# postgres container postgres-container-id\n/, "re-runs when the server container is recreated");
+        assert.match(join.inputs.create, /docker network connect --alias 'postgres' 'platform-db-demo' 'platform-postgres' 2>\/dev\/null \|\| docker network inspect 'platform-db-demo' .*\| grep -qw 'platform-postgres'/);
+        assert.strictEqual(join.inputs.update, join.inputs.create, "an update, never a replace whose late delete would detach the server");
+        assert.strictEqual(join.inputs.delete, "docker network disconnect 'platform-db-demo' 'platform-postgres' || true");
+        const network = run.one(T.network, "demo-db-network");
+        assert.ok(join.dependencies.includes(network.urn) && join.dependencies.includes(pg.urn));
+        const url = (reveal(run.one(T.container, "demo-backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="))!;
+        assert.match(url, /@postgres:5432\//, "the backend's DATABASE_URL names the alias");
+        const backend = run.one(T.container, "demo-backend");
+        assert.ok(backend.dependencies.includes(join.urn), "the backend starts once PostgreSQL is on its network");
+    });
+
+    it("PostgreSQL has no route out: every network it joins is internal; only the forwarder has a gateway, and publishes on loopback only", () => {
+        const nets = new Map(run.byType(T.network).map((n) => [n.inputs.name as string, n]));
+        const pg = run.one(T.container, "postgres-container");
+        const joined = [
+            ...networksOf(pg),
+            ...run.byType(T.localCommand).flatMap((c) => [...String(c.inputs.create).matchAll(/docker network connect (?:--alias '?[a-z]+'? )?'?([a-z0-9-]+)'? '?platform-postgres'?/g)].map((m) => m[1])),
+        ];
+        assert.deepStrictEqual(joined.sort(), ["platform-db-demo", "platform-pg-forward"]);
+        for (const name of joined) assert.strictEqual(nets.get(name)?.inputs.internal, true, `${name} must be internal`);
+        assert.strictEqual(pg.inputs.ports, undefined, "the server publishes no port itself");
+        const forwarder = run.one(T.container, "postgres-forwarder");
+        assert.deepStrictEqual(networksOf(forwarder), ["platform-pg-forward", "platform-pg-publish"]);
+        assert.notStrictEqual(nets.get("platform-pg-publish")!.inputs.internal, true, "publishing needs a gateway");
+        assert.deepStrictEqual(
+            forwarder.inputs.ports.map((p: any) => [p.internal, p.external, p.ip]),
+            [[5432, 15432, "127.0.0.1"]],
+        );
+        assert.deepStrictEqual(forwarder.inputs.command, ["TCP-LISTEN:5432,fork,reuseaddr", "TCP:postgres:5432"]);
+        assert.strictEqual(forwarder.inputs.name, "platform-pg-forwarder");
+        assert.strictEqual(forwarder.deleteBeforeReplaceDefined && forwarder.deleteBeforeReplace, true, "it holds the loopback port");
+        assert.ok(forwarder.dependencies.includes(pg.urn));
+        assert.ok(run.byType(T.image).some((i) => i.inputs.name === "alpine/socat:1.8.0.3"), "a pinned forwarder image");
+        for (const c of run.byType(T.container)) {
+            if (c !== forwarder) assert.ok(!networksOf(c).includes("platform-pg-publish"), `${c.name} must not be on the forwarder's gateway network`);
+            if (c !== forwarder && c !== pg) assert.ok(!networksOf(c).includes("platform-pg-forward"), `${c.name} must not reach the admin path`);
+        }
+    });
+
+    it("PostgreSQL: pinned image, protected volume, pg_isready, delete-first, runs as its own user without capabilities on a read-only root", () => {
         const volume = run.one(T.volume, "postgres-data");
         assert.strictEqual(volume.protect, true);
         assert.strictEqual(volume.retainOnDelete, true);
+        assert.strictEqual(volume.inputs.name, "platform-pgdata");
         const pg = run.one(T.container, "postgres-container");
         assert.strictEqual(pg.inputs.name, "platform-postgres");
         assert.strictEqual(pg.deleteBeforeReplaceDefined && pg.deleteBeforeReplace, true, "one server per data directory");
         assert.match(pg.inputs.healthcheck.tests.join(" "), /pg_isready -h 127\.0\.0\.1/);
-        assert.deepStrictEqual(pg.inputs.ports, [{ internal: 5432, external: 15432, ip: "127.0.0.1", protocol: "tcp" }].map(({ protocol, ...p }) => (pg.inputs.ports[0].protocol ? { ...p, protocol } : p)));
         assert.strictEqual(pg.inputs.memory, 1024, "a quarter of DEV1-M");
         assert.ok(pg.inputs.command.includes("shared_buffers=256MB"));
+        assert.ok(pg.inputs.command.includes("max_connections=100"));
         assert.ok(isSecretValue(pg.inputs.envs[0]) || isSecretValue(pg.inputs.envs), "the admin password stays secret in the container's env");
+        assert.strictEqual(pg.inputs.user, "999:999", "started as postgres: no root step, so no capability");
+        assert.deepStrictEqual(pg.inputs.capabilities, { drops: ["ALL"], adds: [] });
+        assert.strictEqual(pg.inputs.readOnly, true);
+        assert.deepStrictEqual(Object.keys(pg.inputs.tmpfs).sort(), ["/tmp", "/var/run/postgresql"]);
+        assert.deepStrictEqual(pg.inputs.volumes.map((v: any) => [v.volumeName, v.containerPath]), [["platform-pgdata", "/var/lib/postgresql/data"]]);
     });
 
-    it("per-app database: login role, owned database, CONNECT revoked from PUBLIC, data retained", () => {
-        const role = run.one(T.role, "demo-db-role");
-        assert.strictEqual(role.inputs.name, "app_demo");
-        assert.strictEqual(role.inputs.login, true);
-        assert.ok(isSecretValue(role.inputs.password));
-        assert.strictEqual(role.retainOnDelete, true);
-        const db = run.one(T.database, "demo-db-database");
-        assert.deepStrictEqual([db.inputs.name, db.inputs.owner], ["demo_db", "app_demo"]);
-        assert.strictEqual(db.retainOnDelete, true);
+    it("a new PostgreSQL major on the old data directory is refused before the container is touched", () => {
+        const check = run.one(T.localCommand, "postgres-data-check");
+        assert.match(check.inputs.create, /^VOLUME='platform-pgdata' IMAGE='postgres:15\.10-bookworm' MAJOR='15' PG_UID='999' sh -c '/);
+        assert.match(check.inputs.create, /refusing to start PostgreSQL/);
+        assert.strictEqual(check.inputs.update, check.inputs.create, "re-checked whenever the image changes");
+        assert.strictEqual(check.inputs.delete, "true");
+        const pg = run.one(T.container, "postgres-container");
+        assert.ok(pg.dependencies.includes(check.urn), "the container waits for the check");
+        for (const dep of ["postgres-data", "postgres-image"]) assert.ok(check.dependencies.includes(run.resources.find((r) => r.name === dep)!.urn), `the check needs ${dep}`);
+    });
+
+    it("the admin password is reconciled from state after every start, over the local socket, SQL on stdin only", () => {
+        const reconcile = run.one(T.localCommand, "postgres-reconcile");
+        const password = "generated-postgres-admin-password-0";
+        assert.ok(isSecretValue(reconcile.inputs.stdin), "the SQL carries the password: secret");
+        const sql: string = reveal(reconcile.inputs.stdin);
+        assert.ok(sql.includes(`ALTER ROLE postgres WITH PASSWORD '${password}';`));
+        assert.match(sql, /REVOKE ALL ON DATABASE postgres FROM PUBLIC;\nREVOKE ALL ON DATABASE template1 FROM PUBLIC;/);
+        assert.match(sql, /^SET log_statement = 'none';/);
+        for (const key of ["create", "update", "delete"]) assert.ok(!String(reconcile.inputs[key]).includes(password), `${key} must not carry the password`);
+        assert.strictEqual(reconcile.inputs.create, "# postgres container postgres-container-id\ndocker exec -i platform-postgres psql -X -q -v ON_ERROR_STOP=1 -U postgres -d postgres");
+        assert.strictEqual(reconcile.inputs.update, reconcile.inputs.create);
+        const pg = run.one(T.container, "postgres-container");
+        assert.ok(reconcile.dependencies.includes(pg.urn));
+        const provider = run.byType(T.pgProvider)[0];
+        for (const dep of [reconcile.urn, run.one(T.container, "postgres-forwarder").urn]) assert.ok(provider.dependencies.includes(dep), `the provider waits for ${dep}`);
+    });
+
+    it("per-app database: role and database ensured idempotently (adopted if retained), CONNECT revoked from PUBLIC, kept on removal", () => {
+        assert.strictEqual(run.byType(T.role).length + run.byType(T.database).length, 0, "no provider Role/Database: their create fails on a retained role");
+        const ensure = run.one(T.localCommand, "demo-db-ensure");
+        assert.strictEqual(ensure.retainOnDelete, true);
+        assert.strictEqual(ensure.inputs.delete, "true", "removing the app drops nothing");
+        assert.ok(isSecretValue(ensure.inputs.stdin));
+        const sql: string = reveal(ensure.inputs.stdin);
+        assert.ok(sql.includes(`SELECT 'CREATE ROLE "app_demo"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app_demo')\\gexec`));
+        assert.ok(sql.includes(`ALTER ROLE "app_demo" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 5 PASSWORD 'generated-demo-db-password-0';`), "the catalog's limit and the password in state");
+        assert.ok(sql.includes(`REVOKE ALL ON DATABASE "demo_db" FROM PUBLIC;`));
+        assert.ok(sql.includes(`ALTER DATABASE "demo_db" OWNER TO "app_demo";`));
+        for (const key of ["create", "update"]) {
+            assert.strictEqual(ensure.inputs[key], "docker exec -i platform-postgres psql -X -q -v ON_ERROR_STOP=1 -U postgres -d postgres");
+        }
+        assert.ok(ensure.dependencies.includes(run.one(T.localCommand, "postgres-reconcile").urn));
         const grant = run.one(T.grant, "demo-db-revoke-public");
-        assert.deepStrictEqual([grant.inputs.role, grant.inputs.objectType, grant.inputs.privileges], ["public", "database", []]);
+        assert.deepStrictEqual([grant.inputs.database, grant.inputs.role, grant.inputs.objectType, grant.inputs.privileges], ["demo_db", "public", "database", []]);
+        assert.ok(grant.dependencies.includes(ensure.urn));
         const pgProvider = run.byType(T.pgProvider)[0];
-        for (const r of [role, db, grant]) assert.strictEqual(r.provider.slice(0, r.provider.lastIndexOf("::")), pgProvider.urn, `${r.name} uses the server's admin provider`);
+        assert.strictEqual(grant.provider.slice(0, grant.provider.lastIndexOf("::")), pgProvider.urn, "the grant uses the server's admin provider");
         assert.strictEqual(pgProvider.inputs.host, "127.0.0.1");
         assert.strictEqual(pgProvider.inputs.port, "15432");
         assert.strictEqual(pgProvider.inputs.sslmode, "disable");
+        const backend = run.one(T.container, "demo-backend");
+        assert.ok(backend.dependencies.includes(ensure.urn), "the backend starts once its role has the password it is given");
+    });
+
+    it("every platform container is hardened: no capabilities but the catalog's, no-new-privileges, nproc cap, no swap", () => {
+        const expected: Record<string, { adds: string[]; readOnly: boolean }> = {
+            "demo-frontend": { adds: [], readOnly: true },
+            "demo-backend": { adds: [], readOnly: true },
+            "postgres-container": { adds: [], readOnly: true },
+            "postgres-forwarder": { adds: [], readOnly: true },
+        };
+        for (const [name, want] of Object.entries(expected)) {
+            const c = run.one(T.container, name);
+            assert.deepStrictEqual(c.inputs.capabilities, { drops: ["ALL"], adds: want.adds }, name);
+            assert.deepStrictEqual(c.inputs.securityOpts, ["no-new-privileges:true"], name);
+            const nproc = c.inputs.ulimits.find((u: any) => u.name === "nproc");
+            assert.ok(nproc && nproc.soft === nproc.hard && nproc.hard <= 4096, `${name}: nproc cap`);
+            assert.ok(c.inputs.memory > 0 && c.inputs.memorySwap === c.inputs.memory, `${name}: memory-swap equals memory`);
+            assert.strictEqual(c.inputs.readOnly, want.readOnly, `${name}: read-only root`);
+            assert.ok(c.inputs.tmpfs["/tmp"], `${name}: /tmp is a tmpfs`);
+        }
+        const forwarder = run.one(T.container, "postgres-forwarder");
+        assert.strictEqual(forwarder.inputs.user, "65534:65534");
+        assert.strictEqual(forwarder.inputs.memory, 32);
+        assert.strictEqual(forwarder.inputs.wait, true);
     });
 
     it("the backend gets DATABASE_URL as a secret; the frontend gets nothing of it", () => {
@@ -129,8 +239,8 @@ describe("local stack (mocks)", () => {
         // The stdin is rendered from the containers' generated names, so Pulumi orders the switch after them.
         const feName = run.resources.find((r) => r.name === "demo-frontend")!;
         const stdin: string = routes.inputs.stdin;
-        assert.match(stdin, /set \$platform_upstream demo-frontend-[0-9a-f]{7}:8080;/);
-        assert.match(stdin, /set \$platform_upstream demo-backend-[0-9a-f]{7}:8080;/);
+        assert.match(stdin, /\bdemo-frontend-[0-9a-f]{7}:8080\b/);
+        assert.match(stdin, /\bdemo-backend-[0-9a-f]{7}:8080\b/);
         const containerUrns = appContainers(run, "demo").map((c) => c.urn);
         for (const urn of containerUrns) assert.ok(routes.dependencies.includes(urn), `edge-routes must depend on ${urn}`);
         assert.ok(feName);
@@ -150,10 +260,10 @@ describe("local stack (mocks)", () => {
 });
 
 describe("removing an app from a stack (mocks)", () => {
-    it("its containers and network are no longer declared, while its database and role were retained", async () => {
+    it("its containers, network and database network go, PostgreSQL is untouched, its database and role are retained", async () => {
         const withApp = await runProgram("local", () => definePlatform(parse(LOCAL_RAW)));
         const retained = withApp.resources.filter((r) => r.retainOnDelete).map((r) => r.name).sort();
-        assert.deepStrictEqual(retained, ["demo-db-database", "demo-db-role", "postgres-data"]);
+        assert.deepStrictEqual(retained, ["demo-db-ensure", "postgres-data"]);
         for (const c of appContainers(withApp, "demo")) assert.strictEqual(c.retainOnDelete, false, "containers really go");
 
         const without = await runProgram("local", () => definePlatform(parse({ ...LOCAL_RAW, apps: "{}" })));
@@ -161,6 +271,18 @@ describe("removing an app from a stack (mocks)", () => {
         const stdin: string = without.one(T.localCommand, "edge-routes").inputs.stdin;
         assert.ok(!stdin.includes("/demo/"), "the edge stops routing to the removed app");
         assert.ok(without.byType(T.volume).some((v) => v.protect), "the data volume stays protected");
+        const server = (r: RunResult) => reveal(r.one(T.container, "postgres-container").inputs);
+        assert.deepStrictEqual(server(without), server(withApp), "adding or removing an app changes no input of the server container");
+    });
+
+    it("re-adding the app declares the same idempotent ensure: it adopts the retained role and database with the password in state", async () => {
+        const readded = await runProgram("local", () => definePlatform(parse({ ...LOCAL_RAW, passwordVersions: JSON.stringify({ demo: 3 }) })));
+        const sql: string = reveal(readded.one(T.localCommand, "demo-db-ensure").inputs.stdin);
+        assert.match(sql, /WHERE NOT EXISTS \(SELECT FROM pg_roles WHERE rolname = 'app_demo'\)\\gexec/);
+        assert.match(sql, /WHERE NOT EXISTS \(SELECT FROM pg_database WHERE datname = 'demo_db'\)\\gexec/);
+        assert.match(sql, /PASSWORD 'generated-demo-db-password-3'/);
+        const url = (reveal(readded.one(T.container, "demo-backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="))!;
+        assert.ok(url.includes("generated-demo-db-password-3"), "the backend gets the password the ensure step set");
     });
 });
 
@@ -243,8 +365,8 @@ describe("prod stack (mocks)", () => {
         assert.strictEqual(forwards[0].remote, "127.0.0.1:5432");
         assert.strictEqual(forwards[0].preferredPort, stablePort("platform", "prod"), "the same local port on every run");
         assert.ok(forwards[0].sshOptions.includes("StrictHostKeyChecking=yes"));
-        const pg = run.one(T.container, "postgres-container");
-        assert.deepStrictEqual([pg.inputs.ports[0].ip, pg.inputs.ports[0].external], ["127.0.0.1", 5432]);
+        const forwarder = run.one(T.container, "postgres-forwarder");
+        assert.deepStrictEqual([forwarder.inputs.ports[0].ip, forwarder.inputs.ports[0].external], ["127.0.0.1", 5432]);
     });
 
     it("pulls from ghcr.io with the registry token as a secret, and runs each app's release", () => {
@@ -257,10 +379,42 @@ describe("prod stack (mocks)", () => {
         assert.ok(images.includes(`ghcr.io/mhylle/app2-frontend@sha256:${"ab".repeat(32)}`));
     });
 
-    it("two apps: separate networks, databases and roles", () => {
-        assert.deepStrictEqual(networksOf(run.one(T.container, "app1-backend")).sort(), ["platform-app-app1", "platform-db"]);
-        assert.deepStrictEqual(networksOf(run.one(T.container, "app2-backend")).sort(), ["platform-app-app2", "platform-db"]);
-        assert.deepStrictEqual(run.byType(T.database).map((d) => d.inputs.owner).sort(), ["app_app1", "app_app2"]);
+    it("two apps: separate networks, database networks, databases and roles", () => {
+        assert.deepStrictEqual(networksOf(run.one(T.container, "app1-backend")).sort(), ["platform-app-app1", "platform-db-app1"]);
+        assert.deepStrictEqual(networksOf(run.one(T.container, "app2-backend")).sort(), ["platform-app-app2", "platform-db-app2"]);
+        const sql = (app: string) => reveal(run.one(T.remoteCommand, `${app}-db-ensure`).inputs.stdin) as string;
+        assert.match(sql("app1"), /CREATE DATABASE "app1_db" OWNER "app_app1"/);
+        assert.match(sql("app2"), /CREATE DATABASE "app2_db" OWNER "app_app2"/);
+        for (const app of ["app1", "app2"]) {
+            assert.match(sql(app), /CONNECTION LIMIT 20 /, `${app}: the catalog's limit`);
+            assert.match(run.one(T.remoteCommand, `${app}-db-join`).inputs.create, new RegExp(`docker network connect --alias 'postgres' 'platform-db-${app}' 'platform-postgres'`));
+        }
+        const nets = run.byType(T.network);
+        for (const name of ["platform-db-app1", "platform-db-app2", "platform-pg-forward"]) assert.strictEqual(nets.find((n) => n.inputs.name === name)!.inputs.internal, true, name);
+        for (const c of run.byType(T.container)) {
+            const onDb = networksOf(c).filter((n) => n.startsWith("platform-db-"));
+            assert.ok(onDb.length <= 1, `${c.name} joins at most one app's database network`);
+        }
+    });
+
+    it("the catalog's security reaches the containers: the ghcr.io nginx frontends get back only what they need", () => {
+        for (const app of ["app1", "app2"]) {
+            const fe = run.one(T.container, `${app}-frontend`);
+            assert.strictEqual(fe.inputs.user, undefined);
+            assert.deepStrictEqual(fe.inputs.capabilities, { drops: ["ALL"], adds: ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"] });
+            assert.strictEqual(fe.inputs.ulimits[0].hard, 4096, "root processes: the count includes the host's own");
+            assert.deepStrictEqual(Object.keys(fe.inputs.tmpfs).sort(), ["/run", "/tmp", "/var/cache/nginx"]);
+            const be = run.one(T.container, `${app}-backend`);
+            assert.deepStrictEqual(be.inputs.capabilities, { drops: ["ALL"], adds: [] });
+            assert.strictEqual(be.inputs.ulimits[0].hard, 512);
+            for (const c of [fe, be]) {
+                assert.deepStrictEqual(c.inputs.securityOpts, ["no-new-privileges:true"]);
+                assert.strictEqual(c.inputs.memorySwap, c.inputs.memory);
+                assert.strictEqual(c.inputs.readOnly, true);
+            }
+        }
+        const pg = run.one(T.container, "postgres-container");
+        assert.deepStrictEqual([pg.inputs.user, pg.inputs.readOnly, pg.inputs.capabilities.adds], ["999:999", true, []]);
     });
 
     it("stack outputs: public IP, https URLs, secret database URLs", async () => {
@@ -300,11 +454,13 @@ describe("password rotation (mocks)", () => {
     it("bumping passwordVersions changes the role's password and the backend's DATABASE_URL together", async () => {
         const before = await runProgram("local", () => definePlatform(parse(LOCAL_RAW)));
         const after = await runProgram("local", () => definePlatform(parse({ ...LOCAL_RAW, passwordVersions: JSON.stringify({ demo: 1 }) })));
-        const pw = (r: RunResult) => reveal(r.one(T.role, "demo-db-role").inputs.password);
+        const pw = (r: RunResult) => /PASSWORD '([^']+)'/.exec(reveal(r.one(T.localCommand, "demo-db-ensure").inputs.stdin))![1];
         const url = (r: RunResult) => (reveal(r.one(T.container, "demo-backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="));
         assert.notStrictEqual(pw(before), pw(after));
         assert.strictEqual(after.one(T.password, "demo-db-password").inputs.keepers.version, "1");
         assert.ok(url(after)!.includes(pw(after)), "the new URL carries the new password");
         assert.ok(!url(after)!.includes(pw(before)));
+        const ensure = after.one(T.localCommand, "demo-db-ensure");
+        assert.strictEqual(ensure.inputs.create, ensure.inputs.update, "a new password updates the role in place");
     });
 });
