@@ -1,7 +1,8 @@
 import * as docker from "@pulumi/docker";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { LOG_OPTIONS } from "../lib/containers";
-import { Route, containerEdgeSettings, renderNginxConfig } from "../lib/nginx";
+import { LOG_OPTIONS, containerHardening } from "../lib/containers";
+import { GENERATION_PATH, Route, containerEdgeSettings, renderNginxConfig } from "../lib/nginx";
 import { installAndRunScript, readScript, runScript, shellQuote } from "../lib/shell";
 import { Host } from "./host";
 
@@ -14,6 +15,18 @@ export const CERTIFICATE_SCRIPT = "/srv/platform/bin/issue-certificate.sh";
 export const CERTIFICATE_CRON = "/etc/cron.d/platform-certificate";
 /** Where the host's nginx directory appears inside the edge container. */
 export const EDGE_CONF_DIR = "/etc/nginx/platform";
+/** Where the apply script is installed on the server, for the job that re-resolves container addresses. */
+export const EDGE_APPLY_SCRIPT = "/srv/platform/bin/apply-nginx-config.sh";
+/** The cron job that re-resolves the app containers' addresses every minute (server only). */
+export const EDGE_REFRESH_CRON = "/etc/cron.d/platform-edge-refresh";
+/**
+ * Capabilities the edge gets back after all are dropped: the nginx master starts as root, binds
+ * 80/443 (NET_BIND_SERVICE; Docker usually lowers the privileged port range in the container, other
+ * engines do not), creates its temp directories on the tmpfs and hands them to the worker user (CHOWN),
+ * and starts its workers as that user (SETUID, SETGID). Nothing else: no DAC_OVERRIDE, the files it
+ * reads are root's or world-readable.
+ */
+export const EDGE_CAPABILITIES = ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"] as const;
 
 export interface AppNetworkAttachment {
     readonly app: string;
@@ -106,10 +119,13 @@ export class ReverseProxy extends pulumi.ComponentResource {
                     { hostPath: paths.acme, containerPath: settings.acmeWebroot, readOnly: true },
                 ],
                 networksAdvanced: [{ name: network.name }],
+                // From loopback the edge answers /health whatever the Host (other names are refused).
                 healthcheck: { tests: ["CMD", "wget", "-q", "-O", "/dev/null", "-T", "3", "http://127.0.0.1/health"], interval: "5s", timeout: "3s", retries: 3 },
                 wait: true,
                 waitTimeout: 60,
-                memory: args.memoryMb,
+                // Read-only root: nginx writes only its pid file and temp files, all under /tmp (a tmpfs,
+                // see containerEdgeSettings). The image's entrypoint scripts find /etc/nginx read-only and skip.
+                ...containerHardening(args.memoryMb, { capabilities: [...EDGE_CAPABILITIES], readOnlyRootFilesystem: true, writablePaths: ["/tmp"] }, true),
                 restart: "unless-stopped",
                 logDriver: "json-file",
                 logOpts: { ...LOG_OPTIONS },
@@ -138,11 +154,16 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
         });
 
         this.renderedConfig = pulumi.all(args.routes).apply((routes) => renderNginxConfig(routes, settings));
-        const apply = runScript(readScript("apply-nginx-config.sh"), {
+        const applyEnv = {
             CONF_DIR: paths.nginx,
             NGINX_CONF_DIR: EDGE_CONF_DIR,
             NGINX_CMD: `docker exec ${EDGE_CONTAINER} nginx`,
-        });
+            // Resolved inside the edge, through Docker's DNS: the address on the network it shares with
+            // the container (a backend is also on the database network), never another app's.
+            RESOLVE_CMD: `docker exec ${EDGE_CONTAINER} getent hosts`,
+            PROBE_CMD: `docker exec ${EDGE_CONTAINER} wget -qO- -T 3 http://127.0.0.1${GENERATION_PATH}`,
+        };
+        const apply = runScript(readScript("apply-nginx-config.sh"), applyEnv);
         this.config = host.runCommand(
             `${name}-routes`,
             // create and update are the same script: a route change updates this resource in place.
@@ -150,6 +171,29 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
             { create: apply, update: apply, stdin: this.renderedConfig, delete: "true" },
             { parent: this, dependsOn: [this.container, ...attachments] },
         );
+
+        if (host.kind === "scaleway") {
+            // Container addresses are resolved when a config is applied. A container Docker restarts
+            // (a crash, a reboot of the server) may come back with another address on its app network;
+            // re-resolving every minute bounds how long its routes answer 502 or reach a sibling
+            // container of the same app. It also completes an apply interrupted before its reload.
+            // Not on the local stack: that is a laptop's crontab; re-run the apply there.
+            const refresh = [
+                `mkdir -p ${shellQuote(path.posix.dirname(EDGE_APPLY_SCRIPT))}`,
+                `cat > ${shellQuote(EDGE_APPLY_SCRIPT)} <<'PLATFORM_SCRIPT_EOF'`,
+                readScript("apply-nginx-config.sh").replace(/\n$/, ""),
+                "PLATFORM_SCRIPT_EOF",
+                `cat > ${shellQuote(EDGE_REFRESH_CRON)} <<'PLATFORM_CRON_EOF'`,
+                `* * * * * root ${runScript(`exec sh ${shellQuote(EDGE_APPLY_SCRIPT)} --refresh`, applyEnv)} 2>&1 | logger -t platform-edge-refresh`,
+                "PLATFORM_CRON_EOF",
+            ].join("\n");
+            host.runCommand(
+                `${name}-refresh`,
+                // An update, not a replace: a replaced command's delete would run last and remove the new job.
+                { create: refresh, update: refresh, delete: `rm -f ${shellQuote(EDGE_REFRESH_CRON)}` },
+                { parent: this, dependsOn: [this.config] },
+            );
+        }
 
         if (args.mode === "https") {
             if (!args.acmeEmail) throw new Error("ReverseProxy: https mode needs acmeEmail");

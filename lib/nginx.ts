@@ -1,7 +1,11 @@
 // Renders the edge's complete nginx.conf from the route table. Pure: the same function feeds the
 // running edge (through the apply script) and the tests that load it into a real nginx.
 
-/** Where one container listens, as nginx reaches it: a container name (resolved per request) or an IP. */
+/**
+ * Where one container listens, as nginx reaches it: an IPv4 address, or a container name that the
+ * apply script resolves to its address on the shared network when it applies the config (and again
+ * every minute on the server), so nginx can keep connections to it open.
+ */
 export interface Upstream {
     readonly host: string;
     readonly port: number;
@@ -29,8 +33,13 @@ export interface EdgeSettings {
     readonly certificateKey: string;
     /** Directory the ACME client writes HTTP-01 tokens to (served at /.well-known/acme-challenge/). */
     readonly acmeWebroot: string;
-    /** DNS server for upstream names, asked on every request: Docker's embedded DNS in production. */
+    /** DNS server for names nginx itself looks up at run time (none today): Docker's embedded DNS in production. */
     readonly resolver: string;
+    /**
+     * Host names served besides `domain`. Any other Host (or TLS SNI) is refused, which also shuts out
+     * DNS rebinding against the local stack. Only literal names and IPv4 addresses.
+     */
+    readonly aliases?: readonly string[];
     readonly pidFile: string;
     readonly errorLog: string;
     readonly accessLog: string;
@@ -47,6 +56,8 @@ export function containerEdgeSettings(mode: "https" | "http", domain: string): E
     return {
         mode,
         domain,
+        // The local quickstart is http://localhost:8080/; http://127.0.0.1:8080/ is the same edge.
+        aliases: mode === "http" && domain === "localhost" ? ["127.0.0.1"] : [],
         listenHttp: "80",
         listenHttps: "443",
         publicHttpsPort: 443,
@@ -54,10 +65,12 @@ export function containerEdgeSettings(mode: "https" | "http", domain: string): E
         certificateKey: "/etc/platform/certs/privkey.pem",
         acmeWebroot: "/var/www/acme",
         resolver: "127.0.0.11",
+        // The container's root filesystem is read-only: the pid file and every temp path live on the
+        // /tmp tmpfs (nginx creates only the last path component, so the temp dir is /tmp itself).
         pidFile: "/tmp/nginx.pid",
         errorLog: "/dev/stderr",
         accessLog: "/dev/stdout",
-        tempDir: "/tmp/nginx",
+        tempDir: "/tmp",
         apiRatePerSecond: 20,
         apiBurst: 40,
         workerShutdownTimeout: "30s",
@@ -69,22 +82,133 @@ export const DEFAULT_CSP =
     "connect-src 'self'; font-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'self'";
 
 // Raw request paths that could escape an app's prefix once decoded or normalised: dot segments,
-// encoded dots, slashes and backslashes, and empty segments. Refused before routing.
-// (\x5c is a backslash: nginx's quoted strings would swallow a literal one.)
-const HOSTILE_PATH = String.raw`^[^?]*(%2e|%2f|%5c|\x5c|//|/\.\.?(/|\?|$))`;
+// encoded dots, slashes and backslashes (also double-encoded, for apps that decode twice), and empty
+// segments. Refused before routing. (\x5c is a backslash: nginx's quoted strings would swallow a literal one.)
+const HOSTILE_PATH = String.raw`^[^?]*(%2e|%2f|%5c|%25(2e|2f|5c)|\x5c|//|/\.\.?(/|\?|$))`;
 
 // Build tools name long-cached assets with a content hash (main.3f9a1c2e.js, chunk-AB12CD34.js).
 const HASHED_ASSET = String.raw`[.-][0-9A-Za-z]{8,}\.(js|mjs|css|woff2?|ttf|png|jpe?g|gif|svg|webp|avif|ico)(\?.*)?$`;
 
+/** Where the apply script reads which config nginx has loaded (loopback clients only). */
+export const GENERATION_PATH = "/__platform/generation";
+/** The generation a rendered config carries until the apply script stamps the hash of its content in. */
+export const UNSTAMPED_GENERATION = "unstamped";
+/** Marks an upstream `server` line whose container name the apply script resolves. */
+export const RESOLVE_MARKER = "# platform-resolve";
+/** What an unresolvable name becomes: a server nginx never tries, so only that route answers 502. */
+export const UNRESOLVED_SERVER = "127.0.0.1:1 down";
+
+/**
+ * Client request headers that frameworks read as facts about the connection, the original URL or the
+ * method (Express/Nest/Fastify `trust proxy`, Spring, Symfony, Rails, IIS, Next.js middleware,
+ * httpoxy's `Proxy`). nginx replaces each with its own value or removes it; a header set with
+ * proxy_set_header drops every client copy of it, whatever its case. Names with underscores never
+ * get this far: nginx discards them (ignore_invalid_headers).
+ */
+export const CLEARED_REQUEST_HEADERS: readonly string[] = [
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "X-Forwarded-Server",
+    "X-Forwarded-Ssl",
+    "X-Forwarded-Scheme",
+    "X-Forwarded-Protocol",
+    "X-Forwarded-Path",
+    "X-Forwarded-Uri",
+    "X-Forwarded-Method",
+    "X-Forwarded-By",
+    "X-Forwarded-Client-Cert",
+    "X-Forwarded-Tls-Client-Cert",
+    "X-Forwarded",
+    "Forwarded-For",
+    "X-Original-Forwarded-For",
+    "X-Scheme",
+    "X-Url-Scheme",
+    "Front-End-Https",
+    "X-Arr-Ssl",
+    "X-Original-URL",
+    "X-Original-URI",
+    "X-Rewrite-URL",
+    "X-Original-Host",
+    "X-Original-Method",
+    "X-Original-Proto",
+    "X-Original-Remote-Addr",
+    "X-Host",
+    "X-Http-Host-Override",
+    "X-HTTP-Method-Override",
+    "X-HTTP-Method",
+    "X-Method-Override",
+    "X-Client-IP",
+    "X-Cluster-Client-IP",
+    "Client-IP",
+    "True-Client-IP",
+    "CF-Connecting-IP",
+    "Fastly-Client-IP",
+    "X-ProxyUser-Ip",
+    "X-Remote-Addr",
+    "X-Remote-IP",
+    "X-Originating-IP",
+    "X-Envoy-External-Address",
+    "X-Envoy-Original-Path",
+    "X-Middleware-Subrequest",
+    "X-Accel-Redirect",
+    "Proxy",
+    "Via",
+];
+
+/** Upstream response headers that would make nginx redirect internally or change how it serves: never honoured. */
+export const IGNORED_RESPONSE_HEADERS: readonly string[] = ["X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset"];
+
+const IPV4 = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$/;
+// RFC 1123 labels; Docker container names also allow `_` and `.` but Pulumi's generated names never use `_`.
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
 function quote(value: string): string {
-    if (/["\\$\n]/.test(value)) throw new Error(`refusing to render ${JSON.stringify(value)} into nginx.conf`);
+    if (/["\\$\n\r\0]/.test(value)) throw new Error(`refusing to render ${JSON.stringify(value)} into nginx.conf`);
     return `"${value}"`;
 }
 
-function upstreamAddress(u: Upstream): string {
-    if (!/^[A-Za-z0-9._-]+$/.test(u.host)) throw new Error(`upstream host ${JSON.stringify(u.host)} is not a hostname or IPv4 address`);
+function isIpv4(host: string): boolean {
+    return IPV4.test(host);
+}
+
+function checkUpstream(u: Upstream): void {
+    if (!isIpv4(u.host) && (!HOSTNAME.test(u.host) || /^[0-9.]+$/.test(u.host))) throw new Error(`upstream host ${JSON.stringify(u.host)} is not a hostname or IPv4 address`);
     if (!Number.isInteger(u.port) || u.port < 1 || u.port > 65535) throw new Error(`upstream port ${u.port} is not a TCP port`);
-    return `${u.host}:${u.port}`;
+}
+
+/** The names a server block answers to: the domain and its aliases, validated (they are rendered bare). */
+function serverNames(settings: EdgeSettings): string[] {
+    const names = [settings.domain, ...(settings.aliases ?? [])];
+    for (const n of names) {
+        if (!DOMAIN.test(n) && !isIpv4(n)) throw new Error(`server name ${JSON.stringify(n)} is not a lowercase domain name or IPv4 address`);
+    }
+    return [...new Set(names)];
+}
+
+function checkSettings(settings: EdgeSettings): void {
+    // Every other setting is rendered bare (paths, listen arguments): one character too many would
+    // end the directive early and let the value add its own.
+    const bare: Array<[string, string]> = [
+        ["listenHttp", settings.listenHttp],
+        ["listenHttps", settings.listenHttps],
+        ["certificate", settings.certificate],
+        ["certificateKey", settings.certificateKey],
+        ["acmeWebroot", settings.acmeWebroot],
+        ["resolver", settings.resolver],
+        ["pidFile", settings.pidFile],
+        ["errorLog", settings.errorLog],
+        ["accessLog", settings.accessLog],
+        ["tempDir", settings.tempDir],
+        ["workerShutdownTimeout", settings.workerShutdownTimeout],
+    ];
+    for (const [key, value] of bare) {
+        if (!/^[A-Za-z0-9_./:[\]-]{1,300}$/.test(value)) throw new Error(`edge setting ${key} ${JSON.stringify(value)} has characters nginx.conf cannot hold bare`);
+    }
+    for (const [key, value] of [["publicHttpsPort", settings.publicHttpsPort], ["apiRatePerSecond", settings.apiRatePerSecond], ["apiBurst", settings.apiBurst]] as const) {
+        if (!Number.isInteger(value) || value < 1) throw new Error(`edge setting ${key} ${value} is not a positive integer`);
+    }
+    if (settings.publicHttpsPort > 65535) throw new Error(`publicHttpsPort ${settings.publicHttpsPort} is not a TCP port`);
 }
 
 function checkRoutes(routes: readonly Route[]): void {
@@ -94,6 +218,8 @@ function checkRoutes(routes: readonly Route[]): void {
         if (r.app === "api" || r.app === "health" || r.app === ".well-known") throw new Error(`route name "${r.app}" is reserved by the edge`);
         if (seen.has(r.app)) throw new Error(`route "${r.app}" appears twice`);
         seen.add(r.app);
+        checkUpstream(r.frontend);
+        checkUpstream(r.backend);
     }
 }
 
@@ -101,44 +227,64 @@ function indent(lines: string[], depth: number): string[] {
     return lines.map((l) => (l === "" ? l : "    ".repeat(depth) + l));
 }
 
-function appLocations(r: Route, settings: EdgeSettings): string[] {
-    const fe = upstreamAddress(r.frontend);
-    const be = upstreamAddress(r.backend);
-    const a = r.app;
-    // A variable in proxy_pass makes nginx resolve the name per request (through `resolver`), so a
-    // missing container fails only its own routes, never the whole config. With a variable the URI is
-    // passed as-is, hence the explicit rewrites for prefix stripping.
+function upstreamName(app: string, role: "frontend" | "backend"): string {
+    return `platform_${app.replace(/-/g, "_")}_${role}`;
+}
+
+/**
+ * One `upstream` per container. A block (not a variable in proxy_pass) is what lets nginx keep idle
+ * connections to the app open: a variable means a new TCP connection per request, a third of the
+ * throughput. nginx 1.22 resolves names in a block only at load, where one missing container would
+ * fail the whole config, so names are rendered as a server nginx never tries plus a marker; the apply
+ * script swaps in the address Docker's DNS gives it, or leaves the marker line, and then only that
+ * route answers 502.
+ */
+function upstreamBlock(name: string, u: Upstream): string[] {
+    const server = isIpv4(u.host) ? `server ${u.host}:${u.port};` : `server ${UNRESOLVED_SERVER}; ${RESOLVE_MARKER} ${u.host}:${u.port}`;
     return [
-        `# ${a}: frontend ${fe}, backend ${be} (API prefix ${r.apiPrefix === "keep" ? "kept" : "stripped"})`,
+        `upstream ${name} {`,
+        `    ${server}`,
+        "    keepalive 32;",
+        // Below the 5 s idle timeout of Node's http server (and most app servers): nginx closes an idle
+        // connection first, so it never sends a request down one the app is closing (a POST would fail).
+        "    keepalive_timeout 4s;",
+        "}",
+    ];
+}
+
+function appLocations(r: Route, settings: EdgeSettings): string[] {
+    const fe = upstreamName(r.app, "frontend");
+    const be = upstreamName(r.app, "backend");
+    const a = r.app;
+    // proxy_pass without a URI passes the client's URI as sent, or the rewritten one after
+    // `rewrite ... break`, which is how the prefix is stripped.
+    return [
+        `# ${a}: frontend ${r.frontend.host}:${r.frontend.port}, backend ${r.backend.host}:${r.backend.port} (API prefix ${r.apiPrefix === "keep" ? "kept" : "stripped"})`,
         `location = /${a} { return 301 /${a}/; }`,
         `location ~ ^/${a}/.*\\.[A-Za-z0-9]+$ {`,
         `    # A file: served as the frontend answers it, a missing one stays a 404.`,
-        `    set $platform_upstream ${fe};`,
         `    rewrite ^/${a}(/.*)$ $1 break;`,
         `    proxy_hide_header Cache-Control;`,
-        `    proxy_pass http://$platform_upstream;`,
+        `    proxy_pass http://${fe};`,
         `}`,
         `location /${a}/ {`,
         `    # An SPA route: a 404 from the frontend falls back to the app's index.html.`,
-        `    set $platform_upstream ${fe};`,
         `    rewrite ^/${a}(/.*)$ $1 break;`,
         `    proxy_hide_header Cache-Control;`,
         `    proxy_intercept_errors on;`,
         `    error_page 404 = @${a}_index;`,
-        `    proxy_pass http://$platform_upstream;`,
+        `    proxy_pass http://${fe};`,
         `}`,
         `location @${a}_index {`,
-        `    set $platform_upstream ${fe};`,
         `    rewrite ^ /index.html break;`,
         `    proxy_hide_header Cache-Control;`,
-        `    proxy_pass http://$platform_upstream;`,
+        `    proxy_pass http://${fe};`,
         `}`,
         `location = /api/${a} { return 301 /api/${a}/; }`,
         `location /api/${a}/ {`,
         `    limit_req zone=api_per_client burst=${settings.apiBurst} nodelay;`,
-        `    set $platform_upstream ${be};`,
         ...(r.apiPrefix === "strip" ? [`    rewrite ^/api/${a}(/.*)$ $1 break;`] : []),
-        `    proxy_pass http://$platform_upstream;`,
+        `    proxy_pass http://${be};`,
         `}`,
     ];
 }
@@ -162,9 +308,19 @@ function cspMap(routes: readonly Route[]): string[] {
     return lines;
 }
 
+/** The edge's own endpoints for the container healthcheck and the apply script, from loopback only. */
+function internalLocations(): string[] {
+    return [
+        `location = /health { access_log off; default_type text/plain; return 200 "ok\\n"; }`,
+        `location = ${GENERATION_PATH} { allow 127.0.0.1; deny all; access_log off; default_type text/plain; return 200 "generation ${UNSTAMPED_GENERATION}\\n"; }`,
+    ];
+}
+
 function commonServerLines(mode: "https" | "http"): string[] {
     return [
         `if ($request_uri ~* "${HOSTILE_PATH}") { return 400; }`,
+        "# Dotfiles (.env, .git/, .htpasswd) of any app, decoded: never served.",
+        `if ($platform_dotfile) { return 404; }`,
         `add_header X-Request-ID $platform_request_id always;`,
         `add_header X-Content-Type-Options "nosniff" always;`,
         `add_header X-Frame-Options "DENY" always;`,
@@ -172,7 +328,7 @@ function commonServerLines(mode: "https" | "http"): string[] {
         `add_header Content-Security-Policy $platform_csp always;`,
         `add_header Cache-Control $platform_cache_control;`,
         ...(mode === "https" ? [`add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;`] : []),
-        `location = /health { access_log off; default_type text/plain; return 200 "ok\\n"; }`,
+        ...internalLocations(),
     ];
 }
 
@@ -186,21 +342,38 @@ function routingServerBody(routes: readonly Route[], settings: EdgeSettings): st
     ];
 }
 
+function acmeLocation(settings: EdgeSettings): string {
+    return `location ^~ /.well-known/acme-challenge/ { root ${settings.acmeWebroot}; default_type text/plain; try_files $uri =404; }`;
+}
+
+/**
+ * Requests for any name but the configured ones land here: no page, no redirect, nothing that echoes
+ * the Host they sent; nginx closes the connection (444). Loopback keeps the internal endpoints.
+ */
+function refusingServer(listen: string): string[] {
+    return ["server {", ...indent([`listen ${listen} default_server;`, ...internalLocations(), "location / { return 444; }"], 1), "}"];
+}
+
 export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettings): string {
     checkRoutes(routes);
+    checkSettings(settings);
+    const names = serverNames(settings).join(" ");
     const sorted = [...routes].sort((x, y) => x.app.localeCompare(y.app));
     const httpsPortSuffix = settings.publicHttpsPort === 443 ? "" : `:${settings.publicHttpsPort}`;
     const servers: string[] =
         settings.mode === "https"
             ? [
+                  ...refusingServer(settings.listenHttp),
+                  "",
                   "server {",
                   ...indent(
                       [
-                          `listen ${settings.listenHttp} default_server;`,
-                          `server_name ${settings.domain};`,
-                          `location ^~ /.well-known/acme-challenge/ { root ${settings.acmeWebroot}; default_type text/plain; try_files $uri =404; }`,
+                          `listen ${settings.listenHttp};`,
+                          `server_name ${names};`,
+                          acmeLocation(settings),
                           `location = /health { access_log off; default_type text/plain; return 200 "ok\\n"; }`,
-                          `location / { return 301 https://$host${httpsPortSuffix}$request_uri; }`,
+                          // The configured domain, never $host: a redirect must not repeat what the client sent.
+                          `location / { return 301 https://${settings.domain}${httpsPortSuffix}$request_uri; }`,
                       ],
                       1,
                   ),
@@ -210,15 +383,21 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
                   ...indent(
                       [
                           `listen ${settings.listenHttps} ssl http2 default_server;`,
-                          `server_name ${settings.domain};`,
+                          "# TLS for any other name (or none: clients send no SNI for an IP) fails at the handshake.",
+                          "ssl_reject_handshake on;",
+                          "location / { return 444; }",
+                      ],
+                      1,
+                  ),
+                  "}",
+                  "",
+                  "server {",
+                  ...indent(
+                      [
+                          `listen ${settings.listenHttps} ssl http2;`,
+                          `server_name ${names};`,
                           `ssl_certificate ${settings.certificate};`,
                           `ssl_certificate_key ${settings.certificateKey};`,
-                          "ssl_protocols TLSv1.2 TLSv1.3;",
-                          "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
-                          "ssl_prefer_server_ciphers off;",
-                          "ssl_session_cache shared:platform_tls:10m;",
-                          "ssl_session_timeout 1d;",
-                          "ssl_session_tickets off;",
                           ...routingServerBody(sorted, settings),
                       ],
                       1,
@@ -226,11 +405,14 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
                   "}",
               ]
             : [
+                  ...refusingServer(settings.listenHttp),
+                  "",
                   "server {",
-                  ...indent([`listen ${settings.listenHttp} default_server;`, `server_name ${settings.domain};`, ...routingServerBody(sorted, settings)], 1),
+                  ...indent([`listen ${settings.listenHttp};`, `server_name ${names};`, acmeLocation(settings), ...routingServerBody(sorted, settings)], 1),
                   "}",
               ];
 
+    const forwardedHost = settings.domain;
     const http: string[] = [
         "server_tokens off;",
         "default_type application/octet-stream;",
@@ -249,8 +431,21 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
         "proxy_connect_timeout 5s;",
         "proxy_send_timeout 60s;",
         "proxy_read_timeout 60s;",
+        "# HTTP/1.1 to the apps: needed for upstream keep-alive and for websocket upgrades.",
         "proxy_http_version 1.1;",
         "",
+        ...(settings.mode === "https"
+            ? [
+                  "# At http level: the handshake starts before SNI picks a server.",
+                  "ssl_protocols TLSv1.2 TLSv1.3;",
+                  "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
+                  "ssl_prefer_server_ciphers off;",
+                  "ssl_session_cache shared:platform_tls:10m;",
+                  "ssl_session_timeout 1d;",
+                  "ssl_session_tickets off;",
+                  "",
+              ]
+            : []),
         "gzip on;",
         "gzip_comp_level 5;",
         "gzip_min_length 1024;",
@@ -261,23 +456,38 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
         `resolver ${settings.resolver} valid=10s ipv6=off;`,
         "resolver_timeout 3s;",
         "",
-        "map $http_upgrade $platform_connection { default upgrade; '' close; }",
+        "# Only a websocket upgrade is passed on; anything else (h2c, ...) is a plain request on a kept-alive",
+        "# connection (an empty Connection header lets nginx reuse it).",
+        `map $http_upgrade $platform_upgrade { "~*^websocket$" "websocket"; default ""; }`,
+        `map $http_upgrade $platform_connection { "~*^websocket$" "upgrade"; default ""; }`,
         "# A well-formed X-Request-ID from the client is kept, anything else is replaced by nginx's own.",
         `map $http_x_request_id $platform_request_id { "~^[A-Za-z0-9._-]{8,128}$" $http_x_request_id; default $request_id; }`,
+        "# RFC 7239 quotes an IPv6 node.",
+        `map $remote_addr $platform_forwarded_for { "~:" '"[$remote_addr]"'; default $remote_addr; }`,
+        "# $uri is decoded and normalised, so %2e-encoded dots count too. The ACME token path is the one exception.",
+        `map $uri $platform_dotfile { "~^/\\.well-known/acme-challenge/[A-Za-z0-9_-]+$" 0; "~/\\." 1; default 0; }`,
         ...cacheControlMap(sorted),
         ...cspMap(sorted),
         "",
         `limit_req_zone $binary_remote_addr zone=api_per_client:10m rate=${settings.apiRatePerSecond}r/s;`,
         "limit_req_status 429;",
         "",
-        "proxy_set_header Host $host;",
+        "# What the apps learn about the request comes from nginx, never from the client. Set here only:",
+        "# one proxy_set_header in a location would silently drop every line below for that location.",
+        `proxy_set_header Host ${forwardedHost};`,
         "proxy_set_header X-Real-IP $remote_addr;",
         "proxy_set_header X-Forwarded-For $remote_addr;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
-        "proxy_set_header X-Forwarded-Host $host;",
+        `proxy_set_header X-Forwarded-Host ${forwardedHost};`,
+        `proxy_set_header Forwarded "for=$platform_forwarded_for;host=${forwardedHost};proto=$scheme";`,
         "proxy_set_header X-Request-ID $platform_request_id;",
-        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Upgrade $platform_upgrade;",
         "proxy_set_header Connection $platform_connection;",
+        ...CLEARED_REQUEST_HEADERS.map((h) => `proxy_set_header ${h} "";`),
+        "# An app's response never redirects the edge internally (X-Accel-Redirect into another app) or changes how it serves.",
+        `proxy_ignore_headers ${IGNORED_RESPONSE_HEADERS.join(" ")};`,
+        "",
+        ...sorted.flatMap((r) => [...upstreamBlock(upstreamName(r.app, "frontend"), r.frontend), ...upstreamBlock(upstreamName(r.app, "backend"), r.backend)]),
         "",
         ...servers,
     ];

@@ -180,7 +180,7 @@ describe("edge under a real nginx: HTTPS", function () {
     const tlsGet = (p: string) =>
         new Promise<{ status: number; headers: Record<string, unknown> }>((resolve, reject) => {
             https
-                .get({ host: "127.0.0.1", port: edge.httpsPort, path: p, rejectUnauthorized: false, agent: false }, (res) => {
+                .get({ host: "127.0.0.1", servername: "localhost", headers: { host: "localhost" }, port: edge.httpsPort, path: p, rejectUnauthorized: false, agent: false }, (res) => {
                     res.resume();
                     res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
                 })
@@ -188,7 +188,7 @@ describe("edge under a real nginx: HTTPS", function () {
         });
     const handshake = (version: tls.SecureVersion) =>
         new Promise<string>((resolve) => {
-            const socket = tls.connect({ host: "127.0.0.1", port: edge.httpsPort, rejectUnauthorized: false, minVersion: version, maxVersion: version }, () => {
+            const socket = tls.connect({ host: "127.0.0.1", servername: "localhost", port: edge.httpsPort, rejectUnauthorized: false, minVersion: version, maxVersion: version }, () => {
                 resolve(socket.getProtocol() ?? "?");
                 socket.end();
             });
@@ -196,12 +196,13 @@ describe("edge under a real nginx: HTTPS", function () {
         });
 
     it("redirects HTTP to HTTPS, except the ACME challenge and /health", async () => {
-        const r = await get(edge.httpPort, "/app1/x?y=1");
+        const host = { host: "localhost" };
+        const r = await get(edge.httpPort, "/app1/x?y=1", host);
         assert.strictEqual(r.status, 301);
-        assert.strictEqual(r.headers.location, `https://127.0.0.1:${edge.httpsPort}/app1/x?y=1`);
-        const token = await get(edge.httpPort, "/.well-known/acme-challenge/token123");
+        assert.strictEqual(r.headers.location, `https://localhost:${edge.httpsPort}/app1/x?y=1`);
+        const token = await get(edge.httpPort, "/.well-known/acme-challenge/token123", host);
         assert.deepStrictEqual([token.status, token.body], [200, "token123.thumbprint"]);
-        assert.strictEqual((await get(edge.httpPort, "/health")).status, 200);
+        assert.strictEqual((await get(edge.httpPort, "/health", host)).status, 200);
     });
     it("serves the routes over TLS with HSTS and the security headers", async () => {
         const r = await tlsGet("/api/app1/x");

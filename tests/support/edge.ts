@@ -6,7 +6,7 @@ import * as http from "http";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { EdgeSettings, Route, containerEdgeSettings, renderNginxConfig } from "../../lib/nginx";
+import { EdgeSettings, GENERATION_PATH, Route, containerEdgeSettings, renderNginxConfig } from "../../lib/nginx";
 
 export const APPLY_SCRIPT = path.join(__dirname, "..", "..", "scripts", "apply-nginx-config.sh");
 
@@ -75,18 +75,48 @@ export async function startUpstream(name: string, options: { spa?: boolean } = {
     return upstream;
 }
 
+export interface ApplyResult {
+    status: number | null;
+    signal: NodeJS.Signals | null;
+    stderr: string;
+    stdout: string;
+}
+
+export interface ApplyOptions {
+    /** `["--refresh"]` re-resolves the live config. */
+    readonly args?: string[];
+    /** Extra environment for the script (e.g. a NGINX_CMD that drops the session). */
+    readonly env?: Record<string, string>;
+    /** Run the script in a session of its own, so a stand-in can kill it and everything it started. */
+    readonly ownSession?: boolean;
+}
+
 export interface Edge {
     readonly dir: string;
     readonly settings: EdgeSettings;
     readonly httpPort: number;
     readonly httpsPort: number;
+    /** nginx master's pid. */
+    readonly pid: number;
     /** Renders and applies through the production apply script; resolves with its exit status and output. */
-    apply(routes: Route[], settle?: number): { status: number; stderr: string; stdout: string };
-    applyRaw(config: string): { status: number; stderr: string; stdout: string };
+    apply(routes: Route[], options?: ApplyOptions): ApplyResult;
+    applyRaw(config: string, options?: ApplyOptions): ApplyResult;
+    /** What the stand-in for `getent hosts` answers for `name` from now on (undefined: nothing). */
+    resolveAs(name: string, address: string | undefined): void;
+    /** What nginx has loaded, as the apply script reads it. */
+    loadedGeneration(): Promise<string>;
     stop(): Promise<void>;
 }
 
-export async function startEdge(routes: Route[], mode: "http" | "https" = "http", overrides: Partial<EdgeSettings> = {}): Promise<Edge> {
+export interface EdgeOptions {
+    /**
+     * Run nginx as the edge container does: the whole filesystem read-only except a tmpfs holding the
+     * pid file and temp paths (a private mount namespace; needs root, as in CI).
+     */
+    readonly readOnlyRoot?: boolean;
+}
+
+export async function startEdge(routes: Route[], mode: "http" | "https" = "http", overrides: Partial<EdgeSettings> = {}, options: EdgeOptions = {}): Promise<Edge> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-edge-"));
     // nginx workers run as an unprivileged user and must read the ACME webroot.
     fs.chmodSync(dir, 0o755);
@@ -102,11 +132,11 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
         certificate: path.join(dir, "cert.pem"),
         certificateKey: path.join(dir, "key.pem"),
         acmeWebroot: path.join(dir, "acme"),
-        // Nothing answers DNS here: container names fail to resolve, IPs need no resolver.
+        // Nothing answers DNS here; container names go through the apply script's RESOLVE_CMD.
         resolver: "127.0.0.1:1",
-        pidFile: path.join(dir, "nginx.pid"),
-        errorLog: path.join(dir, "error.log"),
-        accessLog: path.join(dir, "access.log"),
+        pidFile: path.join(dir, "temp", "nginx.pid"),
+        errorLog: options.readOnlyRoot ? "/dev/stderr" : path.join(dir, "error.log"),
+        accessLog: options.readOnlyRoot ? "/dev/null" : path.join(dir, "access.log"),
         tempDir: path.join(dir, "temp"),
         apiRatePerSecond: 100000,
         apiBurst: 100000,
@@ -115,34 +145,76 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
     if (mode === "https") {
         execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", settings.certificateKey, "-out", settings.certificate], { stdio: "ignore" });
     }
+    // Stand-in for `getent hosts NAME` (Docker's DNS as the edge sees it): "ADDRESS NAME" lines in hosts.txt.
+    const hostsFile = path.join(dir, "hosts.txt");
+    fs.writeFileSync(hostsFile, "");
+    fs.writeFileSync(path.join(dir, "resolve.sh"), `awk -v n="$1" '$2 == n { print; found = 1 } END { exit !found }' ${hostsFile}\n`);
     const conf = path.join(dir, "nginx.conf");
     fs.writeFileSync(conf, renderNginxConfig(routes, settings));
-    const child: ChildProcess = spawn("nginx", ["-p", dir, "-c", conf, "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
+    const nginxArgs = ["-p", dir, "-c", conf, "-g", "daemon off;"];
+    const child: ChildProcess = options.readOnlyRoot
+        ? spawn(
+              "unshare",
+              [
+                  "--mount",
+                  "--propagation",
+                  "private",
+                  "sh",
+                  "-c",
+                  // The tmpfs stands in for the container's; Debian's compiled-in temp dir is hidden
+                  // behind an empty read-only mount, as nginx:alpine's /var/cache/nginx is read-only.
+                  `mount -t tmpfs -o size=64m,mode=1777 tmpfs "$1" && { [ ! -d /var/lib/nginx ] || mount -t tmpfs -o ro tmpfs /var/lib/nginx; } && mount -o remount,bind,ro / && shift && exec nginx "$@"`,
+                  "sh",
+                  settings.tempDir,
+                  ...nginxArgs,
+              ],
+              { stdio: ["ignore", "ignore", "pipe"] },
+          )
+        : spawn("nginx", nginxArgs, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr!.on("data", (d) => (stderr += d));
     const deadline = Date.now() + 10000;
     while (!(await canGet(httpPort))) {
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`nginx did not start: ${stderr}${readIfExists(settings.errorLog)}`);
+        if (child.exitCode !== null || Date.now() > deadline) {
+            child.kill("SIGKILL");
+            throw new Error(`nginx did not start: ${stderr}${readIfExists(settings.errorLog)}`);
+        }
         await sleep(50);
     }
-    const applyRaw = (config: string) => {
-        const result = spawnSync("sh", [APPLY_SCRIPT], {
+    // With a private mount namespace, the pid file lives on its tmpfs: signal nginx from inside it.
+    const nginxCmd = options.readOnlyRoot ? `nsenter -t ${child.pid} -m nginx -p ${dir}` : `nginx -p ${dir}`;
+    const probeCmd = `curl -s --max-time 3 http://127.0.0.1:${httpPort}${GENERATION_PATH}`;
+    const applyRaw = (config: string, applyOptions: ApplyOptions = {}): ApplyResult => {
+        const command = applyOptions.ownSession ? "setsid" : "sh";
+        const args = [...(applyOptions.ownSession ? ["sh"] : []), APPLY_SCRIPT, ...(applyOptions.args ?? [])];
+        const result = spawnSync(command, args, {
             input: config,
-            env: { ...process.env, CONF_DIR: dir, NGINX_CMD: `nginx -p ${dir}`, SETTLE_SECONDS: "0" },
+            env: { ...process.env, CONF_DIR: dir, NGINX_CMD: nginxCmd, RESOLVE_CMD: `sh ${dir}/resolve.sh`, PROBE_CMD: probeCmd, SETTLE_SECONDS: "0", ...applyOptions.env },
             encoding: "utf8",
+            timeout: 60000,
         });
-        return { status: result.status ?? -1, stderr: result.stderr, stdout: result.stdout };
+        return { status: result.status, signal: result.signal, stderr: result.stderr, stdout: result.stdout };
     };
+    const hosts = new Map<string, string>();
     return {
         dir,
         settings,
         httpPort,
         httpsPort,
+        pid: child.pid!,
         applyRaw,
-        apply: (newRoutes) => applyRaw(renderNginxConfig(newRoutes, settings)),
+        apply: (newRoutes, applyOptions) => applyRaw(renderNginxConfig(newRoutes, settings), applyOptions),
+        resolveAs: (name, address) => {
+            if (address === undefined) hosts.delete(name);
+            else hosts.set(name, address);
+            fs.writeFileSync(hostsFile, [...hosts].map(([n, a]) => `${a} ${n}\n`).join(""));
+        },
+        loadedGeneration: async () => (await get(httpPort, GENERATION_PATH)).body.trim(),
         stop: async () => {
             child.kill("SIGQUIT");
-            await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once("exit", r)));
+            const exited = new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once("exit", r)));
+            // Bounded: a worker stuck on a long-lived connection must not hang the suite.
+            if ((await Promise.race([exited.then(() => true), sleep(10000).then(() => false)])) === false) child.kill("SIGKILL");
             fs.rmSync(dir, { recursive: true, force: true });
         },
     };
