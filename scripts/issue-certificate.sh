@@ -6,21 +6,72 @@
 #
 # Environment (all required): DOMAIN, EMAIL, STAGING (true|false), LETSENCRYPT_DIR, ACME_DIR,
 # CERTS_DIR, EDGE_CONTAINER, EDGE_CONF (nginx.conf path inside the edge container), CERTBOT_IMAGE;
-# SELF (where this script is installed, for cron); CRON_FILE (default /etc/cron.d/platform-certificate).
+# SELF (where this script is installed, for cron); CRON_FILE (default /etc/cron.d/platform-certificate);
+# SETTINGS_FILE (default /srv/platform/certificate.env).
+#
+# The renewal job reads its settings from SETTINGS_FILE, where each value is single-quoted for sh.
+# The cron line itself holds nothing but two fixed paths: no value can inject a command, and no `%`
+# (cron's newline) can reach it.
+# Usage: issue-certificate.sh                         install the renewal job, then issue or renew
+#        issue-certificate.sh --renew-only SETTINGS   what the cron job runs
 set -eu
+
+cron_file=${CRON_FILE:-/etc/cron.d/platform-certificate}
+settings_file=${SETTINGS_FILE:-/srv/platform/certificate.env}
+
+if [ "${1:-}" = "--renew-only" ]; then
+    # shellcheck disable=SC1090 # written by this script below, values single-quoted
+    . "${2:?--renew-only needs the settings file}"
+fi
 : "${DOMAIN:?}" "${EMAIL:?}" "${STAGING:?}" "${LETSENCRYPT_DIR:?}" "${ACME_DIR:?}" "${CERTS_DIR:?}"
 : "${EDGE_CONTAINER:?}" "${EDGE_CONF:?}" "${CERTBOT_IMAGE:?}"
 
-cron_file=${CRON_FILE:-/etc/cron.d/platform-certificate}
 server_flag=""
 if [ "$STAGING" = "true" ]; then server_flag="--staging"; fi
+
+# 'it'\''s' for it's: the one quoting sh reads back exactly, whatever the value holds (but a
+# newline, which no setting has and which is refused before anything is written).
+quote() {
+    printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
+}
+settings="DOMAIN EMAIL STAGING LETSENCRYPT_DIR ACME_DIR CERTS_DIR EDGE_CONTAINER EDGE_CONF CERTBOT_IMAGE"
+newline='
+'
+value=""
+for name in $settings; do
+    eval "value=\$$name"
+    case $value in *"$newline"*)
+        echo "issue-certificate: $name contains a newline; refusing to use it" >&2
+        exit 1
+        ;;
+    esac
+done
 
 if [ "${1:-}" != "--renew-only" ]; then
     # Renew twice a day without a deployment: this script is installed at SELF by the program.
     : "${SELF:?set SELF to where this script is installed on the host}"
-    printf '23 3,15 * * * root DOMAIN=%s EMAIL=%s STAGING=%s LETSENCRYPT_DIR=%s ACME_DIR=%s CERTS_DIR=%s EDGE_CONTAINER=%s EDGE_CONF=%s CERTBOT_IMAGE=%s sh %s --renew-only >>/var/log/platform-certificate.log 2>&1\n' \
-        "$DOMAIN" "$EMAIL" "$STAGING" "$LETSENCRYPT_DIR" "$ACME_DIR" "$CERTS_DIR" "$EDGE_CONTAINER" "$EDGE_CONF" "$CERTBOT_IMAGE" "$SELF" \
-        >"$cron_file"
+    for fixed in "$SELF" "$settings_file"; do
+        case $fixed in
+            /*) ;;
+            *) echo "issue-certificate: $fixed must be an absolute path" >&2; exit 1 ;;
+        esac
+        if printf '%s' "$fixed" | grep -q '[^A-Za-z0-9._/-]'; then
+            echo "issue-certificate: refusing to put $fixed in a cron line (letters, digits, . _ / - only)" >&2
+            exit 1
+        fi
+    done
+    mkdir -p "$(dirname "$settings_file")"
+    umask 077
+    {
+        for name in $settings; do
+            eval "value=\$$name"
+            printf '%s=%s\n' "$name" "$(quote "$value")"
+        done
+    } >"$settings_file.new"
+    mv -f "$settings_file.new" "$settings_file"
+    umask 022
+    printf '23 3,15 * * * root sh %s --renew-only %s >>/var/log/platform-certificate.log 2>&1\n' "$SELF" "$settings_file" >"$cron_file.new"
+    mv -f "$cron_file.new" "$cron_file"
 fi
 
 # shellcheck disable=SC2086 # server_flag is empty or one word

@@ -42,13 +42,67 @@ fi
         CERTBOT_IMAGE: "certbot/certbot:v2.11.0",
         SELF: "/srv/platform/bin/issue-certificate.sh",
         CRON_FILE: path.join(dir, "cron"),
+        SETTINGS_FILE: path.join(dir, "srv", "certificate.env"),
     };
     const run = (args: string[] = [], extra: Record<string, string> = {}) => spawnSync("sh", [SCRIPT, ...args], { env: { ...env, ...extra }, encoding: "utf8" });
     const log = () => (fs.existsSync(path.join(dir, "docker.log")) ? fs.readFileSync(path.join(dir, "docker.log"), "utf8") : "");
     return { dir, run, log };
 }
 
+/** The command part of a /etc/cron.d line (after five time fields and the user), as cron hands it to sh. */
+function cronCommand(line: string): string {
+    const fields = line.trim().split(/\s+/);
+    assert.strictEqual(fields[5], "root");
+    const command = line.trim().split(/\s+/).slice(6).join(" ");
+    // cron turns every unescaped % into a newline: a command that holds one is not what was written.
+    assert.ok(!command.includes("%"), `a % in the cron command: ${command}`);
+    return command;
+}
+
 describe("certificate issuance script (stand-in docker)", () => {
+    it("hostile settings never become commands: the cron line is run by the real sh and every value arrives intact", () => {
+        const hostile = [
+            "ops@x.com;touch${IFS}/tmp/PWNED;#",
+            "ops@x.com' ; touch /tmp/PWNED ; echo '",
+            "ops%40x.com",
+            "$(touch /tmp/PWNED)@x.com",
+            "`touch /tmp/PWNED`@x.com",
+            "ops@x.com\\' \"$(id)\"",
+            "100% sure@x.com",
+        ];
+        for (const email of hostile) {
+            const { dir, run, log } = setup(true);
+            const marker = path.join(dir, "PWNED");
+            const value = email.split("/tmp/PWNED").join(marker);
+            const install = run([], { EMAIL: value });
+            assert.strictEqual(install.status, 0, install.stderr);
+            assert.ok(!fs.existsSync(marker), `installing with ${value} ran a command`);
+            // What cron would run, through the real sh, with the same stand-in docker on PATH.
+            const line = fs.readFileSync(path.join(dir, "cron"), "utf8");
+            fs.writeFileSync(path.join(dir, "docker.log"), "");
+            const renewal = spawnSync("sh", ["-c", cronCommand(line).replace(">>/var/log/platform-certificate.log 2>&1", "").replace("/srv/platform/bin/issue-certificate.sh", SCRIPT)], {
+                env: { PATH: `${dir}/bin:${process.env.PATH}`, CHAIN: "same" },
+                encoding: "utf8",
+            });
+            assert.strictEqual(renewal.status, 0, renewal.stderr);
+            assert.ok(!fs.existsSync(marker), `the renewal job with ${value} ran a command`);
+            assert.ok(log().includes(`--email ${value} --agree-tos`), `certbot got the value as written: ${log()}`);
+        }
+    });
+    it("refuses a setting with a newline, before writing anything", () => {
+        const { dir, run } = setup(true);
+        const r = run([], { DOMAIN: "example.com\n23 * * * * root touch /tmp/x" });
+        assert.notStrictEqual(r.status, 0);
+        assert.match(r.stderr, /DOMAIN contains a newline/);
+        assert.ok(!fs.existsSync(path.join(dir, "cron")));
+    });
+    it("refuses to put an odd path in the cron line", () => {
+        const { dir, run } = setup(true);
+        const r = run([], { SELF: "/srv/platform/bin/x.sh; touch /tmp/x" });
+        assert.notStrictEqual(r.status, 0);
+        assert.match(r.stderr, /refusing to put/);
+        assert.ok(!fs.existsSync(path.join(dir, "cron")));
+    });
     it("issues through the webroot, installs the certificate, reloads the edge and schedules renewal", () => {
         const { dir, run, log } = setup(true);
         const r = run();
@@ -58,18 +112,20 @@ describe("certificate issuance script (stand-in docker)", () => {
         assert.match(fs.readFileSync(path.join(dir, "certs", "fullchain.pem"), "utf8"), /real chain/);
         assert.strictEqual(fs.statSync(path.join(dir, "certs", "privkey.pem")).mode & 0o777, 0o600);
         const cron = fs.readFileSync(path.join(dir, "cron"), "utf8");
-        assert.match(cron, /^23 3,15 \* \* \* root DOMAIN=example\.com .* sh \/srv\/platform\/bin\/issue-certificate\.sh --renew-only/);
+        assert.strictEqual(cron, `23 3,15 * * * root sh /srv/platform/bin/issue-certificate.sh --renew-only ${dir}/srv/certificate.env >>/var/log/platform-certificate.log 2>&1\n`);
+        assert.strictEqual(fs.statSync(path.join(dir, "srv", "certificate.env")).mode & 0o777, 0o600);
     });
     it("a renewal reloads only when the certificate changed", () => {
-        const { run, log } = setup(true);
+        const { dir, run, log } = setup(true);
         const reloads = () => log().split("\n").filter((l) => l.startsWith("exec")).length;
         assert.strictEqual(run([], { CHAIN: "one" }).status, 0);
         assert.strictEqual(reloads(), 1);
-        const same = run(["--renew-only"], { CHAIN: "one" });
+        const settings = path.join(dir, "srv", "certificate.env");
+        const same = run(["--renew-only", settings], { CHAIN: "one" });
         assert.strictEqual(same.status, 0);
         assert.match(same.stdout, /certificate for example\.com is current/);
         assert.strictEqual(reloads(), 1, "nothing new: no reload");
-        assert.strictEqual(run(["--renew-only"], { CHAIN: "two" }).status, 0);
+        assert.strictEqual(run(["--renew-only", settings], { CHAIN: "two" }).status, 0);
         assert.strictEqual(reloads(), 2, "a renewed certificate is installed and reloaded");
     });
     it("a refusal fails with what to check, and keeps the current certificate", () => {
