@@ -1,4 +1,5 @@
-// Another Pulumi project reading the platform's stack outputs. Type-checked by `npm test` (tsc).
+// Reads the platform's stack outputs from another Pulumi project. Type-checked by `npm test` (tsc)
+// and run against the platform's real outputs by tests/consumer.test.ts.
 //
 //   const platform = new pulumi.StackReference("acme/platform/prod");
 //
@@ -28,7 +29,3 @@ export function readPlatform(stackName: string, app: string) {
     const databaseUrl = (platform.requireOutput("databaseUrls") as pulumi.Output<Record<string, string>>).apply((urls) => urls[app]);
     return { appUrl, databaseUrl: pulumi.secret(databaseUrl) };
 }
-
-// Example use in a consumer program (e.g. a worker that talks to app1's database):
-//   const { appUrl, databaseUrl } = readPlatform("acme/platform/prod", "app1");
-//   export const app1Url = appUrl;
