@@ -3,6 +3,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
+import { CERTIFICATE_SCRIPT } from "../components/reverseProxy";
 import { CONFIG_KEYS } from "../lib/config";
 import { parse } from "./fixtures";
 
@@ -71,7 +72,48 @@ describe("the committed stack files", () => {
         assert.strictEqual(raw.registryToken, undefined);
         assert.throws(() => parse(raw), /platform:registryToken: required/);
         const config = parse({ ...raw, registryToken: "set-with---secret" });
+        assert.ok(config.apps.every((a) => typeof a.release === "string"));
         assert.strictEqual(config.target, "scaleway");
         assert.ok(config.memory.totalMb <= config.memory.budgetMb);
+    });
+});
+
+describe("the README's claims that can be checked", () => {
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+
+    it("opens with the two commands, each doing its own set-up, and both scripts exist", () => {
+        const firstBlock = /```sh\n([\s\S]*?)```/.exec(readme)![1];
+        const commands = firstBlock.split("\n").filter(Boolean).map((l) => l.replace(/\s+#.*$/, "").trim());
+        assert.deepStrictEqual(commands, ["npm ci && npm run local:up", "npm ci && npm test"]);
+        assert.ok(readme.indexOf("```sh") < readme.indexOf("## "), "the commands come before any section");
+        assert.ok(pkg.scripts["local:up"] && pkg.scripts.test);
+    });
+    it("every `npm run` it mentions exists in package.json", () => {
+        const mentioned = new Set([...readme.matchAll(/npm run ([a-z:-]+)/g)].map((m) => m[1]));
+        assert.ok(mentioned.size >= 3);
+        for (const script of mentioned) assert.ok(pkg.scripts[script], `npm run ${script} is not a script`);
+    });
+    it("states the Node version package.json requires", () => {
+        const major = /(\d+)/.exec(pkg.engines.node)![1];
+        assert.match(readme, new RegExp(`Node\\.js ${major}`));
+    });
+    it("every platform: key it names exists, and every release it sets is stored as a string", () => {
+        for (const [, key] of readme.matchAll(/platform:([A-Za-z]+)/g)) assert.ok((CONFIG_KEYS as readonly string[]).includes(key), `platform:${key}`);
+        const sets = [...readme.matchAll(/pulumi config set[^`\n]*--path '(?:platform:)?apps\.[^`\n]*/g)].map((m) => m[0]);
+        assert.ok(sets.length >= 3);
+        for (const set of sets) assert.match(set, /--type string/, set);
+    });
+    it("commands run over ssh quote their $(…) so it runs on the server, not the laptop", () => {
+        for (const line of readme.split("\n").filter((l) => /ssh root@/.test(l) && l.includes("$("))) {
+            const command = line.slice(line.indexOf("ssh root@"));
+            const quoted = /ssh root@\S+ '([^']*)'/.exec(command);
+            assert.ok(quoted && quoted[1].includes("$("), `unquoted $(…) after ssh: ${line}`);
+        }
+    });
+    it("the certificate command it gives is the script and settings file the edge installs", () => {
+        const script = fs.readFileSync(path.join(root, "scripts", "issue-certificate.sh"), "utf8");
+        const settings = /settings_file=\$\{SETTINGS_FILE:-([^}]+)\}/.exec(script)![1];
+        assert.ok(readme.includes(`sh ${CERTIFICATE_SCRIPT} --renew-only ${settings}`), `expected: sh ${CERTIFICATE_SCRIPT} --renew-only ${settings}`);
     });
 });
