@@ -5,6 +5,7 @@ export const app1: AppDefinition = {
     name: "app1",
     frontend: {
         image: "ghcr.io/mhylle/app1-frontend",
+        privateImage: true,
         port: 80,
         healthPath: "/",
         healthProbe: "wget",
@@ -21,6 +22,7 @@ export const app1: AppDefinition = {
     },
     backend: {
         image: "ghcr.io/mhylle/app1-backend",
+        privateImage: true,
         port: 3000,
         healthPath: "/api/app1/health",
         healthProbe: "node",

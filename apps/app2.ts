@@ -5,6 +5,7 @@ export const app2: AppDefinition = {
     name: "app2",
     frontend: {
         image: "ghcr.io/mhylle/app2-frontend",
+        privateImage: true,
         port: 80,
         healthPath: "/",
         healthProbe: "wget",
@@ -21,6 +22,7 @@ export const app2: AppDefinition = {
     },
     backend: {
         image: "ghcr.io/mhylle/app2-backend",
+        privateImage: true,
         port: 3000,
         healthPath: "/health",
         healthProbe: "node",

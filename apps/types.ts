@@ -7,6 +7,8 @@ export type HealthProbe = "wget" | "curl" | "node";
 export interface ContainerDefinition {
     /** Image repository without tag or digest, e.g. `ghcr.io/acme/shop-frontend`. The stack config picks the release. */
     readonly image: string;
+    /** The image needs registry credentials to pull (`platform:registryUsername` and `registryToken`). */
+    readonly privateImage?: boolean;
     /** Port the container listens on inside its network. No host port is ever published. */
     readonly port: number;
     /** Path answered with 2xx once the container is ready to serve traffic. */

@@ -571,11 +571,11 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
             "registryUsername and registryToken go together (ghcr.io login). Fix: set both, or remove both",
         );
     }
-    const needsRegistry = apps.filter((a) => [a.definition.frontend, a.definition.backend].some((c) => c.image.startsWith("ghcr.io/")));
+    const needsRegistry = apps.filter((a) => [a.definition.frontend, a.definition.backend].some((c) => c.privateImage === true));
     if (onCloud && needsRegistry.length > 0 && registryToken === undefined) {
         fail(
             "registryToken",
-            `required to pull ${needsRegistry.map((a) => a.definition.name).join(", ")} from ghcr.io. ` +
+            `required to pull the private images of ${needsRegistry.map((a) => a.definition.name).join(", ")}. ` +
                 "Fix: pulumi config set platform:registryUsername <github user> && pulumi config set --secret platform:registryToken <PAT with read:packages>",
         );
     }

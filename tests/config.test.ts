@@ -149,7 +149,11 @@ describe("config validation", () => {
     });
     it("a registry token for ghcr.io images on scaleway", () => {
         const { registryToken, registryUsername, ...raw } = PROD_RAW;
-        expectProblem(raw, "registryToken", /required to pull app1, app2 from ghcr.io/);
+        expectProblem(raw, "registryToken", /required to pull the private images of app1, app2/);
+    });
+    it("no registry token where every image is public, on either target", () => {
+        const { registryToken, registryUsername, ...raw } = PROD_RAW;
+        assert.strictEqual(parse({ ...raw, apps: '{"demo":"1.27-alpine"}' }).registryToken, undefined);
     });
     it("a secret stored in plain text", () => expectProblem(PROD_RAW, "sshPrivateKey", /plain text/, () => false));
     it("an unsupported instance type", () => expectProblem({ ...PROD_RAW, instanceType: "DEV9-Z" }, "instanceType", /not a supported instance type/));
