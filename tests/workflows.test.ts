@@ -101,3 +101,76 @@ describe("GitHub workflows", () => {
         for (const name of ["constructor", "__proto__", "toString"]) assert.strictEqual(checkRelease(name, "1.4.3").length, 1, name);
     });
 });
+
+describe("recording release requests (deploy.yml's record step, run by bash against real git)", function () {
+    this.timeout(120000);
+    const { execFileSync, spawn } = require("child_process") as typeof import("child_process");
+    const os = require("os") as typeof import("os");
+    const script = (load("deploy.yml").jobs.record.steps as any[]).find((s) => s.name === "Record the release on main").run as string;
+
+    /** A bare `origin` holding this repo's Pulumi.prod.yaml, and a stand-in `pulumi` that edits it as `config set --path apps.X` does. */
+    function setup() {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-record-"));
+        const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+        git(dir, "init", "-q", "--bare", "-b", "main", "origin.git");
+        git(dir, "clone", "-q", "origin.git", "seed");
+        fs.copyFileSync(path.join(__dirname, "..", "Pulumi.prod.yaml"), path.join(dir, "seed", "Pulumi.prod.yaml"));
+        git(path.join(dir, "seed"), "add", ".");
+        git(path.join(dir, "seed"), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "seed");
+        git(path.join(dir, "seed"), "push", "-q", "origin", "HEAD:main");
+        const bin = path.join(dir, "bin");
+        fs.mkdirSync(bin);
+        fs.writeFileSync(
+            path.join(bin, "pulumi"),
+            `#!/bin/sh
+# config set --stack S --type string --path apps.APP RELEASE
+stack=$4; app=\${8#apps.}; release=$9
+[ "$6" = string ] || { echo "releases must be set with --type string" >&2; exit 1; }
+sleep 0.2
+if grep -q "^    $app: " "Pulumi.$stack.yaml"; then sed -i "s|^    $app: .*|    $app: \\"$release\\"|" "Pulumi.$stack.yaml"; else printf '    %s: "%s"\\n' "$app" "$release" >> "Pulumi.$stack.yaml"; fi
+`,
+            { mode: 0o755 },
+        );
+        const clone = (name: string) => {
+            git(dir, "clone", "-q", "origin.git", name);
+            return path.join(dir, name);
+        };
+        const record = (cwd: string, app: string, release: string) =>
+            new Promise<{ code: number; out: string }>((resolve) => {
+                const child = spawn("bash", ["-e", "-c", script], {
+                    cwd,
+                    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, STACK: "prod", APP: app, RELEASE: release, GITHUB_ACTOR: "tester", GITHUB_EVENT_NAME: "repository_dispatch" },
+                });
+                let out = "";
+                child.stdout.on("data", (d) => (out += d));
+                child.stderr.on("data", (d) => (out += d));
+                child.on("close", (code) => resolve({ code: code ?? 1, out }));
+            });
+        const mainFile = () => {
+            const check = clone(`check-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+            return fs.readFileSync(path.join(check, "Pulumi.prod.yaml"), "utf8");
+        };
+        return { clone, record, mainFile, git };
+    }
+
+    it("several requests at once all land on main, none lost, each as a string", async () => {
+        const { clone, record, mainFile } = setup();
+        const requests: [string, string][] = [["app1", "1.10"], ["app2", "2.0.2"], ["demo", "1.27-alpine"]];
+        const results = await Promise.all(requests.map(([app, release], i) => record(clone(`runner${i}`), app, release)));
+        for (const r of results) assert.strictEqual(r.code, 0, r.out);
+        const yamlText = mainFile();
+        const apps = (yaml.load(yamlText) as any).config["platform:apps"];
+        assert.deepStrictEqual(apps, { app1: "1.10", app2: "2.0.2", demo: "1.27-alpine" });
+        assert.ok(results.some((r) => /main moved while recording/.test(r.out)), "the race happened and was retried");
+    });
+    it("a request for the release main already has is a notice, not a commit", async () => {
+        const { clone, record, git } = setup();
+        const cwd = clone("runner");
+        const before = git(cwd, "rev-parse", "HEAD");
+        const r = await record(cwd, "app1", "1.4.2");
+        assert.strictEqual(r.code, 0, r.out);
+        assert.match(r.out, /::notice::app1 already runs 1\.4\.2 on prod/);
+        git(cwd, "fetch", "-q", "origin");
+        assert.strictEqual(git(cwd, "rev-parse", "origin/main"), before);
+    });
+});
