@@ -33,7 +33,25 @@ export interface PlatformConfig {
     readonly registryToken?: string;
     readonly memory: MemoryPlan;
     readonly backup: BackupSettings;
+    readonly scale: ScaleSettings;
 }
+
+/** Where PostgreSQL runs and how many instances serve the apps. The defaults are the single-server stack. */
+export interface ScaleSettings {
+    /** `container`: PostgreSQL in a container on the (first) host; `managed`: Scaleway Managed Database for PostgreSQL. */
+    readonly database: "container" | "managed";
+    /** Instances running the edge and every app; more than one sit behind a Scaleway Load Balancer. */
+    readonly hosts: number;
+    /** Managed database node type, e.g. DB-DEV-S. */
+    readonly managedDatabaseNodeType: string;
+    /** A standby node with automatic failover. */
+    readonly managedDatabaseHa: boolean;
+    /** Days Scaleway keeps the managed database's automated backups. */
+    readonly managedDatabaseBackupDays: number;
+}
+
+export const SCALE_DEFAULTS = { database: "container", hosts: 1, managedDatabaseNodeType: "DB-DEV-S", managedDatabaseHa: false, managedDatabaseBackupDays: 7 } as const;
+export const MAX_HOSTS = 10;
 
 /** Nightly logical backups: encrypted on the host to `publicKey`, kept `retentionDays`, locked `lockDays`. */
 export interface BackupSettings {
@@ -81,6 +99,11 @@ export const CONFIG_KEYS = [
     "backupRetentionDays",
     "backupLockDays",
     "backupHeartbeatUrl",
+    "database",
+    "hosts",
+    "managedDatabaseNodeType",
+    "managedDatabaseHa",
+    "managedDatabaseBackupDays",
 ] as const;
 
 /**
@@ -627,6 +650,24 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
         fail("backupHeartbeatUrl", `${JSON.stringify(backupHeartbeatUrl)} is not a plain https URL (no query, credentials or quotes). Fix: pulumi config set platform:backupHeartbeatUrl https://hc-ping.com/<uuid>`);
     }
 
+    const databaseText = text("database") ?? SCALE_DEFAULTS.database;
+    let database: ScaleSettings["database"] = SCALE_DEFAULTS.database;
+    if (databaseText === "container" || databaseText === "managed") database = databaseText;
+    else fail("database", `"${databaseText}" is neither container nor managed. Fix: pulumi config set platform:database managed`);
+    const hosts = wholeNumber("hosts", SCALE_DEFAULTS.hosts, 1, MAX_HOSTS);
+    const nodeType = (text("managedDatabaseNodeType") ?? SCALE_DEFAULTS.managedDatabaseNodeType).toUpperCase();
+    if (!/^DB-[A-Z0-9-]{2,20}$/.test(nodeType)) {
+        fail("managedDatabaseNodeType", `"${nodeType}" is not a Scaleway database node type. Fix: pulumi config set platform:managedDatabaseNodeType DB-DEV-S`);
+    }
+    const managedDatabaseHa = booleanKey("managedDatabaseHa");
+    const managedDatabaseBackupDays = wholeNumber("managedDatabaseBackupDays", SCALE_DEFAULTS.managedDatabaseBackupDays, 1, 365);
+    if (!onCloud && (database === "managed" || hosts > 1)) {
+        fail(database === "managed" ? "database" : "hosts", "the local stack is one machine with a PostgreSQL container. Fix: pulumi config rm platform:database && pulumi config rm platform:hosts");
+    }
+    if (hosts > 1 && database === "container") {
+        fail("hosts", `${hosts} hosts need a database they can all reach: a container on one of them would make it a single point of failure. Fix: pulumi config set platform:database managed`);
+    }
+
     if (problems.length > 0) throw new ConfigError(problems);
     return {
         target,
@@ -644,6 +685,7 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
         registryToken,
         memory,
         backup: { publicKey: backupPublicKey, schedule: backupSchedule.trim().split(/\s+/).join(" "), retentionDays, lockDays, heartbeatUrl: backupHeartbeatUrl },
+        scale: { database, hosts, managedDatabaseNodeType: nodeType, managedDatabaseHa, managedDatabaseBackupDays },
     };
 }
 

@@ -160,6 +160,17 @@ describe("config validation", () => {
     it("an invalid local port", () => expectProblem({ ...LOCAL_RAW, localHttpPort: "80000" }, "localHttpPort", /not a TCP port/));
     it("a password version for an app the stack does not run", () =>
         expectProblem({ ...LOCAL_RAW, passwordVersions: '{"app1":2}' }, "passwordVersions.app1", /does not run/));
+    it("scale: defaults are today's single server; several hosts need the managed database; the local stack stays one machine", () => {
+        assert.deepStrictEqual(parse(PROD_RAW).scale, { database: "container", hosts: 1, managedDatabaseNodeType: "DB-DEV-S", managedDatabaseHa: false, managedDatabaseBackupDays: 7 });
+        const scaled = parse({ ...PROD_RAW, database: "managed", hosts: "2", managedDatabaseHa: "true", managedDatabaseNodeType: "db-gp-xs" }).scale;
+        assert.deepStrictEqual(scaled, { database: "managed", hosts: 2, managedDatabaseNodeType: "DB-GP-XS", managedDatabaseHa: true, managedDatabaseBackupDays: 7 });
+        expectProblem({ ...PROD_RAW, hosts: "2" }, "hosts", /need a database they can all reach.*database managed/);
+        expectProblem({ ...PROD_RAW, hosts: "0" }, "hosts", /not a whole number from 1 to 10/);
+        expectProblem({ ...PROD_RAW, hosts: "2.5" }, "hosts", /not a whole number/);
+        expectProblem({ ...PROD_RAW, database: "rds" }, "database", /neither container nor managed/);
+        expectProblem({ ...LOCAL_RAW, database: "managed" }, "database", /local stack is one machine/);
+        expectProblem({ ...PROD_RAW, database: "managed", managedDatabaseNodeType: "DB;rm" }, "managedDatabaseNodeType", /not a Scaleway database node type/);
+    });
     it("reports every problem at once", () => {
         assert.ok(problemsOf({ target: "scaleway", domain: "bad domain", apps: '{"x":"1"}', typo: "1" }).length >= 5);
     });
