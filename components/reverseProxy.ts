@@ -119,8 +119,8 @@ export class ReverseProxy extends pulumi.ComponentResource {
                     { hostPath: paths.acme, containerPath: settings.acmeWebroot, readOnly: true },
                 ],
                 networksAdvanced: [{ name: network.name }],
-                // From loopback the edge answers /health whatever the Host (other names are refused).
-                healthcheck: { tests: ["CMD", "wget", "-q", "-O", "/dev/null", "-T", "3", "http://127.0.0.1/health"], interval: "5s", timeout: "3s", retries: 3 },
+                // The edge refuses any Host but its domain, local clients included.
+                healthcheck: { tests: ["CMD", "wget", "-q", "-O", "/dev/null", "-T", "3", `--header=Host:${args.domain}`, "http://127.0.0.1/health"], interval: "5s", timeout: "3s", retries: 3 },
                 wait: true,
                 waitTimeout: 60,
                 // Read-only root: nginx writes only its pid file and temp files, all under /tmp (a tmpfs,
@@ -161,7 +161,8 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
             // Resolved inside the edge, through Docker's DNS: the address on the network it shares with
             // the container (a backend is also on the database network), never another app's.
             RESOLVE_CMD: `docker exec ${EDGE_CONTAINER} getent hosts`,
-            PROBE_CMD: `docker exec ${EDGE_CONTAINER} wget -qO- -T 3 http://127.0.0.1${GENERATION_PATH}`,
+            // One word per argument (the script splits it): busybox wget takes --header=Host:NAME.
+            PROBE_CMD: `docker exec ${EDGE_CONTAINER} wget -qO- -T 3 --header=Host:${args.domain} http://127.0.0.1${GENERATION_PATH}`,
         };
         const apply = runScript(readScript("apply-nginx-config.sh"), applyEnv);
         this.config = host.runCommand(

@@ -68,7 +68,8 @@ export function containerEdgeSettings(mode: "https" | "http", domain: string): E
         // The container's root filesystem is read-only: the pid file and every temp path live on the
         // /tmp tmpfs (nginx creates only the last path component, so the temp dir is /tmp itself).
         pidFile: "/tmp/nginx.pid",
-        errorLog: "/dev/stderr",
+        // nginx's own `stderr` target: opening /dev/stderr fails when fd 2 is a socket.
+        errorLog: "stderr",
         accessLog: "/dev/stdout",
         tempDir: "/tmp",
         apiRatePerSecond: 20,
@@ -347,11 +348,12 @@ function acmeLocation(settings: EdgeSettings): string {
 }
 
 /**
- * Requests for any name but the configured ones land here: no page, no redirect, nothing that echoes
- * the Host they sent; nginx closes the connection (444). Loopback keeps the internal endpoints.
+ * Requests for any name but the configured ones (or none) land here: no page, no redirect, nothing
+ * that echoes the Host they sent; nginx closes the connection (444). Local clients too: the container
+ * healthcheck and the apply script name the domain.
  */
 function refusingServer(listen: string): string[] {
-    return ["server {", ...indent([`listen ${listen} default_server;`, ...internalLocations(), "location / { return 444; }"], 1), "}"];
+    return ["server {", ...indent([`listen ${listen} default_server;`, "return 444;"], 1), "}"];
 }
 
 export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettings): string {
@@ -371,7 +373,7 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
                           `listen ${settings.listenHttp};`,
                           `server_name ${names};`,
                           acmeLocation(settings),
-                          `location = /health { access_log off; default_type text/plain; return 200 "ok\\n"; }`,
+                          ...internalLocations(),
                           // The configured domain, never $host: a redirect must not repeat what the client sent.
                           `location / { return 301 https://${settings.domain}${httpsPortSuffix}$request_uri; }`,
                       ],
@@ -385,7 +387,7 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
                           `listen ${settings.listenHttps} ssl http2 default_server;`,
                           "# TLS for any other name (or none: clients send no SNI for an IP) fails at the handshake.",
                           "ssl_reject_handshake on;",
-                          "location / { return 444; }",
+                          "return 444;",
                       ],
                       1,
                   ),

@@ -6,6 +6,7 @@ import * as http from "http";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import * as tls from "tls";
 import { EdgeSettings, GENERATION_PATH, Route, containerEdgeSettings, renderNginxConfig } from "../../lib/nginx";
 
 export const APPLY_SCRIPT = path.join(__dirname, "..", "..", "scripts", "apply-nginx-config.sh");
@@ -38,8 +39,10 @@ export interface Upstream {
     close(): Promise<void>;
 }
 
-export async function startUpstream(name: string, options: { spa?: boolean } = {}): Promise<Upstream> {
-    const port = await freePort();
+export async function startUpstream(name: string, options: { spa?: boolean; host?: string; port?: number } = {}): Promise<Upstream> {
+    // Another loopback address (127.0.0.2) stands in for a container that came back with a new IP.
+    const host = options.host ?? "127.0.0.1";
+    const port = options.port ?? (await freePort());
     const server = http.createServer((req, res) => {
         if (req.url === "/__health") {
             res.writeHead(upstream.healthy ? 200 : 503).end();
@@ -59,7 +62,7 @@ export async function startUpstream(name: string, options: { spa?: boolean } = {
         socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Upstream: ${name}\r\nX-Seen-Path: ${req.url}\r\n\r\n`);
     });
     server.keepAliveTimeout = 5000;
-    await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
+    await new Promise<void>((r) => server.listen(port, host, () => r()));
     const upstream: Upstream = {
         name,
         port,
@@ -105,6 +108,10 @@ export interface Edge {
     resolveAs(name: string, address: string | undefined): void;
     /** What nginx has loaded, as the apply script reads it. */
     loadedGeneration(): Promise<string>;
+    /** nginx's stderr and error log so far. */
+    errors(): string;
+    /** Pids of the current worker processes (a reload replaces them). */
+    workers(): number[];
     stop(): Promise<void>;
 }
 
@@ -135,8 +142,8 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
         // Nothing answers DNS here; container names go through the apply script's RESOLVE_CMD.
         resolver: "127.0.0.1:1",
         pidFile: path.join(dir, "temp", "nginx.pid"),
-        errorLog: options.readOnlyRoot ? "/dev/stderr" : path.join(dir, "error.log"),
-        accessLog: options.readOnlyRoot ? "/dev/null" : path.join(dir, "access.log"),
+        errorLog: options.readOnlyRoot ? "stderr" : path.join(dir, "error.log"),
+        accessLog: options.readOnlyRoot ? "/dev/stdout" : path.join(dir, "access.log"),
         tempDir: path.join(dir, "temp"),
         apiRatePerSecond: 100000,
         apiBurst: 100000,
@@ -174,7 +181,7 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
     let stderr = "";
     child.stderr!.on("data", (d) => (stderr += d));
     const deadline = Date.now() + 10000;
-    while (!(await canGet(httpPort))) {
+    while (!(await canGet(httpPort, settings.domain))) {
         if (child.exitCode !== null || Date.now() > deadline) {
             child.kill("SIGKILL");
             throw new Error(`nginx did not start: ${stderr}${readIfExists(settings.errorLog)}`);
@@ -183,7 +190,7 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
     }
     // With a private mount namespace, the pid file lives on its tmpfs: signal nginx from inside it.
     const nginxCmd = options.readOnlyRoot ? `nsenter -t ${child.pid} -m nginx -p ${dir}` : `nginx -p ${dir}`;
-    const probeCmd = `curl -s --max-time 3 http://127.0.0.1:${httpPort}${GENERATION_PATH}`;
+    const probeCmd = `curl -s --max-time 3 -H Host:${settings.domain} http://127.0.0.1:${httpPort}${GENERATION_PATH}`;
     const applyRaw = (config: string, applyOptions: ApplyOptions = {}): ApplyResult => {
         const command = applyOptions.ownSession ? "setsid" : "sh";
         const args = [...(applyOptions.ownSession ? ["sh"] : []), APPLY_SCRIPT, ...(applyOptions.args ?? [])];
@@ -209,7 +216,14 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
             else hosts.set(name, address);
             fs.writeFileSync(hostsFile, [...hosts].map(([n, a]) => `${a} ${n}\n`).join(""));
         },
-        loadedGeneration: async () => (await get(httpPort, GENERATION_PATH)).body.trim(),
+        loadedGeneration: async () => (await get(httpPort, GENERATION_PATH, { host: settings.domain })).body.trim(),
+        errors: () => stderr + readIfExists(settings.errorLog),
+        workers: () =>
+            spawnSync("ps", ["-o", "pid=", "--ppid", String(child.pid)], { encoding: "utf8" })
+                .stdout.split(/\s+/)
+                .filter(Boolean)
+                .map(Number)
+                .sort(),
         stop: async () => {
             child.kill("SIGQUIT");
             const exited = new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once("exit", r)));
@@ -232,9 +246,9 @@ export function sleep(ms: number): Promise<void> {
     return new Promise((r) => setTimeout(r, ms));
 }
 
-async function canGet(port: number): Promise<boolean> {
+async function canGet(port: number, host: string): Promise<boolean> {
     try {
-        await get(port, "/health");
+        await get(port, "/health", { host });
         return true;
     } catch {
         return false;
@@ -409,4 +423,23 @@ export async function rolloutScenario(strategy: "blue-green" | "stop-start", cli
     const afterSwitch = result.servedBy.filter((_, i) => result.sentAt[i] > switchedAt);
     await Promise.all([frontend.close(), green?.close(), edge.stop()]);
     return { ...result, afterSwitch };
+}
+
+/**
+ * Sends `request` byte for byte (exact header case, duplicates, no Host) and returns everything the
+ * server sent until it closed the connection ("" when nginx closes without answering, as with 444).
+ */
+export function rawRequest(port: number, request: string, tlsOptions?: tls.ConnectionOptions): Promise<string> {
+    return new Promise((resolve, reject) => {
+        let data = "";
+        const socket: net.Socket = tlsOptions
+            ? tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false, ...tlsOptions }, () => socket.write(request))
+            : net.connect({ host: "127.0.0.1", port }, () => socket.write(request));
+        socket.setEncoding("utf8");
+        socket.setTimeout(5000, () => socket.destroy(new Error(`no close within 5 s; got ${JSON.stringify(data.slice(0, 200))}`)));
+        socket.on("data", (d) => (data += d));
+        socket.on("end", () => resolve(data));
+        socket.on("close", () => resolve(data));
+        socket.on("error", (e: NodeJS.ErrnoException) => (e.code === "ECONNRESET" ? resolve(data) : reject(e)));
+    });
 }
