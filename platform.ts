@@ -68,6 +68,9 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
             sshPublicKey: config.sshPublicKey,
             sshPrivateKey: config.sshPrivateKey === undefined ? undefined : pulumi.secret(config.sshPrivateKey),
             adminCidrs: config.adminCidrs,
+            sshFromAnywhere: config.sshFromAnywhere,
+            // The one forward sshd permits: the admin channel's (sshAdminChannel's `remote`).
+            sshPermitOpen: [`127.0.0.1:${POSTGRES_PUBLISHED_PORT.scaleway}`],
             registryAuth,
         });
         host = scalewayHost;

@@ -2,8 +2,8 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import { HOST_DIRS, renderCloudInit } from "../lib/cloudInit";
-import { knownHostsLine, strictSshOptions, writePrivateFile } from "../lib/sshFiles";
+import { DEFAULT_PERMIT_OPEN, HOST_DIRS, renderCloudInit, renderSshGuardScript } from "../lib/cloudInit";
+import { knownHostsLine, strictSshOptions, writeStackSshFiles } from "../lib/sshFiles";
 import { Host, HostCommandArgs, toArray } from "./host";
 
 export interface ScalewayHostArgs {
@@ -13,8 +13,18 @@ export interface ScalewayHostArgs {
     readonly sshPublicKey: string;
     /** Matching private key (secret); without it the ssh-agent in SSH_AUTH_SOCK is used. */
     readonly sshPrivateKey?: pulumi.Input<string>;
-    /** CIDRs allowed to reach port 22. */
+    /** CIDRs allowed to reach port 22 (and never banned by fail2ban). */
     readonly adminCidrs: readonly string[];
+    /**
+     * Opt-in: port 22 open to every address (deploying from GitHub-hosted runners, whose addresses
+     * change), with fail2ban's sshd jail on the host. sshd is key-only in every mode.
+     */
+    readonly sshFromAnywhere?: boolean;
+    /**
+     * `host:port` destinations on the server that SSH local forwards may reach (the admin channel's
+     * forward to PostgreSQL); every other forward is refused. Default 127.0.0.1:5432.
+     */
+    readonly sshPermitOpen?: readonly string[];
     /** Credentials for private registries, passed to the Docker provider. */
     readonly registryAuth?: docker.types.input.ProviderRegistryAuth[];
 }
@@ -43,6 +53,8 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
     public readonly sshKey: scaleway.iam.SshKey;
     public readonly server: scaleway.instance.Server;
     public readonly waitForDocker: command.remote.Command;
+    /** Keeps the sshd hardening (and fail2ban when SSH is open to all) applied on the running server. */
+    public readonly sshGuard: command.remote.Command;
     public readonly docker: docker.Provider;
     public readonly publicAddress: pulumi.Output<string>;
     /** The host's ed25519 public key, recorded at first contact. */
@@ -59,10 +71,17 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
         // The address is what DNS points at: it outlives any server.
         this.ip = new scaleway.instance.Ip(`${name}-ip`, {}, { parent: this, protect: true });
 
+        const fromAnywhere = args.sshFromAnywhere === true;
+        const hardening = { sshFromAnywhere: fromAnywhere, adminCidrs: args.adminCidrs, permitOpen: args.sshPermitOpen ?? DEFAULT_PERMIT_OPEN };
+        const sshRules = fromAnywhere
+            ? [{ action: "accept", protocol: "TCP", port: 22, ipRange: "0.0.0.0/0" }]
+            : args.adminCidrs.map((cidr) => ({ action: "accept", protocol: "TCP", port: 22, ipRange: cidr }));
         this.securityGroup = new scaleway.instance.SecurityGroup(
             `${name}-firewall`,
             {
-                description: "platform edge: 80/443 from anywhere, 22 from admin CIDRs, nothing else",
+                description: fromAnywhere
+                    ? "platform edge: 80/443 from anywhere, 22 from anywhere (key-only sshd, fail2ban), nothing else"
+                    : "platform edge: 80/443 from anywhere, 22 from admin CIDRs, nothing else",
                 inboundDefaultPolicy: "drop",
                 outboundDefaultPolicy: "accept",
                 stateful: true,
@@ -70,7 +89,7 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
                 inboundRules: [
                     { action: "accept", protocol: "TCP", port: 80, ipRange: "0.0.0.0/0" },
                     { action: "accept", protocol: "TCP", port: 443, ipRange: "0.0.0.0/0" },
-                    ...args.adminCidrs.map((cidr) => ({ action: "accept", protocol: "TCP", port: 22, ipRange: cidr })),
+                    ...sshRules,
                 ],
             },
             { parent: this },
@@ -87,7 +106,7 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
                 image: "ubuntu_noble",
                 ipId: this.ip.id,
                 securityGroupId: this.securityGroup.id,
-                cloudInit: renderCloudInit({ sshPublicKey: args.sshPublicKey }),
+                cloudInit: renderCloudInit({ sshPublicKey: args.sshPublicKey, ...hardening }),
                 rootVolume: { sizeInGb: 40, deleteOnTermination: false },
                 replaceOnTypeChange: false,
                 tags: ["platform"],
@@ -118,13 +137,25 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
         });
         this.connection = pulumi.all([this.ip.address, this.hostKey]).apply(([host, hostKey]) => ({ ...firstContact, host, hostKey }));
 
+        // cloud-init ran once, at first boot: this re-applies the same sshd drop-in (and fail2ban when
+        // SSH is open to all) to the running server, so a server created by an older version or a
+        // changed sshFromAnywhere/adminCidrs reaches it. sshd -t guards the reload; updated in place.
+        const guardScript = renderSshGuardScript(hardening);
+        this.sshGuard = new command.remote.Command(
+            `${name}-ssh-guard`,
+            { connection: this.connection, create: guardScript, update: guardScript },
+            { parent: this, dependsOn: [this.waitForDocker] },
+        );
+
         // The options hold file paths, not key material: unsecret, so the Docker provider's
-        // settings and the admin endpoint derived from them are not needlessly masked.
+        // settings and the admin endpoint derived from them are not needlessly masked. The paths are
+        // the same on every run (and machine): see lib/sshFiles.ts for where and for how long.
+        const project = pulumi.getProject();
+        const stack = pulumi.getStack();
         this.sshOptions = pulumi.unsecret(
             pulumi.all([this.ip.address, this.hostKey, privateKey]).apply(([address, hostKey, key]) => {
-                const knownHosts = writePrivateFile(`known_hosts-${address}`, knownHostsLine(address, hostKey));
-                const identity = key === undefined ? undefined : writePrivateFile(`id-${address}`, key);
-                return strictSshOptions(knownHosts, identity);
+                const files = writeStackSshFiles({ project, stack, knownHosts: knownHostsLine(address, hostKey), privateKey: key });
+                return strictSshOptions(files.knownHostsFile, files.identityFile);
             }),
         );
 
@@ -135,9 +166,10 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
                 sshOpts: this.sshOptions,
                 registryAuth: args.registryAuth,
             },
-            { parent: this, dependsOn: [this.waitForDocker] },
+            { parent: this, dependsOn: [this.waitForDocker, this.sshGuard] },
         );
-        this.ready = [this.waitForDocker];
+        // Nothing connects while the guard may be reloading sshd.
+        this.ready = [this.waitForDocker, this.sshGuard];
 
         this.registerOutputs({ publicAddress: this.publicAddress, hostKey: this.hostKey, serverId: this.server.id });
     }

@@ -1,4 +1,8 @@
-// The server's cloud-init user data. Pure, so `cloud-init schema` can check exactly what is rendered.
+// The server's cloud-init user data, and the SSH hardening it installs (also re-applied to existing
+// servers by ScalewayHost's ssh-guard command). Pure, so the real `cloud-init schema`, `sshd -T` and
+// `fail2ban-client -t` can check exactly what is rendered.
+import * as net from "net";
+import { isCidr, isSshPublicKey } from "./config";
 import { LOG_OPTIONS } from "./containers";
 
 /** Host directories the platform's containers mount; created at first boot. */
@@ -10,20 +14,209 @@ export const HOST_DIRS = {
     letsencrypt: "/srv/platform/letsencrypt",
 } as const;
 
-export interface CloudInitArgs {
+/**
+ * Ubuntu 24.04's sshd_config starts with `Include /etc/ssh/sshd_config.d/*.conf`, and for most keywords
+ * the first value sshd reads wins. The drop-in's name sorts before cloud-init's 50-cloud-init.conf,
+ * the image's 60-cloudimg-settings.conf and everything in the main file, so these settings hold.
+ */
+export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/00-platform.conf";
+/** The drop-in earlier versions wrote; superseded by SSHD_DROPIN_PATH and removed by the guard. */
+export const LEGACY_SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/10-platform.conf";
+/** `.local` files in jail.d are read after Debian's defaults-debian.conf, so they override it. */
+export const FAIL2BAN_JAIL_PATH = "/etc/fail2ban/jail.d/platform-sshd.local";
+
+/** Where the admin channel's SSH local forward lands on the server (PostgreSQL's loopback port). */
+export const DEFAULT_PERMIT_OPEN: readonly string[] = ["127.0.0.1:5432"];
+
+export interface SshHardeningArgs {
+    /**
+     * `host:port` destinations an SSH local forward may reach (sshd PermitOpen); nothing else can be
+     * forwarded. Default: the admin channel's 127.0.0.1:5432.
+     */
+    readonly permitOpen?: readonly string[];
+    /** Port 22 is open to every address: fail2ban's sshd jail is installed and enabled. */
+    readonly sshFromAnywhere?: boolean;
+    /** CIDRs fail2ban never bans (the operators' and CI's fixed addresses). */
+    readonly adminCidrs?: readonly string[];
+}
+
+export interface CloudInitArgs extends SshHardeningArgs {
     /** Public key allowed to log in as root (key only: password logins are off). */
     readonly sshPublicKey: string;
 }
 
-const SSHD_HARDENING = [
-    "PasswordAuthentication no",
-    "KbdInteractiveAuthentication no",
-    "PermitRootLogin prohibit-password",
-    "X11Forwarding no",
-    "AllowTcpForwarding local",
-    "MaxAuthTries 3",
-    "",
-].join("\n");
+/** An IP literal and a TCP port, as sshd's PermitOpen takes them (`[v6]:port` for IPv6). */
+function permitOpenTarget(value: string): string {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(value);
+    const host = m?.[1] ?? m?.[2];
+    const port = Number(m?.[3]);
+    if (m === null || host === undefined || net.isIP(host) === 0 || (m[1] !== undefined) !== (net.isIP(host) === 6) || port < 1 || port > 65535) {
+        throw new Error(`permitOpen ${JSON.stringify(value)} is not "<IP>:<port>" (e.g. 127.0.0.1:5432)`);
+    }
+    return value;
+}
+
+/** A CIDR fit for fail2ban's ignoreip: validated, and made of address characters only. */
+function ignoreCidr(value: string): string {
+    if (typeof value !== "string" || !/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(value) || !isCidr(value)) {
+        throw new Error(`adminCidrs entry ${JSON.stringify(value)} is not a CIDR`);
+    }
+    return value;
+}
+
+/** The public key as one normalized line, or an error: a whole key of a known type, nothing that can end a line. */
+function publicKeyLine(value: string): string {
+    // Any control character (a newline could smuggle a second key or YAML) is refused outright.
+    if (typeof value !== "string" || /[\u0000-\u001f\u007f]/.test(value.trim()) || !isSshPublicKey(value)) {
+        throw new Error("sshPublicKey is not one whole OpenSSH public key (type, base64 key, optional comment) on one line");
+    }
+    return value.trim().split(/\s+/).join(" ");
+}
+
+/**
+ * sshd settings for every mode. Each one, and why:
+ * - key only: no password, no keyboard-interactive (PAM prompts), no host-based or GSSAPI, and
+ *   AuthenticationMethods publickey so no other method can ever complete a login;
+ * - root (the deploy user) by key only; empty passwords never;
+ * - MaxAuthTries 3, LoginGraceTime 20: a client gets three offers and 20 s to authenticate;
+ * - forwarding: the admin channel's `ssh -L` to PostgreSQL's loopback port is the only forward the
+ *   platform uses, so only local TCP forwards, only to PermitOpen; no remote forwards (PermitListen
+ *   none), no agent, X11, Unix-socket (the Docker socket) or tun forwarding. Docker over SSH
+ *   (`docker system dial-stdio`) and @pulumi/command are exec sessions: forwarding rules don't touch them;
+ * - no user environment or rc files that could change what those sessions run.
+ */
+export function renderSshdHardening(args: SshHardeningArgs = {}): string {
+    const targets = (args.permitOpen ?? DEFAULT_PERMIT_OPEN).map(permitOpenTarget);
+    if (targets.length === 0) throw new Error("permitOpen needs at least one target (the admin channel's)");
+    return [
+        "# Managed by the platform (Pulumi). Read before the other drop-ins: first value wins.",
+        "PubkeyAuthentication yes",
+        "AuthenticationMethods publickey",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "HostbasedAuthentication no",
+        "GSSAPIAuthentication no",
+        "PermitEmptyPasswords no",
+        "PermitRootLogin prohibit-password",
+        "MaxAuthTries 3",
+        "LoginGraceTime 20",
+        "AllowTcpForwarding local",
+        `PermitOpen ${targets.join(" ")}`,
+        "PermitListen none",
+        "GatewayPorts no",
+        "AllowAgentForwarding no",
+        "AllowStreamLocalForwarding no",
+        "X11Forwarding no",
+        "PermitTunnel no",
+        "PermitUserEnvironment no",
+        "PermitUserRC no",
+        "",
+    ].join("\n");
+}
+
+/**
+ * fail2ban's sshd jail, read from the systemd journal (Ubuntu 24.04 has no /var/log/auth.log without
+ * rsyslog). Mode aggressive: against a key-only sshd a password bot never fails a password, it is
+ * told "publickey only" and disconnects ("Connection closed by authenticating user root … [preauth]"),
+ * which only the aggressive/ddos patterns count. The admin CIDRs are never banned.
+ */
+export function renderFail2banJail(args: { readonly adminCidrs?: readonly string[] } = {}): string {
+    const ignore = ["127.0.0.1/8", "::1", ...(args.adminCidrs ?? []).map(ignoreCidr)];
+    return [
+        "# Managed by the platform (Pulumi): SSH is open to every address (platform:sshFromAnywhere).",
+        "[sshd]",
+        "enabled = true",
+        "backend = systemd",
+        // sshd logs as `sshd` (Ubuntu 24.04, OpenSSH 9.6) or `sshd-session` (OpenSSH >= 9.8).
+        "journalmatch = _COMM=sshd + _COMM=sshd-session",
+        "mode = aggressive",
+        "port = ssh",
+        "banaction = iptables-multiport",
+        "maxretry = 5",
+        "findtime = 10m",
+        "bantime = 1h",
+        "bantime.increment = true",
+        "bantime.maxtime = 1d",
+        `ignoreip = ${ignore.join(" ")}`,
+        "",
+    ].join("\n");
+}
+
+/** A here-document whose delimiter cannot occur in `content` (the content is never expanded). */
+function heredoc(file: string, content: string, delimiter: string): string {
+    if (content.split("\n").includes(delimiter)) throw new Error(`content contains the here-document delimiter ${delimiter}`);
+    return [`cat >"${file}" <<'${delimiter}'`, content.replace(/\n$/, ""), delimiter].join("\n");
+}
+
+/**
+ * Applies the same hardening to a running server (cloud-init only runs at first boot): installs the
+ * sshd drop-in only if `sshd -t` accepts the result (the old one is restored otherwise), then
+ * reloads sshd; installs, configures (`fail2ban-client -t` first) and starts fail2ban when SSH is
+ * open to all, and stops the jail it manages when not. Idempotent; run as root.
+ */
+export function renderSshGuardScript(args: SshHardeningArgs = {}): string {
+    const sshd = renderSshdHardening(args);
+    const jail = args.sshFromAnywhere ? renderFail2banJail(args) : undefined;
+    const lines = [
+        "set -eu",
+        "umask 022",
+        `dropin='${SSHD_DROPIN_PATH}'`,
+        `legacy='${LEGACY_SSHD_DROPIN_PATH}'`,
+        `jail='${FAIL2BAN_JAIL_PATH}'`,
+        'tmp=$(mktemp "$(dirname "$dropin")/.platform-sshd.XXXXXX")',
+        'trap \'rm -f "$tmp"\' EXIT',
+        heredoc("$tmp", sshd, "PLATFORM_SSHD_CONFIG"),
+        'chmod 0644 "$tmp"',
+        'if ! cmp -s "$tmp" "$dropin"; then',
+        '    if [ -f "$dropin" ]; then cp -p "$dropin" "$tmp.previous"; fi',
+        '    mv -f "$tmp" "$dropin"',
+        "    if ! sshd -t; then",
+        '        if [ -f "$tmp.previous" ]; then mv -f "$tmp.previous" "$dropin"; else rm -f "$dropin"; fi',
+        '        echo "ssh-guard: sshd rejected the new settings; the previous ones are back in place" >&2',
+        "        exit 1",
+        "    fi",
+        '    rm -f "$tmp.previous"',
+        '    rm -f "$legacy"',
+        "    systemctl try-reload-or-restart ssh",
+        "    echo 'ssh-guard: sshd settings updated'",
+        "fi",
+    ];
+    if (jail !== undefined) {
+        lines.push(
+            "if ! command -v fail2ban-client >/dev/null 2>&1; then",
+            "    for i in 1 2 3 4 5 6 7 8 9 10; do",
+            "        if apt-get -o DPkg::Lock::Timeout=120 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq fail2ban python3-systemd; then break; fi",
+            '        echo "ssh-guard: apt-get failed (attempt $i), retrying" >&2',
+            "        sleep 15",
+            "    done",
+            "    command -v fail2ban-client >/dev/null 2>&1 || { echo 'ssh-guard: could not install fail2ban' >&2; exit 1; }",
+            "fi",
+            'jailtmp=$(mktemp "$(dirname "$jail")/.platform-jail.XXXXXX")',
+            'trap \'rm -f "$tmp" "$jailtmp"\' EXIT',
+            heredoc("$jailtmp", jail, "PLATFORM_FAIL2BAN_JAIL"),
+            'chmod 0644 "$jailtmp"',
+            'mv -f "$jailtmp" "$jail"',
+            "if ! fail2ban-client -t >/dev/null; then",
+            '    rm -f "$jail"',
+            "    fail2ban-client -t >&2 || true",
+            '    echo "ssh-guard: fail2ban rejected the jail" >&2',
+            "    exit 1",
+            "fi",
+            "systemctl enable fail2ban >/dev/null 2>&1",
+            "systemctl restart fail2ban",
+            "echo 'ssh-guard: fail2ban sshd jail active'",
+        );
+    } else {
+        lines.push(
+            'if [ -f "$jail" ]; then',
+            '    rm -f "$jail"',
+            "    systemctl disable --now fail2ban >/dev/null 2>&1 || true",
+            "    echo 'ssh-guard: fail2ban sshd jail removed (SSH is limited to adminCidrs)'",
+            "fi",
+        );
+    }
+    return lines.join("\n") + "\n";
+}
 
 const AUTO_UPGRADES = ['APT::Periodic::Update-Package-Lists "1";', 'APT::Periodic::Unattended-Upgrade "1";', ""].join("\n");
 
@@ -42,12 +235,17 @@ function block(text: string, depth: number): string {
         .join("\n");
 }
 
+function writeFile(path: string, content: string): string[] {
+    return [`  - path: ${path}`, "    permissions: '0644'", "    content: |", block(content, 6)];
+}
+
 /**
  * Ubuntu's own docker.io package rather than Docker's apt repository: one less signing key to trust,
  * and it receives security fixes through the same unattended-upgrades as the rest of the system.
  */
 export function renderCloudInit(args: CloudInitArgs): string {
-    if (!/^[A-Za-z0-9@.+/=_ -]+$/.test(args.sshPublicKey.trim())) throw new Error("sshPublicKey has characters that do not belong in a public key");
+    const key = publicKeyLine(args.sshPublicKey);
+    const fail2ban = args.sshFromAnywhere === true;
     return [
         "#cloud-config",
         "package_update: true",
@@ -57,34 +255,27 @@ export function renderCloudInit(args: CloudInitArgs): string {
         "  - unattended-upgrades",
         "  - ca-certificates",
         "  - openssl",
+        ...(fail2ban ? ["  - fail2ban", "  - python3-systemd"] : []),
         "ssh_pwauth: false",
         "disable_root: false",
         "users:",
         "  - name: root",
         "    ssh_authorized_keys:",
-        `      - ${args.sshPublicKey.trim()}`,
+        // A JSON string is a YAML double-quoted scalar: nothing in the key can end it.
+        `      - ${JSON.stringify(key)}`,
         "write_files:",
-        "  - path: /etc/ssh/sshd_config.d/10-platform.conf",
-        "    permissions: '0644'",
-        "    content: |",
-        block(SSHD_HARDENING, 6),
-        "  - path: /etc/apt/apt.conf.d/20auto-upgrades",
-        "    permissions: '0644'",
-        "    content: |",
-        block(AUTO_UPGRADES, 6),
-        "  - path: /etc/docker/daemon.json",
-        "    permissions: '0644'",
-        "    content: |",
-        block(DOCKER_DAEMON, 6),
-        "  - path: /etc/cron.d/platform-image-prune",
-        "    permissions: '0644'",
-        "    content: |",
-        block(IMAGE_PRUNE_CRON, 6),
+        ...writeFile(SSHD_DROPIN_PATH, renderSshdHardening(args)),
+        ...(fail2ban ? writeFile(FAIL2BAN_JAIL_PATH, renderFail2banJail(args)) : []),
+        ...writeFile("/etc/apt/apt.conf.d/20auto-upgrades", AUTO_UPGRADES),
+        ...writeFile("/etc/docker/daemon.json", DOCKER_DAEMON),
+        ...writeFile("/etc/cron.d/platform-image-prune", IMAGE_PRUNE_CRON),
         "runcmd:",
         `  - [mkdir, -p, ${Object.values(HOST_DIRS).join(", ")}]`,
         "  - [systemctl, enable, --now, docker]",
         "  - [systemctl, restart, docker]",
-        "  - [systemctl, reload, ssh]",
+        // Ubuntu 24.04 starts sshd on demand (ssh.socket): reload it only if it is running.
+        "  - [sh, -c, 'sshd -t && systemctl try-reload-or-restart ssh']",
+        ...(fail2ban ? ["  - [systemctl, enable, fail2ban]", "  - [systemctl, restart, fail2ban]"] : []),
         "  - [systemctl, enable, --now, unattended-upgrades]",
         "",
     ].join("\n");
