@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { ActionableError } from "./runErrors";
 
 export interface ForwardOptions {
     /** `root@203.0.113.7` */
@@ -34,12 +35,8 @@ export interface Forward {
     close(): void;
 }
 
-export class AdminChannelError extends Error {
-    constructor(message: string) {
-        super(message);
-        this.name = "AdminChannelError";
-    }
-}
+/** Reported to the user as a run error: the message (destination, ssh's words, what to check), no stack. */
+export class AdminChannelError extends ActionableError {}
 
 const FORWARD_SCRIPT = path.join(__dirname, "..", "scripts", "ssh-forward.sh");
 

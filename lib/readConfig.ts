@@ -1,12 +1,18 @@
 // Reads the `platform:*` namespace from the Pulumi runtime and hands it to the pure parser.
 import * as pulumi from "@pulumi/pulumi";
 import { catalog } from "../apps";
-import { PlatformConfig, parseStackConfig } from "./config";
+import { ConfigError, PlatformConfig, parseStackConfig } from "./config";
+import { markActionable } from "./runErrors";
 
 // Exported by the SDK's runtime but missing from its type declarations.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret(key: string): boolean };
 
 export function readPlatformConfig(): PlatformConfig {
-    return parseStackConfig(pulumi.runtime.allConfig(), { catalog, isSecret: (key) => runtimeConfig.isConfigSecret(`platform:${key}`) });
+    try {
+        return parseStackConfig(pulumi.runtime.allConfig(), { catalog, isSecret: (key) => runtimeConfig.isConfigSecret(`platform:${key}`) });
+    } catch (e) {
+        // Its message lists every bad key with its fix: reported alone, without a stack (lib/runErrors.ts).
+        throw e instanceof ConfigError ? markActionable(e) : e;
+    }
 }

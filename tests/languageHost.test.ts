@@ -1,0 +1,135 @@
+// The program as `pulumi preview`/`up` run it: `@pulumi/pulumi/cmd/run` loads it the way Pulumi.yaml says
+// (runtime options, main) and talks to a fake engine over gRPC (tests/support/fakeEngine.ts). Errors must
+// reach the user as run errors (message, key or host, fix; no stack trace) within a second or two, on the
+// machine's Node and on Node 24, with bounded memory: not after a minute and 3.9 GiB in Node 20's util.inspect.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { PROD_RAW } from "./fixtures";
+import { LanguageHostRun, nodeBinaries, projectRuntime, providerOutputs, runThroughLanguageHost } from "./support/fakeEngine";
+
+const SECRET_KEYS = ["sshPrivateKey", "registryToken"];
+/** Generous: a correct report takes milliseconds; the bug takes 25-60 s. */
+const REPORT_BOUND_MS = 2000;
+/** The bug peaks at 3.5-3.9 GiB; a type-checking run stays near 400 MiB. */
+const PEAK_BOUND_MIB = 1024;
+
+function closedLoopbackPort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.once("error", reject);
+        server.listen(0, "127.0.0.1", () => {
+            const { port } = server.address() as net.AddressInfo;
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+function which(tool: string): string | undefined {
+    for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+        const candidate = path.join(dir, tool);
+        if (dir && fs.existsSync(candidate)) return candidate;
+    }
+    return undefined;
+}
+
+/**
+ * A PATH entry whose `ssh` is the real client pointed at a loopback port nothing listens on; it records (ms since
+ * the epoch) when ssh gave up, which is when the admin channel failed.
+ */
+async function sshToClosedPort(): Promise<{ binDir: string; failedAt: () => number }> {
+    const realSsh = which("ssh");
+    if (realSsh === undefined) throw new Error("ssh client not found: .ci/run installs openssh-client");
+    const binDir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-ssh-shim-"));
+    const stamp = path.join(binDir, "failed-at");
+    const port = await closedLoopbackPort();
+    fs.writeFileSync(
+        path.join(binDir, "ssh"),
+        `#!/bin/sh\n"${realSsh}" -p ${port} "$@"\nrc=$?\ndate +%s%3N > "${stamp}"\nexit $rc\n`,
+        { mode: 0o755 },
+    );
+    return { binDir, failedAt: () => Number(fs.readFileSync(stamp, "utf8").trim()) };
+}
+
+function describeRun(run: LanguageHostRun): string {
+    return `exit ${run.exitCode}${run.timedOut ? " (timed out)" : ""}, ${run.registrations.length} registrations, errors: ${JSON.stringify(run.errors.map((e) => e.message))}\nstderr: ${run.stderr.slice(-2000)}`;
+}
+
+/** The one error the program reported: a run error, logged once, with no stack trace and no object dump. */
+function theRunError(run: LanguageHostRun): { message: string; epoch: number; at: number } {
+    assert.strictEqual(run.errors.length, 1, describeRun(run));
+    const [error] = run.errors;
+    assert.doesNotMatch(error.message, /Running program .* failed with an unhandled exception/, "reported as a run error, not an unhandled exception");
+    assert.doesNotMatch(error.message, /node_modules|node:internal|<ref \*1>|\[Circular|\u001b\[/, `no SDK frames, no object dump, no colors: ${error.message}`);
+    // The language host's code for "the program already showed the user an actionable message".
+    assert.strictEqual(run.exitCode, 32, describeRun(run));
+    return error;
+}
+
+describe("the program under the Pulumi language host (cmd/run + fake engine)", function () {
+    this.timeout(240000);
+    const runtime = projectRuntime();
+    const nodes = nodeBinaries();
+    const base = { stack: "prod", config: PROD_RAW as Record<string, string>, secretKeys: SECRET_KEYS, typescript: runtime.typescript, nodeArgs: runtime.nodeArgs, entryPoint: runtime.entryPoint };
+
+    it("finds Node 24 to prove the behaviour on (CI installs it)", function () {
+        const labels = nodes.map((n) => n.label);
+        if (!labels.some((l) => l.startsWith("node v24."))) {
+            if (process.env.CI === "true") assert.fail(`no Node 24 binary: ${labels.join(", ")}; .ci/run installs it (PLATFORM_NODE24)`);
+            this.skip();
+        }
+    });
+
+    for (const node of nodes) {
+        describe(`on ${node.label}`, () => {
+            it("an admin channel that cannot connect is reported within 2 s, as ssh's message and what to check", async () => {
+                const ssh = await sshToClosedPort();
+                try {
+                    const run = await runThroughLanguageHost({
+                        ...base,
+                        node: node.path,
+                        preview: false,
+                        outputs: providerOutputs({ address: "127.0.0.1" }),
+                        env: { ...runtime.env, PATH: `${ssh.binDir}${path.delimiter}${process.env.PATH}` },
+                    });
+                    const error = theRunError(run);
+                    assert.match(error.message, /^Could not open the SSH admin channel to root@127\.0\.0\.1 for PostgreSQL: ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused\. What to check: .*platform:adminCidrs/);
+                    const reportMs = error.epoch - ssh.failedAt();
+                    const exitAfterMs = run.exitMs - error.at;
+                    console.log(`      ${node.label}: admin channel failure reported ${reportMs} ms after ssh gave up; process exited ${exitAfterMs.toFixed(0)} ms later; peak ${run.peakMiB?.toFixed(0)} MiB`);
+                    assert.ok(reportMs < REPORT_BOUND_MS, `reported ${reportMs} ms after the failure`);
+                    assert.ok(exitAfterMs < REPORT_BOUND_MS, `exited ${exitAfterMs} ms after reporting`);
+                    assert.ok(run.peakMiB !== undefined && run.peakMiB < PEAK_BOUND_MIB, `peak ${run.peakMiB} MiB`);
+                } finally {
+                    fs.rmSync(ssh.binDir, { recursive: true, force: true });
+                }
+            });
+
+            it("a bad host key from the readiness check is reported within 2 s, with where it was raised and no SDK frames", async () => {
+                const run = await runThroughLanguageHost({ ...base, node: node.path, preview: false, env: runtime.env, outputs: providerOutputs({ hostKeyLine: "Permission denied" }) });
+                const error = theRunError(run);
+                assert.match(error.message, /the host's ed25519 key .*"Permission denied"/);
+                assert.match(error.message, /\n {4}at .*components\/scalewayHost\.ts:\d+:\d+/, "the program's own frame, relative to the project");
+                const readiness = run.registrations.find((r) => r.name.endsWith("wait-for-docker"));
+                assert.ok(readiness, describeRun(run));
+                const reportMs = error.epoch - readiness.epoch;
+                console.log(`      ${node.label}: host key failure reported ${reportMs} ms after the readiness check returned; peak ${run.peakMiB?.toFixed(0)} MiB`);
+                assert.ok(reportMs < REPORT_BOUND_MS, `reported ${reportMs} ms after the readiness check`);
+                assert.ok(run.peakMiB !== undefined && run.peakMiB < PEAK_BOUND_MIB, `peak ${run.peakMiB} MiB`);
+            });
+        });
+    }
+
+    it("a config error is reported once as a run error: every problem with its fix, no stack trace, no dump", async () => {
+        const run = await runThroughLanguageHost({ ...base, preview: true, env: runtime.env, config: { ...base.config, apps: JSON.stringify({ app1: "not a release" }), domian: "typo.example" } });
+        const error = theRunError(run);
+        assert.match(error.message, /^Invalid stack configuration \(\d+ problems?\):\n/);
+        assert.match(error.message, /platform:apps\.app1: "not a release" is not a release.*Fix: pulumi config set .*'apps\.app1'/);
+        assert.match(error.message, /platform:domian/);
+        assert.doesNotMatch(error.message, /\n\s+at |problems: \[|ConfigError/, "message only");
+        assert.deepStrictEqual(run.registrations.map((r) => r.type), ["pulumi:pulumi:Stack"], "no resource declared");
+        assert.ok(run.exitMs - error.at < REPORT_BOUND_MS, `exited ${run.exitMs - error.at} ms after reporting`);
+    });
+});
