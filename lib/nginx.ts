@@ -49,6 +49,20 @@ export interface EdgeSettings {
     readonly apiBurst: number;
     /** How long old workers may keep long-lived connections after a reload. */
     readonly workerShutdownTimeout: string;
+    /**
+     * Behind a load balancer that ends TLS (the several-hosts shape, mode `https`): `listenHttp` takes
+     * the load balancer's connections only, each opened by a PROXY protocol header whose client
+     * address is trusted from `trustedCidrs` alone; routes are served there with `X-Forwarded-Proto:
+     * https` and HSTS; no TLS listener, no redirect server (the load balancer redirects). `localListen`
+     * (e.g. `127.0.0.1:80`) keeps /health and the generation probe for the container's own checks,
+     * which send no PROXY header. Unset: the output is exactly what it was before this option.
+     */
+    readonly behindLoadBalancer?: LoadBalancerEdge;
+}
+
+export interface LoadBalancerEdge {
+    readonly trustedCidrs: readonly string[];
+    readonly localListen: string;
 }
 
 /** The settings of the edge container in production; tests override the paths and listen addresses. */
@@ -210,6 +224,17 @@ function checkSettings(settings: EdgeSettings): void {
         if (!Number.isInteger(value) || value < 1) throw new Error(`edge setting ${key} ${value} is not a positive integer`);
     }
     if (settings.publicHttpsPort > 65535) throw new Error(`publicHttpsPort ${settings.publicHttpsPort} is not a TCP port`);
+    const lb = settings.behindLoadBalancer;
+    if (lb !== undefined) {
+        if (settings.mode !== "https") throw new Error("behindLoadBalancer: the load balancer serves HTTPS, so the edge's mode must be https");
+        if (lb.trustedCidrs.length === 0) throw new Error("behindLoadBalancer: trustedCidrs is empty: no PROXY header would be trusted");
+        for (const c of lb.trustedCidrs) {
+            const [ip, bits] = c.split("/");
+            if (bits === undefined || !isIpv4(ip) || !/^(3[0-2]|[12]?[0-9])$/.test(bits)) throw new Error(`behindLoadBalancer: ${JSON.stringify(c)} is not an IPv4 CIDR`);
+        }
+        if (!/^[A-Za-z0-9_.:[\]-]{1,300}$/.test(lb.localListen)) throw new Error(`behindLoadBalancer: localListen ${JSON.stringify(lb.localListen)} has characters nginx.conf cannot hold bare`);
+        if (lb.localListen === settings.listenHttp) throw new Error("behindLoadBalancer: localListen must differ from listenHttp (one takes PROXY headers, the other does not)");
+    }
 }
 
 function checkRoutes(routes: readonly Route[]): void {
@@ -362,8 +387,23 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
     const names = serverNames(settings).join(" ");
     const sorted = [...routes].sort((x, y) => x.app.localeCompare(y.app));
     const httpsPortSuffix = settings.publicHttpsPort === 443 ? "" : `:${settings.publicHttpsPort}`;
+    const lb = settings.behindLoadBalancer;
     const servers: string[] =
-        settings.mode === "https"
+        lb !== undefined
+            ? [
+                  "# Connections come from the load balancer only, each opened by a PROXY protocol header.",
+                  ...refusingServer(`${settings.listenHttp} proxy_protocol`),
+                  "",
+                  "# The container's own checks (healthcheck, generation probe): loopback, no PROXY header.",
+                  "server {",
+                  ...indent([`listen ${lb.localListen};`, ...internalLocations(), "location / { return 444; }"], 1),
+                  "}",
+                  "",
+                  "server {",
+                  ...indent([`listen ${settings.listenHttp} proxy_protocol;`, `server_name ${names};`, ...routingServerBody(sorted, settings)], 1),
+                  "}",
+              ]
+            : settings.mode === "https"
             ? [
                   ...refusingServer(settings.listenHttp),
                   "",
@@ -415,6 +455,8 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
               ];
 
     const forwardedHost = settings.domain;
+    // Behind the load balancer every routed request arrived over HTTPS (port 80 only redirects there).
+    const scheme = lb !== undefined ? "https" : "$scheme";
     const http: string[] = [
         "server_tokens off;",
         "default_type application/octet-stream;",
@@ -436,7 +478,14 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
         "# HTTP/1.1 to the apps: needed for upstream keep-alive and for websocket upgrades.",
         "proxy_http_version 1.1;",
         "",
-        ...(settings.mode === "https"
+        ...(lb !== undefined
+            ? [
+                  "# TLS ends at the load balancer: the client's address comes from its PROXY header, trusted from these networks only.",
+                  ...lb.trustedCidrs.map((c) => `set_real_ip_from ${c};`),
+                  "real_ip_header proxy_protocol;",
+                  "",
+              ]
+            : settings.mode === "https"
             ? [
                   "# At http level: the handshake starts before SNI picks a server.",
                   "ssl_protocols TLSv1.2 TLSv1.3;",
@@ -479,9 +528,9 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
         `proxy_set_header Host ${forwardedHost};`,
         "proxy_set_header X-Real-IP $remote_addr;",
         "proxy_set_header X-Forwarded-For $remote_addr;",
-        "proxy_set_header X-Forwarded-Proto $scheme;",
+        `proxy_set_header X-Forwarded-Proto ${scheme};`,
         `proxy_set_header X-Forwarded-Host ${forwardedHost};`,
-        `proxy_set_header Forwarded "for=$platform_forwarded_for;host=${forwardedHost};proto=$scheme";`,
+        `proxy_set_header Forwarded "for=$platform_forwarded_for;host=${forwardedHost};proto=${scheme}";`,
         "proxy_set_header X-Request-ID $platform_request_id;",
         "proxy_set_header Upgrade $platform_upgrade;",
         "proxy_set_header Connection $platform_connection;",
