@@ -11,7 +11,7 @@ import { openForward, stablePort } from "./lib/adminChannel";
 import { PlatformConfig } from "./lib/config";
 import { databaseConnectionLimit } from "./lib/postgres";
 
-/** Port PostgreSQL is published on, on the host's loopback. */
+/** Port the PostgreSQL forwarder publishes on the host's loopback (the server itself publishes nothing). */
 export const POSTGRES_PUBLISHED_PORT = { scaleway: 5432, local: 15432 } as const;
 
 export interface AppOutputs {
