@@ -3,6 +3,7 @@
 // each naming the key and the fix. Nothing here declares a resource.
 import * as net from "net";
 import { AppDefinition } from "../apps/types";
+import { FORWARDER_MEMORY_MB, connectionBudgetProblems } from "./postgres";
 
 export type Target = "scaleway" | "local";
 
@@ -141,6 +142,8 @@ export interface MemoryPlan {
     /** What all container limits together may use. */
     readonly budgetMb: number;
     readonly postgresMb: number;
+    /** The loopback forwarder that gives the admin channel a way in while PostgreSQL has no gateway. */
+    readonly forwarderMb: number;
     readonly edgeMb: number;
     /** Sum of every container limit the stack declares. */
     readonly totalMb: number;
@@ -158,8 +161,9 @@ export function planMemory(instanceMb: number, apps: readonly AppDefinition[]): 
         instanceMb,
         budgetMb: instanceMb - HOST_RESERVED_MB,
         postgresMb,
+        forwarderMb: FORWARDER_MEMORY_MB,
         edgeMb: EDGE_MEMORY_MB,
-        totalMb: postgresMb + EDGE_MEMORY_MB + appsMb,
+        totalMb: postgresMb + FORWARDER_MEMORY_MB + EDGE_MEMORY_MB + appsMb,
     };
 }
 
@@ -603,6 +607,8 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
         );
     }
 
+    for (const problem of connectionBudgetProblems(apps.map((a) => a.definition))) fail("apps", problem);
+
     const memory = planMemory(
         instanceMb ?? 0,
         apps.map((a) => a.definition),
@@ -611,7 +617,7 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
         const lines = apps.map((a) => `${a.definition.name} ${a.definition.frontend.memoryMb + a.definition.backend.memoryMb}`).join(", ");
         fail(
             "apps",
-            `container memory limits sum to ${memory.totalMb} MiB (postgres ${memory.postgresMb}, edge ${memory.edgeMb}, ${lines}) ` +
+            `container memory limits sum to ${memory.totalMb} MiB (postgres ${memory.postgresMb}, its forwarder ${memory.forwarderMb}, edge ${memory.edgeMb}, ${lines}) ` +
                 `but ${instanceType} leaves ${memory.budgetMb} MiB for containers. ` +
                 "Fix: remove an app, lower its memoryMb in apps/, or pulumi config set platform:instanceType DEV1-L",
         );

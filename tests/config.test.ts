@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { ConfigError, INSTANCE_MEMORY_MB, RawConfig, coversWholeInternet, imageReference, isCidr, isSshPublicKey, parseStackConfig, planMemory } from "../lib/config";
+import { ConfigError, INSTANCE_MEMORY_MB, RawConfig, coversWholeInternet, imageReference, isCidr, isSshPublicKey, parsePlatformConfig, parseStackConfig, planMemory } from "../lib/config";
 import { catalog } from "../apps";
 import { LOCAL_RAW, PROD_RAW, PUBLIC_KEY, REAL_KEYS, parse } from "./fixtures";
 
@@ -171,6 +171,17 @@ describe("config validation", () => {
         expectProblem({ ...LOCAL_RAW, database: "managed" }, "database", /local stack is one machine/);
         expectProblem({ ...PROD_RAW, database: "managed", managedDatabaseNodeType: "DB;rm" }, "managedDatabaseNodeType", /not a Scaleway database node type/);
     });
+    it("the apps' database connection limits must fit max_connections minus the admin's reserve", () => {
+        const many = Object.fromEntries(["a1", "a2", "a3", "a4", "a5"].map((n) => [n, { ...catalog.app1, name: n }]));
+        const raw = { target: "local", apps: JSON.stringify(Object.fromEntries(Object.keys(many).map((n) => [n, "1.0"]))) };
+        assert.throws(
+            () => parsePlatformConfig(raw, { catalog: many, isSecret: () => false }),
+            (e: ConfigError) => e.problems.some((p) => /^platform:apps: database connection limits sum to 100 .* allows 90 for apps .*Fix: /.test(p)),
+        );
+        const four = Object.fromEntries(Object.entries(many).slice(0, 4));
+        const fits = { target: "local", instanceType: "DEV1-L", apps: JSON.stringify(Object.fromEntries(Object.keys(four).map((n) => [n, "1.0"]))) };
+        assert.strictEqual(parsePlatformConfig(fits, { catalog: four, isSecret: () => false }).apps.length, 4);
+    });
     it("reports every problem at once", () => {
         assert.ok(problemsOf({ target: "scaleway", domain: "bad domain", apps: '{"x":"1"}', typo: "1" }).length >= 5);
     });
@@ -180,15 +191,15 @@ describe("memory budget", () => {
     it("DEV1-M leaves 3.5 GiB for containers and the catalog's three apps fit it", () => {
         const plan = planMemory(INSTANCE_MEMORY_MB["DEV1-M"], Object.values(catalog));
         assert.strictEqual(plan.budgetMb, 3584);
-        assert.strictEqual(plan.totalMb, 1024 + 128 + (128 + 512) * 2 + 64 + 128);
+        assert.strictEqual(plan.totalMb, 1024 + 32 + 128 + (128 + 512) * 2 + 64 + 128);
         assert.ok(plan.totalMb <= plan.budgetMb);
     });
     it("the same apps do not fit a DEV1-S, and the error gives the sum, the budget and the fix", () => {
-        expectProblem({ ...PROD_RAW, instanceType: "DEV1-S" }, "apps", /sum to 1920 MiB .* DEV1-S leaves 1536 MiB .*instanceType DEV1-L/);
+        expectProblem({ ...PROD_RAW, instanceType: "DEV1-S" }, "apps", /sum to 1952 MiB .* DEV1-S leaves 1536 MiB .*instanceType DEV1-L/);
     });
     it("counts PostgreSQL and the edge", () => {
         const plan = planMemory(4096, []);
-        assert.strictEqual(plan.totalMb, plan.postgresMb + plan.edgeMb);
+        assert.strictEqual(plan.totalMb, plan.postgresMb + plan.forwarderMb + plan.edgeMb);
     });
 });
 
