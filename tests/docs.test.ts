@@ -4,7 +4,8 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import { CERTIFICATE_SCRIPT } from "../components/reverseProxy";
-import { CONFIG_KEYS } from "../lib/config";
+import { catalog } from "../apps";
+import { CONFIG_KEYS, INSTANCE_MEMORY_MB, planMemory } from "../lib/config";
 import { parse } from "./fixtures";
 
 const root = path.join(__dirname, "..");
@@ -110,6 +111,12 @@ describe("the README's claims that can be checked", () => {
             const quoted = /ssh root@\S+ '([^']*)'/.exec(command);
             assert.ok(quoted && quoted[1].includes("$("), `unquoted $(…) after ssh: ${line}`);
         }
+    });
+    it("the memory figures it gives are the memory plan's", () => {
+        const plan = planMemory(INSTANCE_MEMORY_MB["DEV1-M"], Object.values(catalog));
+        const figure = (n: number) => n.toLocaleString("en-US");
+        assert.ok(readme.includes(`On DEV1-M that is ${figure(plan.budgetMb)} MiB`), `budget ${plan.budgetMb}`);
+        assert.ok(readme.includes(`the forwarder and the edge use ${figure(plan.totalMb)}`), `total ${plan.totalMb}`);
     });
     it("the certificate command it gives is the script and settings file the edge installs", () => {
         const script = fs.readFileSync(path.join(root, "scripts", "issue-certificate.sh"), "utf8");
