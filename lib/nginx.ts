@@ -196,7 +196,7 @@ function checkUpstream(u: Upstream): void {
 function serverNames(settings: EdgeSettings): string[] {
     const names = [settings.domain, ...(settings.aliases ?? [])];
     for (const n of names) {
-        if (!DOMAIN.test(n) && !isIpv4(n)) throw new Error(`server name ${JSON.stringify(n)} is not a lowercase domain name or IPv4 address`);
+        if (/^[0-9.]+$/.test(n) ? !isIpv4(n) : !DOMAIN.test(n)) throw new Error(`server name ${JSON.stringify(n)} is not a lowercase domain name or IPv4 address`);
     }
     return [...new Set(names)];
 }

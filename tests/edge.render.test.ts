@@ -1,0 +1,74 @@
+// The renderer on its own: hostile values never reach nginx.conf, and the invariants the edge's
+// guarantees rest on hold for any route table. (The real-nginx suites prove the behaviour.)
+import * as assert from "assert";
+import { EdgeSettings, Route, containerEdgeSettings, renderNginxConfig } from "../lib/nginx";
+
+const ok: Route = { app: "app1", frontend: { host: "app1-frontend-abc1234", port: 8080 }, backend: { host: "10.0.0.7", port: 3000 }, apiPrefix: "strip" };
+const https = containerEdgeSettings("https", "example.com");
+
+describe("edge renderer: hostile input", () => {
+    const hostileNames = ["evil.com; return 200", "example.com\nserver_name x", "example.com { }", "$host", "EXAMPLE.com", "a b", "-example.com", "example..com", "ex\"ample.com", "*.example.com", "example.com#x", ""];
+    it("refuses a domain or alias that is not a plain lowercase name or IPv4 address", () => {
+        for (const domain of hostileNames) assert.throws(() => renderNginxConfig([ok], { ...https, domain }), /server name/, JSON.stringify(domain));
+        for (const alias of [...hostileNames, "256.1.1.1", "1.2.3.4; x", "::1"]) assert.throws(() => renderNginxConfig([ok], { ...https, aliases: [alias] }), /server name/, JSON.stringify(alias));
+        assert.doesNotThrow(() => renderNginxConfig([ok], { ...https, aliases: ["www.example.com", "192.0.2.1"] }));
+    });
+    it("refuses upstream hosts and ports that are not a hostname or IPv4 address and a TCP port", () => {
+        const hosts = ["a b", "a;b", "a\nb", "a}b", "$upstream", "256.0.0.1", "1.2.3.4.5", "10.0.0.1:80", "host/x", "", "-lead", "x".repeat(64), "[::1]", "a_b"];
+        for (const host of hosts) {
+            assert.throws(() => renderNginxConfig([{ ...ok, backend: { host, port: 80 } }], https), /upstream host/, JSON.stringify(host));
+            assert.throws(() => renderNginxConfig([{ ...ok, frontend: { host, port: 80 } }], https), /upstream host/, JSON.stringify(host));
+        }
+        for (const port of [0, -1, 65536, 1.5, NaN]) assert.throws(() => renderNginxConfig([{ ...ok, backend: { host: "10.0.0.1", port } }], https), /TCP port/, String(port));
+    });
+    it("refuses settings that would end a directive early", () => {
+        const bare: (keyof EdgeSettings)[] = ["listenHttp", "listenHttps", "certificate", "certificateKey", "acmeWebroot", "resolver", "pidFile", "errorLog", "accessLog", "tempDir", "workerShutdownTimeout"];
+        for (const key of bare) {
+            for (const value of ["x; include /etc/passwd", "x\ny", "x y", "x{", "$x", "x\"", ""]) {
+                assert.throws(() => renderNginxConfig([ok], { ...https, [key]: value }), /cannot hold bare/, `${key}=${JSON.stringify(value)}`);
+            }
+        }
+        for (const [key, value] of [["publicHttpsPort", 70000], ["publicHttpsPort", 0], ["apiRatePerSecond", 1.5], ["apiBurst", -1]] as const) {
+            assert.throws(() => renderNginxConfig([ok], { ...https, [key]: value }), new RegExp(key), `${key}=${value}`);
+        }
+    });
+    it("refuses a Content-Security-Policy that could close its string", () => {
+        for (const csp of ["a\" always; add_header X y", "a\\", "$host", "a\nb"]) assert.throws(() => renderNginxConfig([{ ...ok, contentSecurityPolicy: csp }], https), /refusing to render/);
+    });
+});
+
+describe("edge renderer: invariants", () => {
+    const routes: Route[] = [ok, { ...ok, app: "app2", apiPrefix: "keep", frontend: { host: "192.0.2.10", port: 80 } }];
+    for (const settings of [https, containerEdgeSettings("http", "localhost")]) {
+        const conf = renderNginxConfig(routes, settings);
+        it(`${settings.mode}: the Host the client sent is never echoed or forwarded`, () => {
+            assert.doesNotMatch(conf, /\$host|\$http_host|\$server_name/);
+        });
+        it(`${settings.mode}: every proxy_set_header is at http level (one in a location would drop all the others there)`, () => {
+            const lines = conf.split("\n");
+            let depth = 0;
+            for (const line of lines) {
+                if (/^\s*proxy_set_header /.test(line)) assert.strictEqual(depth, 1, line);
+                depth += (line.match(/{/g) ?? []).length - (line.match(/}/g) ?? []).length;
+            }
+        });
+        it(`${settings.mode}: one upstream block with keepalive per container, proxy_pass never through a variable`, () => {
+            assert.deepStrictEqual(conf.match(/upstream platform_\w+ \{/g), ["upstream platform_app1_frontend {", "upstream platform_app1_backend {", "upstream platform_app2_frontend {", "upstream platform_app2_backend {"]);
+            assert.strictEqual(conf.match(/keepalive 32;/g)?.length, 4);
+            assert.doesNotMatch(conf, /proxy_pass http:\/\/\$/);
+            // A name waits for the apply script; an address is used as it is.
+            assert.match(conf, /server 127\.0\.0\.1:1 down; # platform-resolve app1-frontend-abc1234:8080\n/);
+            assert.match(conf, /server 10\.0\.0\.7:3000;\n/);
+            assert.match(conf, /server 192\.0\.2\.10:80;\n/);
+        });
+        it(`${settings.mode}: the default server refuses, and the routed one names only the configured names`, () => {
+            assert.match(conf, /listen \S+ default_server;\n\s+return 444;/);
+            assert.ok(conf.split("\n").filter((l) => /server_name /.test(l)).every((l) => l.trim() === `server_name ${[settings.domain, ...(settings.aliases ?? [])].join(" ")};`));
+        });
+    }
+    it("https: unknown SNI is rejected at the handshake, and the redirect names the configured domain", () => {
+        const conf = renderNginxConfig(routes, https);
+        assert.match(conf, /listen 443 ssl http2 default_server;\n[^}]*ssl_reject_handshake on;/);
+        assert.match(conf, /return 301 https:\/\/example\.com\$request_uri;/);
+    });
+});
