@@ -1,0 +1,415 @@
+// Restoring a backup: where backups are (a bucket or a directory), how to reach PostgreSQL (a direct
+// connection, `docker exec` on this machine, or `docker exec` on the host over SSH), and the restore
+// itself: decrypt, check, restore into a NEW database, compare row counts with the manifest, and
+// only then swap it in for the app (the old database is renamed and kept). Used by
+// scripts/restore.ts (the operator's command), scripts/backup-drill.ts and the tests.
+import { spawn } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import {
+    BackupRef,
+    GLOBALS_FILE,
+    MANIFEST_FILE,
+    Manifest,
+    ROW_COUNT_SQL,
+    TableCount,
+    checkArchiveMembers,
+    chooseBackup,
+    compareRowCounts,
+    dumpFileName,
+    formatBytes,
+    keptDatabaseName,
+    parseBackupKey,
+    parseManifest,
+    parseRowCounts,
+    restoreDatabaseName,
+    sortBackups,
+    totalRows,
+} from "./backup";
+import { appDatabaseNames, quoteIdentifier, quoteLiteral } from "./postgres";
+import { S3Client } from "./s3";
+import { shellQuote } from "./shell";
+
+// ---------------------------------------------------------------------------------------------
+// Where backups are
+
+export interface BackupStore {
+    describe(): string;
+    /** Every backup of `app`, newest first. */
+    list(app: string): Promise<BackupRef[]>;
+    /** Copies one backup into `file`; returns its size. */
+    download(ref: BackupRef, file: string): Promise<number>;
+}
+
+export class S3BackupStore implements BackupStore {
+    constructor(private readonly client: S3Client) {}
+    describe(): string {
+        return this.client.describe();
+    }
+    async list(app: string): Promise<BackupRef[]> {
+        const objects = await this.client.list(`${app}/`);
+        return sortBackups(objects.map((o) => parseBackupKey(o.key, o.size)).filter((r): r is BackupRef => r !== undefined && r.app === app));
+    }
+    download(ref: BackupRef, file: string): Promise<number> {
+        return this.client.download(ref.key, file);
+    }
+}
+
+/** The local stack's backups: `<directory>/<app>/<app>-<time>.tar.age`, the bucket's layout. */
+export class DirectoryBackupStore implements BackupStore {
+    constructor(private readonly directory: string) {}
+    describe(): string {
+        return this.directory;
+    }
+    async list(app: string): Promise<BackupRef[]> {
+        const dir = path.join(this.directory, app);
+        if (!fs.existsSync(dir)) return [];
+        return sortBackups(
+            fs
+                .readdirSync(dir)
+                .map((f) => parseBackupKey(`${app}/${f}`, fs.statSync(path.join(dir, f)).size))
+                .filter((r): r is BackupRef => r !== undefined && r.app === app),
+        );
+    }
+    async download(ref: BackupRef, file: string): Promise<number> {
+        fs.copyFileSync(path.join(this.directory, ref.key), file);
+        fs.chmodSync(file, 0o600);
+        return fs.statSync(file).size;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// How to reach PostgreSQL
+
+export type PgProgram = "psql" | "pg_restore";
+
+/** Runs psql or pg_restore as the server's superuser; stdin from a file or text; resolves stdout. */
+export interface PgRunner {
+    readonly description: string;
+    run(program: PgProgram, args: readonly string[], stdin?: { file: string } | { text: string }): Promise<string>;
+}
+
+function runProcess(file: string, args: readonly string[], env: NodeJS.ProcessEnv, stdin?: { file: string } | { text: string }): Promise<string> {
+    return new Promise((resolve, reject) => {
+        const child = spawn(file, [...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+        const out: Buffer[] = [];
+        let err = "";
+        child.stdout.on("data", (d: Buffer) => out.push(d));
+        child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+        child.stdin.on("error", () => undefined); // the exit status tells
+        child.on("error", (e) => reject(new Error(`${file}: ${e.message}`)));
+        child.on("close", (code) => {
+            if (code === 0) resolve(Buffer.concat(out).toString("utf8"));
+            else reject(new Error(`${path.basename(file)} exited with ${code}: ${err.trim()}`));
+        });
+        if (stdin === undefined) child.stdin.end();
+        else if ("text" in stdin) child.stdin.end(stdin.text);
+        else fs.createReadStream(stdin.file).on("error", reject).pipe(child.stdin);
+    });
+}
+
+/** A direct connection (tests, the drill): the password goes in PGPASSWORD, never on a command line. */
+export function directRunner(conn: { host: string; port: number; user: string; password: string; binDir?: string }): PgRunner {
+    const env = { ...process.env, PGPASSWORD: conn.password, PGCONNECT_TIMEOUT: "10" };
+    const bin = (p: string) => (conn.binDir ? path.join(conn.binDir, p) : p);
+    return {
+        description: `${conn.user}@${conn.host}:${conn.port}`,
+        run: (program, args, stdin) => runProcess(bin(program), ["-h", conn.host, "-p", String(conn.port), "-U", conn.user, ...args], env, stdin),
+    };
+}
+
+const CONTAINER = /^[a-z][a-z0-9_.-]{0,62}$/;
+
+/** `docker exec -i <container>` on this machine (the local stack): the server's own binaries, its local socket. */
+export function dockerExecRunner(container = "platform-postgres", docker = "docker"): PgRunner {
+    if (!CONTAINER.test(container)) throw new Error(`container name ${JSON.stringify(container)} is not a plain name`);
+    return {
+        description: `docker exec ${container}`,
+        run: (program, args, stdin) => runProcess(docker, ["exec", "-i", container, program, "-U", "postgres", ...args], process.env, stdin),
+    };
+}
+
+/**
+ * `docker exec -i <container>` on the host over SSH (prod): the server's own pg_restore over its local
+ * socket, so no admin password is needed and the dump's version always matches. The remote command is
+ * one string, every word shell-quoted; the dump travels on stdin.
+ */
+export function sshDockerRunner(destination: string, sshOptions: readonly string[] = [], container = "platform-postgres"): PgRunner {
+    if (!/^[a-z_][a-z0-9_-]*@[A-Za-z0-9.:-]+$/.test(destination)) throw new Error(`ssh destination ${JSON.stringify(destination)} is not user@host`);
+    if (!CONTAINER.test(container)) throw new Error(`container name ${JSON.stringify(container)} is not a plain name`);
+    return {
+        description: `ssh ${destination} docker exec ${container}`,
+        run: (program, args, stdin) => {
+            const remote = ["docker", "exec", "-i", container, program, "-U", "postgres", ...args].map(shellQuote).join(" ");
+            return runProcess("ssh", ["-o", "BatchMode=yes", ...sshOptions, destination, "--", remote], process.env, stdin);
+        },
+    };
+}
+
+/** Runs SQL (on stdin) in `database`; unaligned tuples only. */
+export function sql(runner: PgRunner, database: string, text: string): Promise<string> {
+    return runner.run("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database], { text });
+}
+
+export async function countRows(runner: PgRunner, database: string): Promise<TableCount[]> {
+    return parseRowCounts(await sql(runner, database, ROW_COUNT_SQL));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decrypting and checking a downloaded backup
+
+export class BackupRejected extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "BackupRejected";
+    }
+}
+
+export interface OpenedBackup {
+    readonly manifest: Manifest;
+    readonly dumpFile: string;
+    readonly globalsFile: string;
+}
+
+function sha256File(file: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+        const hash = crypto.createHash("sha256");
+        fs.createReadStream(file)
+            .on("data", (d) => hash.update(d))
+            .on("error", reject)
+            .on("end", () => resolve(hash.digest("hex")));
+    });
+}
+
+/**
+ * Decrypts `encrypted` with the age identity file into `dir` and checks it: only the three expected
+ * members, a valid manifest for `app`, and a dump whose size and sha256 are the manifest's. Any
+ * failure is a BackupRejected that says what is wrong; nothing has touched a database yet.
+ */
+export async function openBackup(encrypted: string, identityFile: string, dir: string, app: string, expectedName?: string, age = "age", tar = "tar"): Promise<OpenedBackup> {
+    if (!fs.existsSync(identityFile)) throw new BackupRejected(`the age identity file ${identityFile} does not exist (the private key that matches platform:backupPublicKey)`);
+    const tarFile = path.join(dir, "backup.tar");
+    try {
+        await runProcess(age, ["--decrypt", "-i", identityFile, "-o", tarFile, encrypted], process.env);
+    } catch (e) {
+        const message = (e as Error).message;
+        fs.rmSync(tarFile, { force: true });
+        if (/no identity matched/i.test(message)) {
+            throw new BackupRejected(`this backup was not encrypted for the key in ${identityFile}: use the private key whose public half is platform:backupPublicKey (age said: ${message.replace(/^.*?: /, "")})`);
+        }
+        throw new BackupRejected(`this backup cannot be decrypted: it is corrupted or truncated (age said: ${message.replace(/^.*?: /, "")})`);
+    }
+    const { database } = appDatabaseNames(app);
+    const members = (await runProcess(tar, ["-tf", tarFile], process.env)).split("\n").filter(Boolean);
+    const problems = checkArchiveMembers(members, database);
+    if (problems.length > 0) throw new BackupRejected(problems.join("; "));
+    await runProcess(tar, ["-xf", tarFile, "-C", dir, "--no-same-owner", "--no-same-permissions", MANIFEST_FILE, dumpFileName(database), GLOBALS_FILE], process.env);
+    fs.rmSync(tarFile);
+    let manifest: Manifest;
+    try {
+        manifest = parseManifest(fs.readFileSync(path.join(dir, MANIFEST_FILE), "utf8"));
+    } catch (e) {
+        throw new BackupRejected((e as Error).message);
+    }
+    if (manifest.app !== app) throw new BackupRejected(`this backup is of app ${manifest.app}, not ${app}`);
+    // An old backup copied under a newer name must not pass for a fresh one.
+    if (expectedName !== undefined && manifest.name !== expectedName) throw new BackupRejected(`the manifest names backup ${manifest.name}, but the object is ${expectedName}`);
+    const dumpFile = path.join(dir, manifest.dump.file);
+    const globalsFile = path.join(dir, GLOBALS_FILE);
+    for (const [file, entry] of [
+        [dumpFile, manifest.dump],
+        [globalsFile, manifest.globals],
+    ] as const) {
+        const size = fs.statSync(file).size;
+        const sha = await sha256File(file);
+        if (size !== entry.bytes || sha !== entry.sha256) {
+            throw new BackupRejected(`${entry.file} does not match the manifest (${size} bytes, sha256 ${sha.slice(0, 12)}…; manifest: ${entry.bytes} bytes, ${entry.sha256.slice(0, 12)}…)`);
+        }
+    }
+    return { manifest, dumpFile, globalsFile };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restoring
+
+export type Log = (line: string) => void;
+
+async function databaseExists(runner: PgRunner, name: string): Promise<boolean> {
+    return (await sql(runner, "postgres", `SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(name)};`)).trim() === "1";
+}
+
+async function roleExists(runner: PgRunner, name: string): Promise<boolean> {
+    return (await sql(runner, "postgres", `SELECT 1 FROM pg_roles WHERE rolname = ${quoteLiteral(name)};`)).trim() === "1";
+}
+
+/**
+ * Creates `target` owned by the app's role (CONNECT revoked from PUBLIC, as the platform declares
+ * app databases), restores the dump into it in one transaction, and compares every table's row
+ * count with the manifest. On any failure the new database is dropped and the error says why; the
+ * app's own database is never touched here.
+ */
+export async function restoreIntoNewDatabase(runner: PgRunner, opened: OpenedBackup, target: string, log: Log): Promise<TableCount[]> {
+    const { manifest } = opened;
+    if (!(await roleExists(runner, manifest.role))) {
+        throw new Error(`role ${manifest.role} does not exist on the server: deploy the app first (pulumi up), then restore`);
+    }
+    if (await databaseExists(runner, target)) throw new Error(`database ${target} already exists (an earlier restore of this backup?): drop or rename it first`);
+    await sql(
+        runner,
+        "postgres",
+        [
+            `CREATE DATABASE ${quoteIdentifier(target)} OWNER ${quoteIdentifier(manifest.role)} ENCODING 'UTF8' TEMPLATE template0;`,
+            `REVOKE ALL ON DATABASE ${quoteIdentifier(target)} FROM PUBLIC;`,
+            "",
+        ].join("\n"),
+    );
+    try {
+        const started = Date.now();
+        await runner.run("pg_restore", ["--dbname", target, "--exit-on-error", "--single-transaction", "--no-password"], { file: opened.dumpFile });
+        log(`      pg_restore finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        const counts = await countRows(runner, target);
+        const problems = compareRowCounts(manifest.tables, counts);
+        if (problems.length > 0) throw new BackupRejected(`the restored database does not match the manifest: ${problems.join("; ")}`);
+        return counts;
+    } catch (e) {
+        await sql(runner, "postgres", `DROP DATABASE IF EXISTS ${quoteIdentifier(target)};`).catch(() => undefined);
+        log(`      dropped ${target} (the restore failed); ${manifest.database} was not touched`);
+        throw e;
+    }
+}
+
+/**
+ * Puts `restored` in place of the app's database: new connections to the old one are refused, the
+ * app's sessions are ended, then one transaction renames old → kept and restored → the app's name.
+ * The old database is kept, never dropped. Returns the name it was kept under (undefined when the app
+ * had no database, e.g. on a rebuilt server).
+ */
+export async function swapDatabase(runner: PgRunner, database: string, restored: string, now: Date, log: Log): Promise<string | undefined> {
+    const d = quoteIdentifier(database);
+    const r = quoteIdentifier(restored);
+    if (!(await databaseExists(runner, database))) {
+        await sql(runner, "postgres", `ALTER DATABASE ${r} RENAME TO ${d};\nREVOKE ALL ON DATABASE ${d} FROM PUBLIC;\n`);
+        log(`      ${database} did not exist: ${restored} renamed to ${database}`);
+        return undefined;
+    }
+    const kept = keptDatabaseName(database, now);
+    const k = quoteIdentifier(kept);
+    await sql(runner, "postgres", `ALTER DATABASE ${d} WITH ALLOW_CONNECTIONS false;\n`);
+    let terminated = 0;
+    try {
+        for (let attempt = 1; ; attempt++) {
+            const ended = await sql(
+                runner,
+                "postgres",
+                `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${quoteLiteral(database)}, ${quoteLiteral(restored)}) AND pid <> pg_backend_pid();\n`,
+            );
+            terminated += Number(ended.trim()) || 0;
+            try {
+                await sql(
+                    runner,
+                    "postgres",
+                    [
+                        "BEGIN;",
+                        `ALTER DATABASE ${d} RENAME TO ${k};`,
+                        `ALTER DATABASE ${r} RENAME TO ${d};`,
+                        `ALTER DATABASE ${k} WITH ALLOW_CONNECTIONS true;`,
+                        `REVOKE ALL ON DATABASE ${d} FROM PUBLIC;`,
+                        "COMMIT;",
+                        "",
+                    ].join("\n"),
+                );
+                break;
+            } catch (e) {
+                if (attempt >= 40 || !/being accessed by other users/.test((e as Error).message)) throw e;
+                await new Promise((res) => setTimeout(res, 250));
+            }
+        }
+    } catch (e) {
+        await sql(runner, "postgres", `ALTER DATABASE ${d} WITH ALLOW_CONNECTIONS true;\n`).catch(() => undefined);
+        throw new Error(`the swap failed and was rolled back (${database} is unchanged and accepts connections again; ${restored} holds the checked restore): ${(e as Error).message}`);
+    }
+    log(`      ended ${terminated} session(s) on ${database}; ${database} → ${kept} (kept); ${restored} → ${database}; CONNECT revoked from PUBLIC`);
+    return kept;
+}
+
+export interface RestoreOptions {
+    readonly store: BackupStore;
+    readonly runner: PgRunner;
+    readonly app: string;
+    /** A backup name (`app1-20260102T033000Z`) or key; the newest when undefined. */
+    readonly backup?: string;
+    /** age identity file (the private key). */
+    readonly identityFile: string;
+    /** Restore and check, then drop the restored copy: the app's database is not swapped. */
+    readonly dryRun?: boolean;
+    readonly log?: Log;
+    readonly now?: () => Date;
+    /** Where the plaintext lives during the restore (a private temp dir by default, removed after). */
+    readonly workDir?: string;
+}
+
+export interface RestoreResult {
+    readonly backup: BackupRef;
+    readonly manifest: Manifest;
+    readonly restoredInto: string;
+    readonly swapped: boolean;
+    /** Name the app's previous database was kept under. */
+    readonly kept?: string;
+    readonly counts: readonly TableCount[];
+    readonly seconds: { download: number; restore: number; total: number };
+}
+
+/** The operator's restore, step by step, each step printed. Throws (having changed nothing of the app) on any failed check. */
+export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
+    const log = o.log ?? ((line: string) => console.log(line));
+    const now = o.now ?? (() => new Date());
+    const started = Date.now();
+    const { database, role } = appDatabaseNames(o.app);
+    log(`restore: app ${o.app} (database ${database}, role ${role}); backups in ${o.store.describe()}; server via ${o.runner.description}${o.dryRun ? "; DRY RUN (no swap)" : ""}`);
+
+    const refs = await o.store.list(o.app);
+    const chosen = chooseBackup(refs, o.app, o.backup);
+    const ageHours = (now().getTime() - chosen.createdAt.getTime()) / 3_600_000;
+    log(`[1/6] list: ${refs.length} backup(s) of ${o.app}; newest ${refs[0].name}; using ${chosen.name} (${ageHours.toFixed(1)} h old${chosen.bytes === undefined ? "" : `, ${formatBytes(chosen.bytes)}`})`);
+
+    const dir = fs.mkdtempSync(path.join(o.workDir ?? os.tmpdir(), "platform-restore-"));
+    fs.chmodSync(dir, 0o700);
+    try {
+        const encrypted = path.join(dir, path.basename(chosen.key));
+        const t0 = Date.now();
+        const bytes = await o.store.download(chosen, encrypted);
+        const download = (Date.now() - t0) / 1000;
+        log(`[2/6] download: ${chosen.key} (${formatBytes(bytes)}) in ${download.toFixed(1)} s`);
+
+        const opened = await openBackup(encrypted, o.identityFile, dir, o.app, chosen.name);
+        fs.rmSync(encrypted);
+        const m = opened.manifest;
+        log(
+            `[3/6] decrypt: with ${o.identityFile}; manifest ${m.name}: ${m.database} taken ${m.createdAt} from PostgreSQL ${m.server.version} by ${m.pgDump}; ` +
+                `${m.tables.length} table(s), ${totalRows(m.tables)} row(s); dump ${formatBytes(m.dump.bytes)}, sha256 matches`,
+        );
+
+        const target = restoreDatabaseName(m.database, m.name);
+        const t1 = Date.now();
+        log(`[4/6] restore: into new database ${target} (owner ${m.role}, CONNECT revoked from PUBLIC)`);
+        const counts = await restoreIntoNewDatabase(o.runner, opened, target, log);
+        const restore = (Date.now() - t1) / 1000;
+        log(`[5/6] verify: row counts of ${counts.length} table(s) match the manifest: ${counts.map((c) => `${c.schema}.${c.table}=${c.rows}`).join(", ") || "(no tables)"}`);
+
+        let kept: string | undefined;
+        if (o.dryRun) {
+            await sql(o.runner, "postgres", `DROP DATABASE ${quoteIdentifier(target)};`);
+            log(`[6/6] swap: skipped (dry run); dropped ${target}; ${m.database} untouched`);
+        } else {
+            log(`[6/6] swap: ${target} becomes ${m.database}`);
+            kept = await swapDatabase(o.runner, m.database, target, now(), log);
+        }
+        const total = (Date.now() - started) / 1000;
+        log(`restore: done in ${total.toFixed(1)} s${kept ? `; the previous database is kept as ${kept} (drop it by hand once you are sure)` : ""}`);
+        return { backup: chosen, manifest: m, restoredInto: o.dryRun ? target : m.database, swapped: !o.dryRun, kept, counts, seconds: { download, restore, total } };
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}

@@ -1,0 +1,195 @@
+#!/bin/sh
+# Nightly backup of every app database, run by cron on the host (components/backups.ts installs it).
+# For each app: one read-only REPEATABLE READ transaction exports a snapshot; pg_dump --format=custom
+# dumps exactly that snapshot, and the exact row count of every table is taken inside the same
+# transaction, so the manifest describes precisely what the dump holds. All of it runs in the
+# PostgreSQL container (`docker exec`), with the server's own binaries (same major version as the
+# server, over its local socket: no network, no password). The dump, the globals (roles, without
+# password hashes) and the manifest are put in a tar, encrypted to an age public key (the private key
+# never comes near the server) and uploaded with one signed PUT (an object appears whole or not at
+# all; the bucket's object lock keeps it). Nothing is uploaded for an app whose dump, check or
+# encryption failed. Exit status is non-zero if any app failed; the heartbeat URL is pinged on
+# success and <url>/fail on failure.
+#
+# Usage: backup.sh [SETTINGS_FILE]   (the file, written by the program, holds KEY='value' lines)
+# Environment (or the settings file):
+#   BACKUP_TARGETS       "app1=app1_db app2=app2_db"
+#   AGE_RECIPIENT        age1… public key, or AGE_RECIPIENTS_FILE (a file of them)
+#   S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_CREDENTIALS_FILE (curl config holding `user = "KEY:SECRET"`, 0600)
+#     or BACKUP_DIR (a local directory, same layout: the local stack)
+#   HEARTBEAT_URL        optional
+#   DOCKER (default docker), PG_CONTAINER (default platform-postgres), WORK_DIR (default /var/tmp)
+set -eu
+umask 077
+
+if [ $# -gt 0 ]; then
+    # shellcheck disable=SC1090 # written by the program: single-quoted values only
+    . "$1"
+fi
+
+log() { printf '%s backup: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+die() {
+    log "FAILED: $*"
+    ping_heartbeat fail
+    exit 1
+}
+
+ping_heartbeat() {
+    [ -n "${HEARTBEAT_URL:-}" ] || return 0
+    url=$HEARTBEAT_URL
+    if [ "$1" = fail ]; then url="$HEARTBEAT_URL/fail"; fi
+    curl -fsS -m 10 --retry 3 -o /dev/null "$url" || log "could not ping the heartbeat URL"
+}
+
+DOCKER=${DOCKER:-docker}
+PG_CONTAINER=${PG_CONTAINER:-platform-postgres}
+: "${BACKUP_TARGETS:?set BACKUP_TARGETS (app=database pairs)}"
+
+if [ -n "${AGE_RECIPIENT:-}" ]; then
+    case $AGE_RECIPIENT in age1*) ;; *) die "AGE_RECIPIENT is not an age1… public key" ;; esac
+    set -- -r "$AGE_RECIPIENT"
+elif [ -n "${AGE_RECIPIENTS_FILE:-}" ] && [ -s "$AGE_RECIPIENTS_FILE" ]; then
+    set -- -R "$AGE_RECIPIENTS_FILE"
+else
+    die "set AGE_RECIPIENT or AGE_RECIPIENTS_FILE"
+fi
+
+if [ -n "${BACKUP_DIR:-}" ]; then
+    destination="directory $BACKUP_DIR"
+else
+    : "${S3_ENDPOINT:?set S3_ENDPOINT or BACKUP_DIR}" "${S3_BUCKET:?}" "${S3_REGION:?}" "${S3_CREDENTIALS_FILE:?}"
+    [ -r "$S3_CREDENTIALS_FILE" ] || die "cannot read the credentials file $S3_CREDENTIALS_FILE"
+    destination="$S3_ENDPOINT/$S3_BUCKET"
+fi
+
+for tool in "$DOCKER" age tar sha256sum; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
+done
+
+work=$(mktemp -d "${WORK_DIR:-/var/tmp}/platform-backup.XXXXXX") || die "cannot create a work directory"
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# Same text as ROW_COUNT_SQL in lib/backup.ts (a test keeps them equal).
+ROW_COUNT_SQL="SELECT coalesce(jsonb_agg(jsonb_build_object('schema', n.nspname, 'table', c.relname, 'rows', (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint) ORDER BY n.nspname, c.relname), '[]'::jsonb) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%';"
+SERVER_SQL="SELECT jsonb_build_object('version', current_setting('server_version'), 'versionNum', current_setting('server_version_num')::int);"
+
+file_bytes() { wc -c <"$1" | tr -d ' '; }
+file_sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# Dumps one app into $work/<app>/<name>.tar.age. Runs in a subshell with `set -e`: any failure ends it.
+backup_one() {
+    app=$1
+    db=$2
+    dir="$work/$app"
+    mkdir "$dir"
+    at=$(date -u +%Y%m%dT%H%M%SZ)
+    created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    name="$app-$at"
+    dump="$db.pgdump"
+
+    # A psql session holds the snapshot open while pg_dump reads it: SQL in through one fifo, one
+    # line of output back through the other.
+    mkfifo "$dir/sql" "$dir/out"
+    "$DOCKER" exec -i "$PG_CONTAINER" psql -X -q -A -t -v ON_ERROR_STOP=1 -U postgres -d "$db" <"$dir/sql" >"$dir/out" 2>"$dir/psql.err" &
+    exec 3>"$dir/sql" 4<"$dir/out"
+    printf '%s\n' "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;" "SELECT pg_export_snapshot();" >&3
+    if ! read -r snapshot <&4; then
+        log "$app: psql could not open a snapshot of $db: $(cat "$dir/psql.err")"
+        return 1
+    fi
+    case $snapshot in *[!0-9A-F-]* | "") log "$app: unexpected snapshot id"; return 1 ;; esac
+
+    if ! "$DOCKER" exec "$PG_CONTAINER" pg_dump --format=custom --snapshot="$snapshot" -U postgres -d "$db" >"$dir/$dump" 2>"$dir/pg_dump.err"; then
+        log "$app: pg_dump failed: $(cat "$dir/pg_dump.err")"
+        return 1
+    fi
+    printf '%s\n' "$ROW_COUNT_SQL" >&3
+    read -r tables <&4 || { log "$app: counting rows failed: $(cat "$dir/psql.err")"; return 1; }
+    printf '%s\n' "$SERVER_SQL" >&3
+    read -r server <&4 || { log "$app: reading the server version failed: $(cat "$dir/psql.err")"; return 1; }
+    printf 'COMMIT;\n' >&3
+    exec 3>&-
+    wait
+    exec 4<&-
+
+    # The archive must read back: pg_restore lists its table of contents (same binaries).
+    if ! "$DOCKER" exec -i "$PG_CONTAINER" pg_restore --list <"$dir/$dump" >/dev/null 2>"$dir/pg_restore.err"; then
+        log "$app: the dump does not read back: $(cat "$dir/pg_restore.err")"
+        return 1
+    fi
+    if ! "$DOCKER" exec "$PG_CONTAINER" pg_dumpall --globals-only --no-role-passwords -U postgres >"$dir/globals.sql" 2>"$dir/pg_dumpall.err"; then
+        log "$app: pg_dumpall --globals-only failed: $(cat "$dir/pg_dumpall.err")"
+        return 1
+    fi
+    pg_dump_version=$("$DOCKER" exec "$PG_CONTAINER" pg_dump --version | tr -cd 'A-Za-z0-9 ().+~:_-')
+
+    dump_bytes=$(file_bytes "$dir/$dump")
+    dump_sha=$(file_sha256 "$dir/$dump")
+    globals_bytes=$(file_bytes "$dir/globals.sql")
+    globals_sha=$(file_sha256 "$dir/globals.sql")
+    printf '{"format":"platform-backup/1","name":"%s","app":"%s","database":"%s","role":"%s","createdAt":"%s","server":%s,"pgDump":"%s","tables":%s,"dump":{"file":"%s","bytes":%s,"sha256":"%s"},"globals":{"file":"globals.sql","bytes":%s,"sha256":"%s"}}\n' \
+        "$name" "$app" "$db" "app_$(printf '%s' "$app" | tr - _)" "$created" "$server" "$pg_dump_version" "$tables" "$dump" "$dump_bytes" "$dump_sha" "$globals_bytes" "$globals_sha" \
+        >"$dir/manifest.json"
+
+    tar -C "$dir" -cf "$dir/$name.tar" manifest.json "$dump" globals.sql
+    rm -f "$dir/$dump"
+    age "$age_args_1" "$age_args_2" -o "$dir/$name.tar.age" "$dir/$name.tar"
+    rm -f "$dir/$name.tar"
+    log "$app: dumped $db ($dump_bytes bytes, snapshot $snapshot), encrypted $(file_bytes "$dir/$name.tar.age") bytes"
+    printf '%s\n' "$name" >"$dir/name"
+}
+
+# Uploads $work/<app>/<name>.tar.age to <app>/<name>.tar.age. One PUT with Content-MD5: the object
+# store refuses a body that arrived different, and a broken transfer leaves no object.
+upload_one() {
+    app=$1
+    name=$(cat "$work/$app/name")
+    file="$work/$app/$name.tar.age"
+    key="$app/$name.tar.age"
+    if [ -n "${BACKUP_DIR:-}" ]; then
+        mkdir -p "$BACKUP_DIR/$app"
+        cp "$file" "$BACKUP_DIR/$app/.$name.partial"
+        mv -f "$BACKUP_DIR/$app/.$name.partial" "$BACKUP_DIR/$key"
+    else
+        md5=$(openssl dgst -md5 -binary "$file" | base64)
+        # Signed payload hash: the store refuses a body that is not the one signed.
+        sha=$(file_sha256 "$file")
+        if ! curl -sS --fail-with-body -o "$work/$app/put.out" -K "$S3_CREDENTIALS_FILE" --aws-sigv4 "aws:amz:$S3_REGION:s3" \
+            --retry 3 --retry-delay 5 --retry-connrefused -m 3600 \
+            -H "Content-MD5: $md5" -H "x-amz-content-sha256: $sha" -H "Content-Type: application/octet-stream" \
+            -T "$file" "$S3_ENDPOINT/$S3_BUCKET/$key"; then
+            log "$app: upload of $key failed: $(tr '\n' ' ' <"$work/$app/put.out" 2>/dev/null)"
+            return 1
+        fi
+    fi
+    log "$app: stored $key in $destination"
+}
+
+age_args_1=$1
+age_args_2=$2
+failed=""
+ok=0
+for target in $BACKUP_TARGETS; do
+    app=${target%%=*}
+    db=${target#*=}
+    case $app in "" | *[!a-z0-9-]*) die "bad app name in BACKUP_TARGETS" ;; esac
+    case $db in "" | *[!a-z0-9_]*) die "bad database name in BACKUP_TARGETS" ;; esac
+    set +e
+    (
+        set -e
+        backup_one "$app" "$db"
+        upload_one "$app"
+    )
+    rc=$?
+    set -e
+    if [ "$rc" -eq 0 ]; then ok=$((ok + 1)); else failed="$failed $app"; fi
+    rm -rf "${work:?}/$app"
+done
+
+if [ -n "$failed" ]; then
+    die "no backup for:$failed ($ok other app(s) backed up)"
+fi
+log "done: $ok app(s) backed up to $destination"
+ping_heartbeat ok

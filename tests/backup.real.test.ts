@@ -1,0 +1,393 @@
+// Backups against real components this suite starts itself: a throwaway PostgreSQL with two app
+// databases holding data, the project's scripts/backup.sh (through a stand-in `docker` that runs the
+// cluster's own pg_dump as `docker exec platform-postgres pg_dump` would), the real `age`, and a real
+// S3-compatible server (s3rver) on loopback. Then the restore: list, download, decrypt, restore into
+// a new database, verify against the manifest, swap; and every way a backup can be bad.
+import * as assert from "assert";
+import { execFileSync, spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as os from "os";
+import * as path from "path";
+import { BackupRef, MANIFEST_FILE, ROW_COUNT_SQL, parseManifest, renderCurlCredentials } from "../lib/backup";
+import { BackupStore, DirectoryBackupStore, S3BackupStore, countRows, directRunner, restoreBackup } from "../lib/restore";
+import { runDrill } from "../scripts/backup-drill";
+import { requireBinary } from "./support/edge";
+import { Cluster, fakeDocker, freeLoopbackPort, requirePostgres, startCluster } from "./support/postgres";
+import { TestS3, startS3 } from "./support/s3";
+
+const SCRIPT = path.join(__dirname, "..", "scripts", "backup.sh");
+
+const SEED_APP1 = `
+CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, note text);
+INSERT INTO customers (name, note) SELECT 'customer ' || g, CASE WHEN g % 7 = 0 THEN E'multi\\nline ''quoted'' \\\\ tab\\t ünïcødé' END FROM generate_series(1, 1500) g;
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id), total numeric(10,2), at timestamptz DEFAULT now());
+INSERT INTO orders (customer_id, total) SELECT 1 + g % 1500, g * 1.25 FROM generate_series(1, 4000) g;
+CREATE TABLE empty_table (id int);
+CREATE SCHEMA audit;
+CREATE TABLE audit."Log Entries" (id int, what text);
+INSERT INTO audit."Log Entries" SELECT g, 'event ' || g FROM generate_series(1, 25) g;
+`;
+const SEED_APP2 = `
+CREATE TABLE items (id int PRIMARY KEY, payload jsonb);
+INSERT INTO items SELECT g, jsonb_build_object('n', g) FROM generate_series(1, 777) g;
+`;
+
+function keyPair(dir: string, name: string): { identity: string; recipient: string } {
+    const identity = path.join(dir, `${name}.key`);
+    execFileSync("age-keygen", ["-o", identity], { stdio: "pipe" });
+    const recipient = execFileSync("age-keygen", ["-y", identity], { encoding: "utf8" }).trim();
+    return { identity, recipient };
+}
+
+/** A tiny HTTP server recording heartbeat pings. */
+async function startHeartbeat(): Promise<{ url: string; pings: string[]; close(): void }> {
+    const pings: string[] = [];
+    const port = await freeLoopbackPort();
+    const server = http.createServer((req, res) => {
+        pings.push(req.url ?? "");
+        res.end("OK");
+    });
+    await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
+    return { url: `http://127.0.0.1:${port}/ping/abc`, pings, close: () => server.close() };
+}
+
+describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
+    this.timeout(120000);
+    let cluster: Cluster;
+    let s3: TestS3;
+    let dir: string;
+    let dockerDir: string;
+    let credentials: string;
+    let main: { identity: string; recipient: string };
+    let other: { identity: string; recipient: string };
+    let heartbeat: Awaited<ReturnType<typeof startHeartbeat>>;
+    const lines: string[] = [];
+    const log = (line: string) => lines.push(line);
+
+    before(async function () {
+        const binDir = requirePostgres(this);
+        for (const bin of ["age", "age-keygen", "tar", "curl", "openssl", "sha256sum"]) requireBinary(this, bin);
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-backup-test-"));
+        cluster = await startCluster(binDir);
+        cluster.query("postgres", "CREATE ROLE app_app1 LOGIN PASSWORD 'app1-password-123456'; CREATE ROLE app_app2 LOGIN PASSWORD 'app2-password-123456';");
+        cluster.query("postgres", "CREATE DATABASE app1_db OWNER app_app1; CREATE DATABASE app2_db OWNER app_app2; REVOKE ALL ON DATABASE app1_db FROM PUBLIC; REVOKE ALL ON DATABASE app2_db FROM PUBLIC;");
+        // Objects are created by the app's role, as the app's migrations would.
+        cluster.query("app1_db", `SET ROLE app_app1; ${SEED_APP1}`);
+        cluster.query("app2_db", `SET ROLE app_app2; ${SEED_APP2}`);
+        s3 = await startS3();
+        dockerDir = fakeDocker(cluster);
+        credentials = path.join(dir, "s3-credentials");
+        fs.writeFileSync(credentials, renderCurlCredentials(s3.accessKey, s3.secretKey, false), { mode: 0o600 });
+        main = keyPair(dir, "main");
+        other = keyPair(dir, "other");
+        heartbeat = await startHeartbeat();
+    });
+
+    after(async () => {
+        cluster?.stop();
+        await s3?.stop();
+        heartbeat?.close();
+        if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    const scriptEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+        PATH: `${dockerDir}:${process.env.PATH}`,
+        HOME: process.env.HOME,
+        BACKUP_TARGETS: "app1=app1_db app2=app2_db",
+        AGE_RECIPIENT: main.recipient,
+        S3_ENDPOINT: s3.endpoint,
+        S3_BUCKET: s3.bucket,
+        S3_REGION: s3.region,
+        S3_CREDENTIALS_FILE: credentials,
+        HEARTBEAT_URL: heartbeat.url,
+        WORK_DIR: dir,
+        ...extra,
+    });
+    /** Runs scripts/backup.sh without blocking the event loop (s3rver answers from this process). */
+    const runScript = (extra: Record<string, string> = {}): Promise<{ status: number | null; stderr: string; stdout: string }> =>
+        new Promise((resolve) => {
+            const child = spawn("sh", [SCRIPT], { env: scriptEnv(extra) });
+            let stdout = "";
+            let stderr = "";
+            child.stdout.on("data", (d) => (stdout += d));
+            child.stderr.on("data", (d) => (stderr += d));
+            child.on("close", (status) => resolve({ status, stdout, stderr }));
+        });
+    const store = (): BackupStore => new S3BackupStore(s3.client());
+    const runner = () => directRunner({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, binDir: cluster.binDir });
+    const count = (db: string, table: string) => Number(cluster.query(db, `SELECT count(*) FROM ${table}`));
+    const objectKeys = async () => (await s3.client().list("")).map((o) => o.key).sort();
+
+    it("the script's row-count query is the library's", () => {
+        const script = fs.readFileSync(SCRIPT, "utf8");
+        const inScript = /^ROW_COUNT_SQL="(.*)"$/m.exec(script)![1].replace(/\\\\/g, "\\");
+        assert.strictEqual(inScript, ROW_COUNT_SQL);
+    });
+
+    let firstBackups: BackupRef[] = [];
+    it("dumps both apps, encrypts to the age key, uploads one object per app, and pings the heartbeat", async () => {
+        const r = await runScript();
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.match(r.stderr, /app1: stored app1\/app1-\d{8}T\d{6}Z\.tar\.age/);
+        assert.match(r.stderr, /done: 2 app\(s\) backed up/);
+        assert.deepStrictEqual(heartbeat.pings, ["/ping/abc"]);
+        const keys = await objectKeys();
+        assert.strictEqual(keys.length, 2, keys.join(", "));
+        assert.match(keys[0], /^app1\/app1-\d{8}T\d{6}Z\.tar\.age$/);
+        assert.match(keys[1], /^app2\/app2-\d{8}T\d{6}Z\.tar\.age$/);
+        firstBackups = [...(await store().list("app1")), ...(await store().list("app2"))];
+        // No plaintext left behind in the work directory.
+        assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.startsWith("platform-backup.")), []);
+    });
+
+    it("the object is age ciphertext; decrypted, its manifest has the server version, exact counts, size and sha256", async () => {
+        const encrypted = path.join(dir, "app1.tar.age");
+        await s3.client().download(firstBackups[0].key, encrypted);
+        assert.match(fs.readFileSync(encrypted).subarray(0, 40).toString("latin1"), /^age-encryption\.org\/v1/);
+        assert.ok(!fs.readFileSync(encrypted).includes(Buffer.from("customer 1")), "no plaintext in the object");
+        const tar = path.join(dir, "app1.tar");
+        execFileSync("age", ["-d", "-i", main.identity, "-o", tar, encrypted]);
+        const members = execFileSync("tar", ["-tf", tar], { encoding: "utf8" }).split("\n").filter(Boolean);
+        assert.deepStrictEqual(members, ["manifest.json", "app1_db.pgdump", "globals.sql"]);
+        const manifest = parseManifest(execFileSync("tar", ["-xOf", tar, MANIFEST_FILE], { encoding: "utf8" }));
+        assert.strictEqual(manifest.database, "app1_db");
+        assert.strictEqual(manifest.role, "app_app1");
+        assert.strictEqual(String(manifest.server.versionNum).slice(0, -4), cluster.major);
+        assert.match(manifest.pgDump, new RegExp(`pg_dump \\(PostgreSQL\\) ${cluster.major}\\.`));
+        assert.deepStrictEqual(
+            manifest.tables.map((t) => `${t.schema}.${t.table}=${t.rows}`),
+            ["audit.Log Entries=25", "public.customers=1500", "public.empty_table=0", "public.orders=4000"],
+        );
+        const globals = execFileSync("tar", ["-xOf", tar, "globals.sql"], { encoding: "utf8" });
+        assert.match(globals, /CREATE ROLE app_app1/);
+        assert.ok(!/SCRAM-SHA-256\$/.test(globals), "no password hashes in the globals");
+    });
+
+    it("restores: lists, downloads, decrypts, restores into a new database, verifies, swaps; the old one is kept", async () => {
+        // Changes made after the backup: the restore must bring back the backup's state.
+        cluster.query("app1_db", "INSERT INTO orders (customer_id, total) VALUES (1, 1); DELETE FROM customers WHERE id > 1400 AND id NOT IN (SELECT customer_id FROM orders);");
+        const before = count("app1_db", "orders");
+        assert.strictEqual(before, 4001);
+        // An app session that the swap must end.
+        lines.length = 0;
+        const result = await restoreBackup({ store: store(), runner: runner(), app: "app1", identityFile: main.identity, log, now: () => new Date(Date.now() + 1000) });
+        const output = lines.join("\n");
+        for (const step of ["[1/6] list", "[2/6] download", "[3/6] decrypt", "[4/6] restore", "[5/6] verify", "[6/6] swap"]) assert.ok(output.includes(step), `${step} printed:\n${output}`);
+        assert.strictEqual(result.swapped, true);
+        assert.strictEqual(count("app1_db", "orders"), 4000);
+        assert.strictEqual(count("app1_db", "customers"), 1500);
+        assert.strictEqual(count("app1_db", `audit."Log Entries"`), 25);
+        assert.strictEqual(cluster.query("app1_db", "SELECT note FROM customers WHERE id = 7"), "multi\nline 'quoted' \\ tab\t ünïcødé");
+        // The previous database is kept, with the changes made after the backup.
+        assert.ok(result.kept);
+        assert.strictEqual(count(result.kept!, "orders"), 4001);
+        // Ownership, privileges: the role owns the database and its tables, PUBLIC has no CONNECT.
+        assert.strictEqual(cluster.query("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app1_db'"), "app_app1");
+        assert.strictEqual(cluster.query("app1_db", "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE schemaname IN ('public', 'audit')"), "app_app1");
+        assert.strictEqual(cluster.query("postgres", "SELECT has_database_privilege('public', 'app1_db', 'CONNECT')"), "f");
+        // The app's role can log in and use it; app2's role cannot connect.
+        const env = { ...process.env, PGHOST: cluster.host, PGPORT: String(cluster.port) };
+        const asApp1 = spawnSync(path.join(cluster.binDir, "psql"), ["-XAtq", "-U", "app_app1", "-d", "app1_db", "-c", "INSERT INTO orders (customer_id, total) VALUES (2, 2) RETURNING id > 0"], { env: { ...env, PGPASSWORD: "app1-password-123456" }, encoding: "utf8" });
+        assert.strictEqual(asApp1.status, 0, asApp1.stderr);
+        const asApp2 = spawnSync(path.join(cluster.binDir, "psql"), ["-XAtq", "-U", "app_app2", "-d", "app1_db", "-c", "SELECT 1"], { env: { ...env, PGPASSWORD: "app2-password-123456" }, encoding: "utf8" });
+        assert.notStrictEqual(asApp2.status, 0);
+        // No restore database left behind.
+        assert.strictEqual(cluster.query("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_restore\\_%'"), "0");
+    });
+
+    it("the swap ends the app's open sessions", async () => {
+        const session = spawn(path.join(cluster.binDir, "psql"), ["-XAtq", "-U", "app_app2", "-d", "app2_db", "-c", "SELECT pg_sleep(60)"], {
+            env: { ...process.env, PGHOST: cluster.host, PGPORT: String(cluster.port), PGPASSWORD: "app2-password-123456" },
+        });
+        const exited = new Promise<number | null>((r) => session.on("exit", (code) => r(code)));
+        for (let i = 0; i < 50 && cluster.query("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app2_db'") === "0"; i++) await new Promise((r) => setTimeout(r, 100));
+        lines.length = 0;
+        const result = await restoreBackup({ store: store(), runner: runner(), app: "app2", identityFile: main.identity, log });
+        assert.notStrictEqual(await exited, 0, "the session was terminated");
+        assert.match(lines.join("\n"), /ended 1 session\(s\) on app2_db/);
+        assert.strictEqual(count("app2_db", "items"), 777);
+        assert.ok(result.kept);
+    });
+
+    it("--dry-run restores and verifies, then drops the copy: the app's database is untouched", async () => {
+        cluster.query("app1_db", "INSERT INTO orders (customer_id, total) VALUES (3, 3)");
+        const before = count("app1_db", "orders");
+        const databases = cluster.query("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database");
+        lines.length = 0;
+        const result = await restoreBackup({ store: store(), runner: runner(), app: "app1", identityFile: main.identity, dryRun: true, log });
+        assert.strictEqual(result.swapped, false);
+        assert.match(lines.join("\n"), /\[6\/6\] swap: skipped \(dry run\)/);
+        assert.strictEqual(count("app1_db", "orders"), before);
+        assert.strictEqual(cluster.query("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"), databases);
+    });
+
+    /** Puts a modified copy of the newest app1 backup in a directory store, as a newer backup. */
+    async function tamperedStore(modify: (bytes: Buffer) => Buffer): Promise<BackupStore> {
+        const source = path.join(dir, "source.tar.age");
+        await s3.client().download(firstBackups[0].key, source);
+        const root = fs.mkdtempSync(path.join(dir, "store-"));
+        fs.mkdirSync(path.join(root, "app1"));
+        fs.writeFileSync(path.join(root, "app1", "app1-20990101T000000Z.tar.age"), modify(fs.readFileSync(source)));
+        return new DirectoryBackupStore(root);
+    }
+
+    async function expectRejected(s: BackupStore, pattern: RegExp, identity = main.identity) {
+        const before = cluster.query("app1_db", ROW_COUNT_SQL);
+        const databases = cluster.query("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database");
+        await assert.rejects(restoreBackup({ store: s, runner: runner(), app: "app1", identityFile: identity, log: () => undefined }), (e: Error) => {
+            assert.match(e.message, pattern);
+            return true;
+        });
+        assert.strictEqual(cluster.query("app1_db", ROW_COUNT_SQL), before, "app1_db untouched");
+        assert.strictEqual(cluster.query("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"), databases, "no database created or renamed");
+    }
+
+    it("a corrupted backup is detected and the app's database is left untouched", async () => {
+        await expectRejected(
+            await tamperedStore((b) => {
+                const copy = Buffer.from(b);
+                copy[Math.floor(copy.length / 2)] ^= 0x55;
+                return copy;
+            }),
+            /cannot be decrypted: it is corrupted or truncated/,
+        );
+    });
+
+    it("a truncated backup is detected and the app's database is left untouched", async () => {
+        await expectRejected(await tamperedStore((b) => b.subarray(0, b.length - 100)), /cannot be decrypted: it is corrupted or truncated/);
+    });
+
+    it("a backup encrypted for another key is refused with a clear message", async () => {
+        await expectRejected(await tamperedStore((b) => b), /not encrypted for the key in .*other\.key/, other.identity);
+    });
+
+    it("a backup whose counts differ from its manifest is refused after the trial restore, which is dropped", async () => {
+        // A well-formed backup (right key, right hashes) whose manifest claims a row the dump lacks.
+        const work = fs.mkdtempSync(path.join(dir, "forge-"));
+        const s = await tamperedStore((b) => {
+            fs.writeFileSync(path.join(work, "in.age"), b);
+            execFileSync("age", ["-d", "-i", main.identity, "-o", path.join(work, "in.tar"), path.join(work, "in.age")]);
+            execFileSync("tar", ["-xf", path.join(work, "in.tar"), "-C", work]);
+            const manifest = JSON.parse(fs.readFileSync(path.join(work, "manifest.json"), "utf8"));
+            manifest.name = "app1-20990101T000000Z";
+            manifest.createdAt = "2099-01-01T00:00:00Z";
+            manifest.tables.find((t: any) => t.table === "orders").rows += 1;
+            fs.writeFileSync(path.join(work, "manifest.json"), JSON.stringify(manifest));
+            execFileSync("tar", ["-C", work, "-cf", path.join(work, "out.tar"), "manifest.json", "app1_db.pgdump", "globals.sql"]);
+            execFileSync("age", ["-r", main.recipient, "-o", path.join(work, "out.age"), path.join(work, "out.tar")]);
+            return fs.readFileSync(path.join(work, "out.age"));
+        });
+        await expectRejected(s, /does not match the manifest: table "public"\."orders" has 4000 rows, manifest says 4001/);
+    });
+
+    it("a dump that fails uploads nothing for that app, still backs up the others, exits non-zero and pings /fail", async () => {
+        const keys = await objectKeys();
+        heartbeat.pings.length = 0;
+        const r = await runScript({ FAKE_DOCKER_FAIL: "pg_dump" });
+        assert.notStrictEqual(r.status, 0);
+        assert.match(r.stderr, /app1: pg_dump failed: pg_dump: simulated failure/);
+        assert.match(r.stderr, /FAILED: no backup for: app1 app2/);
+        assert.deepStrictEqual(await objectKeys(), keys, "nothing uploaded");
+        assert.deepStrictEqual(heartbeat.pings, ["/ping/abc/fail"]);
+    });
+
+    it("an app whose database is missing fails alone; the other app is backed up", async () => {
+        const before = (await objectKeys()).length;
+        const r = await runScript({ BACKUP_TARGETS: "ghost=ghost_db app2=app2_db" });
+        assert.notStrictEqual(r.status, 0);
+        assert.match(r.stderr, /ghost: psql could not open a snapshot of ghost_db: .*ghost_db/);
+        assert.match(r.stderr, /FAILED: no backup for: ghost \(1 other app\(s\) backed up\)/);
+        assert.strictEqual((await objectKeys()).length, before + 1);
+    });
+
+    it("an upload refused by the object store (bad credentials) fails loudly and leaves no object", async () => {
+        const bad = path.join(dir, "bad-credentials");
+        fs.writeFileSync(bad, renderCurlCredentials("WRONGKEY", "wrong", false), { mode: 0o600 });
+        const keys = await objectKeys();
+        const r = await runScript({ S3_CREDENTIALS_FILE: bad });
+        assert.notStrictEqual(r.status, 0);
+        assert.match(r.stderr, /app1: upload of app1\/app1-\d{8}T\d{6}Z\.tar\.age failed: .*(InvalidAccessKeyId|SignatureDoesNotMatch)/);
+        assert.deepStrictEqual(await objectKeys(), keys);
+    });
+
+    it("the credentials never appear on a command line: curl reads them from the 0600 file", () => {
+        const script = fs.readFileSync(SCRIPT, "utf8");
+        assert.match(script, /curl [^\n]*-K "\$S3_CREDENTIALS_FILE"/);
+        assert.ok(!/--user|-u "/.test(script));
+    });
+
+    it("hostile BACKUP_TARGETS are refused before anything runs", async () => {
+        for (const targets of ["app1=app1_db;touch${IFS}/tmp/pwned", "app1=$(id)", "../x=app1_db", "app1=app1 db"]) {
+            const r = await runScript({ BACKUP_TARGETS: targets, FAKE_DOCKER_LOG: path.join(dir, "docker.log") });
+            assert.notStrictEqual(r.status, 0, targets);
+            assert.match(r.stderr, /bad (app|database) name in BACKUP_TARGETS|no backup for/, targets);
+        }
+        assert.ok(!fs.existsSync("/tmp/pwned"));
+    });
+
+    it("the local stack's layout: a directory destination and a recipients file work the same way", async () => {
+        const backupDir = path.join(dir, "local-backups");
+        const recipients = path.join(dir, "recipients.txt");
+        fs.writeFileSync(recipients, main.recipient + "\n");
+        const r = await runScript({ BACKUP_DIR: backupDir, AGE_RECIPIENT: "", AGE_RECIPIENTS_FILE: recipients, S3_ENDPOINT: "" });
+        assert.strictEqual(r.status, 0, r.stderr);
+        const local = new DirectoryBackupStore(backupDir);
+        assert.strictEqual((await local.list("app2")).length, 1);
+        lines.length = 0;
+        await restoreBackup({ store: local, runner: runner(), app: "app2", identityFile: main.identity, dryRun: true, log });
+        assert.match(lines.join("\n"), /\[5\/6\] verify: row counts of 1 table\(s\) match the manifest: public\.items=777/);
+        assert.deepStrictEqual(fs.readdirSync(path.join(backupDir, "app2")).filter((f) => f.startsWith(".")), [], "no partial file left");
+    });
+
+    it("counts taken by the backup are those of its snapshot, even with writes running during the dump", async () => {
+        // A writer inserts rows while the script runs; the manifest and the dump must still agree.
+        const writer = spawn(path.join(cluster.binDir, "psql"), ["-XAtq", "-d", "app2_db", "-c", "DO $$ BEGIN FOR i IN 1000..3000 LOOP INSERT INTO items VALUES (i, '{}'); COMMIT; PERFORM pg_sleep(0.001); END LOOP; END $$;"], { env: cluster.env });
+        const backupDir = path.join(dir, "concurrent");
+        const r = await runScript({ BACKUP_DIR: backupDir, BACKUP_TARGETS: "app2=app2_db" });
+        await new Promise((res) => writer.on("exit", res));
+        assert.strictEqual(r.status, 0, r.stderr);
+        await restoreBackup({ store: new DirectoryBackupStore(backupDir), runner: runner(), app: "app2", identityFile: main.identity, dryRun: true, log: () => undefined });
+    });
+
+    describe("the drill", () => {
+        let drillCluster: Cluster;
+        before(async function () {
+            drillCluster = await startCluster(requirePostgres(this));
+        });
+        after(() => drillCluster?.stop());
+        const drillRunner = () => directRunner({ host: drillCluster.host, port: drillCluster.port, user: drillCluster.user, password: drillCluster.password, binDir: drillCluster.binDir });
+
+        it("passes on fresh backups: every app restored into a throwaway server and checked against its manifest", async () => {
+            lines.length = 0;
+            const problems = await runDrill({ store: store(), apps: ["app1", "app2"], identityFile: main.identity, runner: drillRunner(), log });
+            assert.deepStrictEqual(problems, []);
+            assert.match(lines.join("\n"), /app1: OK/);
+            assert.match(lines.join("\n"), /app2: OK/);
+            // The throwaway server holds nothing afterwards.
+            assert.strictEqual(drillCluster.query("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'app%'"), "0");
+        });
+
+        it("fails on a stale backup, a missing app and an undecryptable backup", async () => {
+            const inTwoDays = () => new Date(Date.now() + 48 * 3_600_000);
+            const problems = await runDrill({ store: store(), apps: ["app1", "app3"], identityFile: main.identity, runner: drillRunner(), log: () => undefined, now: inTwoDays });
+            assert.strictEqual(problems.length, 2, problems.join("\n"));
+            assert.match(problems[0], /app1: newest backup app1-\d{8}T\d{6}Z is 4\d\.\d h old \(limit 26 h\)/);
+            assert.match(problems[1], /app3: no backup at all/);
+            const wrongKey = await runDrill({ store: store(), apps: ["app2"], identityFile: other.identity, runner: drillRunner(), log: () => undefined });
+            assert.match(wrongKey.join("\n"), /app2: .*not encrypted for the key/);
+        });
+
+        it("fails on an old backup renamed to look fresh: its manifest names another time", async () => {
+            const s = await tamperedStore((b) => b);
+            const problems = await runDrill({ store: s, apps: ["app1"], identityFile: main.identity, runner: drillRunner(), log: () => undefined, now: () => new Date("2099-01-01T01:00:00Z") });
+            assert.strictEqual(problems.length, 1, problems.join("\n"));
+            assert.match(problems[0], /app1: app1-20990101T000000Z: the manifest names backup app1-\d{8}T\d{6}Z, but the object is app1-20990101T000000Z/);
+        });
+    });
+
+    it("verifies the restored counts with the same query the backup used", async () => {
+        const counts = await countRows(runner(), "app2_db");
+        assert.deepStrictEqual(counts.map((c) => c.table), ["items"]);
+    });
+});
