@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { LOG_OPTIONS, containerHardening } from "../lib/containers";
-import { GENERATION_PATH, Route, containerEdgeSettings, renderNginxConfig } from "../lib/nginx";
+import { EdgeSettings, GENERATION_PATH, LoadBalancerEdge, Route, containerEdgeSettings, renderNginxConfig } from "../lib/nginx";
 import { installAndRunScript, readScript, runScript, shellQuote } from "../lib/shell";
 import { Host } from "./host";
 
@@ -50,6 +50,13 @@ export interface ReverseProxyArgs {
     /** App networks the edge joins (and nothing else: never the database network). */
     readonly appNetworks: readonly AppNetworkAttachment[];
     readonly memoryMb: number;
+    /**
+     * Several hosts: the load balancer ends TLS and holds the certificate, so the edge serves its
+     * routes on port 80 to PROXY-protocol connections from the private network (lib/nginx.ts) and
+     * asks Let's Encrypt for nothing. The container itself is the same (same ports): switching
+     * between one host and several changes only the config applied with a reload.
+     */
+    readonly behindLoadBalancer?: LoadBalancerEdge;
 }
 
 /**
@@ -69,6 +76,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
         const { host } = args;
         const dockerOpts = { parent: this, provider: host.docker };
         const settings = containerEdgeSettings(args.mode, args.domain);
+        const routeSettings: EdgeSettings = args.behindLoadBalancer === undefined ? settings : { ...settings, behindLoadBalancer: args.behindLoadBalancer };
         const paths = host.paths;
 
         // nginx needs a valid config at its first start; the bootstrap config depends on nothing that
@@ -153,7 +161,7 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
             );
         });
 
-        this.renderedConfig = pulumi.all(args.routes).apply((routes) => renderNginxConfig(routes, settings));
+        this.renderedConfig = pulumi.all(args.routes).apply((routes) => renderNginxConfig(routes, routeSettings));
         const applyEnv = {
             CONF_DIR: paths.nginx,
             NGINX_CONF_DIR: EDGE_CONF_DIR,
@@ -196,7 +204,7 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
             );
         }
 
-        if (args.mode === "https") {
+        if (args.mode === "https" && args.behindLoadBalancer === undefined) {
             if (!args.acmeEmail) throw new Error("ReverseProxy: https mode needs acmeEmail");
             const issue = installAndRunScript(CERTIFICATE_SCRIPT, readScript("issue-certificate.sh"), {
                 SELF: CERTIFICATE_SCRIPT,

@@ -27,6 +27,16 @@ export interface ScalewayHostArgs {
     readonly sshPermitOpen?: readonly string[];
     /** Credentials for private registries, passed to the Docker provider. */
     readonly registryAuth?: docker.types.input.ProviderRegistryAuth[];
+    /**
+     * Behind a load balancer (several hosts): false drops 80/443 from the internet; the load balancer
+     * reaches the edge over the private network, which the security group does not filter. Default true.
+     */
+    readonly publicWeb?: boolean;
+    /**
+     * A host that holds no data (the second and later hosts, with the managed database): the server
+     * and its IP are not protected and its root volume goes with it, so `hosts` can come down again.
+     */
+    readonly stateless?: boolean;
 }
 
 /** Waits for cloud-init and Docker, then prints the host's ed25519 key so every later connection can pin it. */
@@ -69,28 +79,34 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
         super("platform:host:ScalewayHost", name, {}, opts);
 
         // The address is what DNS points at: it outlives any server.
-        this.ip = new scaleway.instance.Ip(`${name}-ip`, {}, { parent: this, protect: true });
+        const stateless = args.stateless === true;
+        this.ip = new scaleway.instance.Ip(`${name}-ip`, {}, { parent: this, protect: !stateless });
 
         const fromAnywhere = args.sshFromAnywhere === true;
         const hardening = { sshFromAnywhere: fromAnywhere, adminCidrs: args.adminCidrs, permitOpen: args.sshPermitOpen ?? DEFAULT_PERMIT_OPEN };
         const sshRules = fromAnywhere
             ? [{ action: "accept", protocol: "TCP", port: 22, ipRange: "0.0.0.0/0" }]
             : args.adminCidrs.map((cidr) => ({ action: "accept", protocol: "TCP", port: 22, ipRange: cidr }));
+        const webRules =
+            args.publicWeb === false
+                ? []
+                : [
+                      { action: "accept", protocol: "TCP", port: 80, ipRange: "0.0.0.0/0" },
+                      { action: "accept", protocol: "TCP", port: 443, ipRange: "0.0.0.0/0" },
+                  ];
         this.securityGroup = new scaleway.instance.SecurityGroup(
             `${name}-firewall`,
             {
-                description: fromAnywhere
+                description: args.publicWeb === false
+                    ? `platform host behind the load balancer: no 80/443 from the internet (the load balancer comes over the private network), 22 from ${fromAnywhere ? "anywhere (key-only sshd, fail2ban)" : "admin CIDRs"}, nothing else`
+                    : fromAnywhere
                     ? "platform edge: 80/443 from anywhere, 22 from anywhere (key-only sshd, fail2ban), nothing else"
                     : "platform edge: 80/443 from anywhere, 22 from admin CIDRs, nothing else",
                 inboundDefaultPolicy: "drop",
                 outboundDefaultPolicy: "accept",
                 stateful: true,
                 enableDefaultSecurity: true,
-                inboundRules: [
-                    { action: "accept", protocol: "TCP", port: 80, ipRange: "0.0.0.0/0" },
-                    { action: "accept", protocol: "TCP", port: 443, ipRange: "0.0.0.0/0" },
-                    ...sshRules,
-                ],
+                inboundRules: [...webRules, ...sshRules],
             },
             { parent: this },
         );
@@ -107,11 +123,11 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
                 ipId: this.ip.id,
                 securityGroupId: this.securityGroup.id,
                 cloudInit: renderCloudInit({ sshPublicKey: args.sshPublicKey, ...hardening }),
-                rootVolume: { sizeInGb: 40, deleteOnTermination: false },
+                rootVolume: { sizeInGb: 40, deleteOnTermination: stateless },
                 replaceOnTypeChange: false,
                 tags: ["platform"],
             },
-            { parent: this, protect: true, ignoreChanges: ["cloudInit", "image"], dependsOn: [this.sshKey] },
+            { parent: this, protect: !stateless, ignoreChanges: ["cloudInit", "image"], dependsOn: [this.sshKey] },
         );
 
         this.publicAddress = this.ip.address;

@@ -1,0 +1,331 @@
+// Issue #12 under mocks: the default configs' graphs are exactly the recorded ones; the managed
+// database (one host) and the load-balanced shape (two hosts) with every resource, option and
+// dependency; moving between 1 and 2 hosts replaces nothing that holds data; no database is reachable
+// from the internet; hosts switch one after another.
+import * as assert from "assert";
+import * as pulumi from "@pulumi/pulumi";
+import { RawConfig } from "../lib/config";
+import { LB_TIMING, MANAGED_ADMIN_PORT, PRIVATE_SUBNET, markDownSeconds } from "../lib/scale";
+import { definePlatform } from "../platform";
+import { FAKE_IP, Registration, RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
+import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
+import { graphDifferences, graphOf, readGraphFixture, writeGraphFixture } from "./support/graph";
+
+const S = {
+    pn: "scaleway:network/privateNetwork:PrivateNetwork",
+    ipamIp: "scaleway:ipam/ip:Ip",
+    nic: "scaleway:instance/privateNic:PrivateNic",
+    instance: "scaleway:databases/instance:Instance",
+    lbIp: "scaleway:loadbalancers/ip:Ip",
+    lb: "scaleway:loadbalancers/loadBalancer:LoadBalancer",
+    backend: "scaleway:loadbalancers/backend:Backend",
+    frontend: "scaleway:loadbalancers/frontend:Frontend",
+    certificate: "scaleway:loadbalancers/certificate:Certificate",
+} as const;
+
+const LB_ADDRESS = "51.159.10.20";
+const DB_IP = "172.16.32.9";
+const DB_PORT = 5432;
+
+/** The cloud's computed outputs the program reads (the harness returns inputs as outputs). */
+function withScalewayOutputs(): () => void {
+    const original = pulumi.runtime.setMocks;
+    let nextHost = 10;
+    (pulumi.runtime as { setMocks: typeof original }).setMocks = (mocks, ...rest) =>
+        original(
+            {
+                ...mocks,
+                newResource: async (args) => {
+                    const result = await mocks.newResource(args);
+                    const state = { ...result.state };
+                    if (args.type === S.instance) state.privateNetwork = { ...args.inputs.privateNetwork, ip: DB_IP, port: DB_PORT };
+                    if (args.type === S.ipamIp) state.address = `172.16.32.${nextHost++}/22`;
+                    if (args.type === S.lbIp) state.ipAddress = LB_ADDRESS;
+                    return { ...result, state };
+                },
+            },
+            ...rest,
+        );
+    return () => ((pulumi.runtime as { setMocks: typeof original }).setMocks = original);
+}
+
+const forward = { openForward: async () => ({ host: "127.0.0.1" as const, port: 40123, pid: 1, close: () => undefined }) };
+
+async function runProd(raw: RawConfig): Promise<RunResult & { value: ReturnType<typeof definePlatform> }> {
+    const restore = withScalewayOutputs();
+    try {
+        return await runProgram("prod", () => definePlatform(parse(raw), forward));
+    } finally {
+        restore();
+    }
+}
+
+const MANAGED: RawConfig = { ...PROD_RAW, database: "managed", managedDatabaseBackupDays: "14" };
+const TWO_HOSTS: RawConfig = { ...MANAGED, hosts: "2" };
+
+const byUrn = (run: RunResult) => new Map(run.resources.map((r) => [r.urn, r]));
+const named = (run: RunResult, type: string, name: string): Registration => run.one(type, name);
+
+describe("scale: the default configs' graphs are the ones recorded before the scale wiring", () => {
+    for (const [fixture, stack, raw] of [
+        ["prod-default", "prod", PROD_RAW],
+        ["local-default", "local", LOCAL_RAW],
+    ] as const) {
+        it(`${fixture}: every resource, input, option and dependency as recorded`, async () => {
+            const run = await runProgram(stack, () => definePlatform(parse(raw), forward));
+            const graph = graphOf(run);
+            if (process.env.UPDATE_GRAPH_FIXTURES === "1") writeGraphFixture(fixture, graph);
+            const diff = graphDifferences(readGraphFixture(fixture), graph);
+            assert.deepStrictEqual(diff, [], `the default ${stack} graph changed (re-record with UPDATE_GRAPH_FIXTURES=1 only for an intended change):\n${diff.join("\n")}`);
+            assert.strictEqual(run.resources.filter((r) => r.type.startsWith("scaleway:network") || r.type.startsWith("scaleway:loadbalancers") || r.type === S.instance).length, 0);
+        });
+    }
+});
+
+describe("scale: database managed, one host (mocks)", () => {
+    let run: RunResult & { value: ReturnType<typeof definePlatform> };
+    let base: RunResult;
+    before(async () => {
+        base = await runProgram("prod", () => definePlatform(parse(PROD_RAW), forward));
+        run = await runProd(MANAGED);
+    });
+
+    it("declares PostgreSQL 16 with encryption at rest, automated backups from config, optional HA; protected", () => {
+        const db = run.byType(S.instance);
+        assert.strictEqual(db.length, 1);
+        const i = db[0].inputs;
+        assert.strictEqual(i.engine, "PostgreSQL-16");
+        assert.strictEqual(i.nodeType, "db-dev-s");
+        assert.strictEqual(i.isHaCluster, false);
+        assert.strictEqual(i.encryptionAtRest, true);
+        assert.strictEqual(i.disableBackup, false);
+        assert.strictEqual(i.backupScheduleFrequency, 24);
+        assert.strictEqual(i.backupScheduleRetention, 14);
+        assert.ok(isSecretValue(i.password), "the admin password is a secret");
+        assert.strictEqual(db[0].protect, true);
+    });
+
+    it("has a private-network endpoint only: no public endpoint is declared (the provider removes Scaleway's default one)", () => {
+        const i = run.byType(S.instance)[0];
+        const pn = run.one(S.pn, "network-pn");
+        assert.deepStrictEqual(Object.keys(i.inputs.privateNetwork).sort(), ["enableIpam", "pnId"]);
+        assert.strictEqual(i.inputs.privateNetwork.enableIpam, true);
+        assert.strictEqual(i.inputs.loadBalancer, undefined, "a loadBalancer block is the public endpoint");
+        assert.ok(i.dependencies.includes(pn.urn));
+        assert.strictEqual(pn.inputs.ipv4Subnet.subnet, PRIVATE_SUBNET);
+    });
+
+    it("no database is reachable from the internet: relays publish on host 0's loopback only; no port opens in the firewall", () => {
+        for (const c of run.byType(T.container)) {
+            for (const p of c.inputs.ports ?? []) {
+                if (c.name.startsWith("edge")) continue;
+                assert.strictEqual(p.ip, "127.0.0.1", `${c.name} publishes ${p.external} beyond loopback`);
+            }
+        }
+        const relay = run.one(T.container, "managed-db-forwarder");
+        assert.deepStrictEqual(relay.inputs.ports, [{ internal: 5432, external: MANAGED_ADMIN_PORT, ip: "127.0.0.1" }]);
+        assert.deepStrictEqual(relay.inputs.command, ["TCP-LISTEN:5432,fork,reuseaddr", `TCP:${DB_IP}:${DB_PORT}`]);
+        const rules = run.one(T.securityGroup, "host-firewall").inputs.inboundRules as { port: number }[];
+        assert.ok(!rules.some((r) => r.port === 5432 || r.port === MANAGED_ADMIN_PORT));
+        assert.strictEqual(run.byType(T.container).filter((c) => c.name === "postgres-container").length, 0, "no container database on a managed stack");
+    });
+
+    it("per app: a login role that owns its database, CONNECT revoked from PUBLIC, through the admin channel; retained on removal", () => {
+        const provider = run.one(T.pgProvider, "managed-db-admin");
+        // Provider inputs reach the monitor as strings.
+        assert.strictEqual(String(provider.inputs.superuser), "false");
+        assert.strictEqual(provider.inputs.sslmode, "require");
+        assert.strictEqual(String(provider.inputs.port), "40123");
+        assert.strictEqual(provider.inputs.username, "platform_admin");
+        for (const app of ["app1", "app2"]) {
+            const role = run.one(T.role, `${app}-db-role`);
+            const database = run.one(T.database, `${app}-db-database`);
+            const grant = run.one(T.grant, `${app}-db-revoke-public`);
+            assert.strictEqual(role.inputs.name, `app_${app}`);
+            assert.strictEqual(role.inputs.login, true);
+            assert.strictEqual(role.inputs.superuser, false);
+            assert.strictEqual(role.inputs.createRole, false);
+            assert.ok(isSecretValue(role.inputs.password));
+            assert.strictEqual(database.inputs.name, `${app}_db`);
+            assert.strictEqual(database.inputs.owner, `app_${app}`);
+            assert.ok(database.dependencies.includes(role.urn));
+            assert.deepStrictEqual([grant.inputs.role, grant.inputs.objectType, grant.inputs.privileges], ["public", "database", []]);
+            for (const r of [role, database]) assert.strictEqual(r.retainOnDelete, true, `${r.name} is kept when the app is removed`);
+            for (const r of [role, database, grant]) assert.ok(r.provider.startsWith(provider.urn), `${r.name} goes through the managed admin channel`);
+        }
+    });
+
+    it("backends get DATABASE_URL of the private endpoint with TLS required, as a secret, after role, database and grant", () => {
+        for (const app of ["app1", "app2"]) {
+            const backend = run.one(T.container, `${app}-backend`);
+            assert.ok(isSecretValue(backend.inputs.envs), "the environment carrying DATABASE_URL is a secret");
+            const env = (reveal(backend.inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="));
+            assert.match(String(env), new RegExp(`^DATABASE_URL=postgres://app_${app}:[^@]+@${DB_IP.replace(/\./g, "\\.")}:${DB_PORT}/${app}_db\\?sslmode=require$`));
+            for (const n of [`${app}-db-role`, `${app}-db-database`, `${app}-db-revoke-public`]) {
+                assert.ok(backend.dependencies.some((d) => d.endsWith(`::${n}`)), `${app}-backend waits for ${n}`);
+            }
+        }
+    });
+
+    it("the backups' client container on host 0: the managed major's tools, the admin's connection, password secret, no port", () => {
+        const client = run.one(T.container, "managed-db-client");
+        assert.strictEqual(client.inputs.name, "platform-pg-client");
+        assert.ok(isSecretValue(client.inputs.envs), "the environment carrying the admin password is a secret");
+        const envs = reveal(client.inputs.envs) as string[];
+        assert.ok(envs.includes(`PGHOST=${DB_IP}`) && envs.includes("PGSSLMODE=require") && envs.includes("PGUSER=platform_admin"));
+        assert.ok(envs.some((e) => e.startsWith("PGPASSWORD=")));
+        assert.strictEqual(client.inputs.ports, undefined);
+        assert.ok(run.byType(T.image).some((i) => i.inputs.name === "postgres:16.6-bookworm"));
+    });
+
+    it("host 0 keeps its URNs and the inputs of everything that holds data; sshd also permits the managed relay's forward", () => {
+        const now = byUrn(run);
+        for (const r of base.resources.filter((x) => [T.server, T.ip, T.sshKey, T.securityGroup].includes(x.type as never))) {
+            const same = now.get(r.urn);
+            assert.ok(same, `${r.urn} is still declared`);
+            // cloud-init runs at first boot only and is ignored after (ignoreChanges): the guard re-applies sshd.
+            const drop = (x: Registration) => Object.fromEntries(Object.entries(reveal(x.inputs)).filter(([k]) => !x.ignoreChanges.includes(k)));
+            assert.deepStrictEqual(drop(same), drop(r), `${r.name} is unchanged`);
+            assert.deepStrictEqual(same.ignoreChanges, r.ignoreChanges);
+            assert.strictEqual(same.protect, r.protect);
+        }
+        const guard = run.one(T.remoteCommand, "host-ssh-guard");
+        assert.match(String(guard.inputs.create), /127\.0\.0\.1:5433/);
+        const nic = run.one(S.nic, "host-private-nic");
+        assert.ok(nic.dependencies.includes(run.one(T.server, "host-server").urn));
+    });
+
+    it("the edge container is the same container (not replaced), and the app containers keep their names", () => {
+        const edge = named(run, T.container, "edge-container");
+        const before = named(base, T.container, "edge-container");
+        assert.strictEqual(edge.urn, before.urn);
+        assert.deepStrictEqual(reveal(edge.inputs), reveal(before.inputs));
+        for (const app of ["app1", "app2"]) assert.ok(run.resources.some((r) => r.urn === named(base, T.container, `${app}-frontend`).urn));
+    });
+
+    it("outputs keep their shape; publicIp is still the host's address with one host", async () => {
+        const v = run.value;
+        assert.deepStrictEqual(Object.keys(v).sort(), ["apps", "baseUrl", "databaseUrls", "publicIp"]);
+        assert.strictEqual(await unwrap(v.publicIp), FAKE_IP);
+        assert.deepStrictEqual(Object.keys(v.apps).sort(), ["app1", "app2"]);
+        assert.strictEqual(await unwrap(v.apps.app1.database!), "app1_db");
+        assert.strictEqual(await unwrap(v.apps.app1.role!), "app_app1");
+        assert.strictEqual(await v.databaseUrls.isSecret, true);
+    });
+});
+
+describe("scale: two hosts behind the load balancer (mocks)", () => {
+    let one: RunResult;
+    let two: RunResult & { value: ReturnType<typeof definePlatform> };
+    before(async () => {
+        one = await runProd(MANAGED);
+        two = await runProd(TWO_HOSTS);
+    });
+
+    it("two instances on the private network, each running the edge and every app's containers", () => {
+        assert.deepStrictEqual(two.byType(T.server).map((s) => s.name).sort(), ["host-1-server", "host-server"]);
+        assert.strictEqual(two.byType(S.nic).length, 2);
+        for (const prefix of ["", "h1-"]) {
+            for (const n of ["app1-frontend", "app1-backend", "app2-frontend", "app2-backend", "edge-container"]) named(two, T.container, `${prefix}${n}`);
+        }
+        const h1 = named(two, T.container, "h1-app1-backend");
+        assert.ok(h1.provider.includes("host-1-docker"), "host 1's containers run on host 1's engine");
+    });
+
+    it("the security groups accept 80/443 from nowhere on the internet (the load balancer comes over the private network); SSH as configured", () => {
+        for (const sg of two.byType(T.securityGroup)) {
+            const rules = sg.inputs.inboundRules as { port: number; ipRange: string }[];
+            assert.deepStrictEqual(rules.map((r) => `${r.port} ${r.ipRange}`), ["22 203.0.113.10/32", "22 198.51.100.0/24"]);
+            assert.strictEqual(sg.inputs.inboundDefaultPolicy, "drop");
+        }
+    });
+
+    it("load balancer: TLS with Let's Encrypt at the LB, HTTP → HTTPS, HTTP health checks on /health, marked down and sessions shut, retries elsewhere", () => {
+        const lb = two.one(S.lb, "lb-lb");
+        const ip = two.one(S.lbIp, "lb-ip");
+        assert.strictEqual(ip.protect, true, "DNS points at it");
+        assert.strictEqual(lb.inputs.type, "LB-S");
+        assert.ok(lb.dependencies.includes(ip.urn));
+        assert.strictEqual(lb.inputs.privateNetworks.length, 1);
+        const b = two.one(S.backend, "lb-edges").inputs;
+        assert.deepStrictEqual(
+            [b.forwardProtocol, b.forwardPort, b.proxyProtocol, b.healthCheckSendProxy, b.onMarkedDownAction, b.stickySessions],
+            ["http", 80, "v2", true, "shutdown_sessions", "none"],
+        );
+        assert.deepStrictEqual(b.healthCheckHttp, { uri: "/health", method: "GET", code: 200, hostHeader: "example.com" });
+        assert.deepStrictEqual(
+            [b.healthCheckDelay, b.healthCheckTimeout, b.healthCheckMaxRetries, b.healthCheckTransientDelay, b.timeoutConnect, b.timeoutServer, b.maxRetries, b.redispatchAttemptCount],
+            ["2s", "1s", 2, "0.5s", "2s", "65s", 3, 1],
+        );
+        assert.strictEqual(b.serverIps.length, 2);
+        for (const a of b.serverIps) assert.match(a, /^172\.16\.3[2-5]\.\d+$/);
+        const cert = two.one(S.certificate, "lb-certificate");
+        assert.deepStrictEqual(cert.inputs.letsencrypt, { commonName: "example.com" });
+        assert.strictEqual(cert.deleteBeforeReplaceDefined && cert.deleteBeforeReplace, false, "a new certificate exists before the old one goes");
+        const https = two.one(S.frontend, "lb-https");
+        assert.strictEqual(https.inputs.inboundPort, 443);
+        assert.ok(https.dependencies.includes(cert.urn));
+        const http = two.one(S.frontend, "lb-http");
+        assert.strictEqual(http.inputs.inboundPort, 80);
+        assert.deepStrictEqual(http.inputs.acls[0].action, { type: "redirect", redirects: [{ type: "scheme", target: "https", code: 301 }] });
+        assert.deepStrictEqual(http.inputs.acls[0].match.ipSubnets, ["0.0.0.0/0", "::/0"]);
+        assert.strictEqual(http.inputs.certificateIds, undefined);
+        assert.ok(markDownSeconds(LB_TIMING) <= 7);
+    });
+
+    it("every edge serves the load balancer (PROXY protocol from the private subnet) and asks Let's Encrypt for nothing", () => {
+        for (const prefix of ["", "h1-"]) {
+            const routes = named(two, T.remoteCommand, `${prefix}edge-routes`);
+            const conf = String(reveal(routes.inputs.stdin));
+            assert.match(conf, /listen 80 proxy_protocol;/);
+            assert.match(conf, new RegExp(`set_real_ip_from ${PRIVATE_SUBNET.replace(/\./g, "\\.")};`));
+            assert.match(conf, /listen 127\.0\.0\.1:80;/);
+            assert.doesNotMatch(conf, /ssl_certificate/);
+            assert.strictEqual(two.resources.filter((r) => r.name === `${prefix}edge-certificate`).length, 0);
+        }
+        assert.strictEqual(one.resources.filter((r) => r.name === "edge-certificate").length, 1, "one host: the edge still gets its certificate");
+    });
+
+    it("rollout: host 1's containers start only after host 0's edge applied the new routes; host 0 waits for nothing of host 1", () => {
+        const switch0 = named(two, T.remoteCommand, "edge-routes");
+        for (const c of two.byType(T.container).filter((x) => x.name.startsWith("h1-"))) {
+            assert.ok(c.dependencies.includes(switch0.urn), `${c.name} waits for host 0's switch`);
+        }
+        const host1 = new Set(two.resources.filter((r) => r.name.startsWith("h1-") || r.name.startsWith("host-1")).map((r) => r.urn));
+        for (const c of two.resources.filter((r) => !r.name.startsWith("h1-") && !r.name.startsWith("host-1") && !r.name.startsWith("lb-"))) {
+            assert.ok(!c.dependencies.some((d) => host1.has(d)), `${c.name} must not wait for host 1`);
+        }
+        for (const c of two.byType(T.container).filter((x) => /(frontend|backend)$/.test(x.name))) {
+            assert.strictEqual(c.deleteBeforeReplaceDefined && c.deleteBeforeReplace === false, true, `${c.name} is blue-green`);
+        }
+    });
+
+    it("1 → 2 → 1 hosts replaces nothing that holds data: host 0, the database, the private network keep URN and inputs", () => {
+        const a = byUrn(one);
+        const b = byUrn(two);
+        const holders = [...one.resources.filter((r) => [T.server, T.ip, S.instance, S.pn, T.sshKey].includes(r.type as never))];
+        assert.ok(holders.length >= 5);
+        for (const r of holders) {
+            const other = b.get(r.urn);
+            assert.ok(other, `${r.urn} is still declared with two hosts`);
+            assert.deepStrictEqual(reveal(other.inputs), reveal(r.inputs), `${r.name} is unchanged`);
+            assert.strictEqual(other.protect, r.protect);
+        }
+        // Back to one host: everything of host 1 goes, and none of it is protected or holds data.
+        const removed = two.resources.filter((r) => !a.has(r.urn));
+        assert.ok(removed.some((r) => r.name === "host-1-server"));
+        for (const r of removed) {
+            assert.strictEqual(r.protect && r.type !== S.lbIp, false, `${r.name} would block hosts 2 → 1`);
+            assert.ok(![S.instance, T.volume].includes(r.type as never), `${r.name} holds data`);
+        }
+        const h1 = two.one(T.server, "host-1-server");
+        assert.strictEqual(h1.inputs.rootVolume.deleteOnTermination, true);
+        assert.strictEqual(one.one(T.server, "host-server").inputs.rootVolume.deleteOnTermination, false);
+    });
+
+    it("publicIp becomes the load balancer's address; the other outputs keep their shape", async () => {
+        assert.strictEqual(await unwrap(two.value.publicIp), LB_ADDRESS);
+        assert.strictEqual(await unwrap(two.value.baseUrl), "https://example.com/");
+        assert.deepStrictEqual(Object.keys(two.value).sort(), ["apps", "baseUrl", "databaseUrls", "publicIp"]);
+    });
+});
