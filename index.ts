@@ -17,3 +17,6 @@ export const baseUrl = platform.baseUrl;
 export const apps = platform.apps;
 /** Secret. Per app with a database: its DATABASE_URL. */
 export const databaseUrls = platform.databaseUrls;
+/** Where the nightly encrypted backups go: the bucket (a directory on the local stack), and its S3 endpoint (`file://…` locally). */
+export const backupBucket = platform.backupBucket;
+export const backupEndpoint = platform.backupEndpoint;

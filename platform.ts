@@ -1,6 +1,7 @@
 // Composes the platform from a validated config. index.ts calls it; tests call it once per stack.
 import * as pulumi from "@pulumi/pulumi";
 import { AppDatabase } from "./components/appDatabase";
+import { Backups, deployingIdentity } from "./components/backups";
 import { Host } from "./components/host";
 import { LocalHost } from "./components/localHost";
 import { OpenAdminChannel, PostgresServer } from "./components/postgresServer";
@@ -30,6 +31,9 @@ export interface PlatformOutputs {
     readonly apps: Record<string, AppOutputs>;
     /** Secret: app name → DATABASE_URL as the app's backend sees it. */
     readonly databaseUrls: pulumi.Output<Record<string, string>>;
+    /** Backups (absent without an app database): bucket name (a directory on the local stack) and its endpoint. */
+    readonly backupBucket?: pulumi.Output<string>;
+    readonly backupEndpoint?: pulumi.Output<string>;
 }
 
 /**
@@ -53,6 +57,8 @@ const directAdminChannel: OpenAdminChannel = (publishedPort, after) => after.app
 export interface PlatformDependencies {
     /** Opens the prod admin channel; tests replace it to observe what the program asks for. */
     readonly openForward?: typeof openForward;
+    /** Principals keeping full access to the backup bucket; by default the identity of SCW_ACCESS_KEY. */
+    readonly backupAdministrators?: pulumi.Input<string[]>;
 }
 
 export function definePlatform(config: PlatformConfig, deps: PlatformDependencies = {}): PlatformOutputs {
@@ -97,6 +103,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
     const apps: Record<string, AppOutputs> = {};
     const databaseUrls: Record<string, pulumi.Output<string>> = {};
     const webApps: WebApp[] = [];
+    const appDatabases: { app: string; database: AppDatabase }[] = [];
     for (const deployed of config.apps) {
         const name = deployed.definition.name;
         const database = deployed.definition.database
@@ -117,6 +124,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
         });
         webApps.push(webApp);
         if (database !== undefined) databaseUrls[name] = database.databaseUrl;
+        if (database !== undefined) appDatabases.push({ app: name, database });
         apps[name] = {
             url: pulumi.output(`${origin}/${name}/`),
             apiUrl: pulumi.output(`${origin}/api/${name}/`),
@@ -138,10 +146,25 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
         memoryMb: config.memory.edgeMb,
     });
 
+    const backups =
+        appDatabases.length === 0
+            ? undefined
+            : new Backups("backups", {
+                  host,
+                  apps: appDatabases.map((d) => d.app),
+                  settings: config.backup,
+                  region: new pulumi.Config("scaleway").get("region"),
+                  administrators: config.target === "scaleway" ? (deps.backupAdministrators ?? deployingIdentity()) : undefined,
+                  localDir: ".platform/local",
+                  dependsOn: appDatabases.map((d) => d.database),
+              });
+
     return {
         publicIp: host.publicAddress,
         baseUrl: pulumi.output(`${origin}/`),
         apps,
         databaseUrls: pulumi.secret(pulumi.all(databaseUrls)),
+        backupBucket: backups?.bucket,
+        backupEndpoint: backups?.endpoint,
     };
 }

@@ -14,7 +14,7 @@ describe("index.ts (mocks)", () => {
     it("reads the local stack's config from the runtime and exports the documented outputs", async () => {
         pulumi.runtime.setAllConfig({ "platform:target": "local", "platform:apps": JSON.stringify({ demo: "1.27-alpine" }) });
         const run = await runProgram("local", loadIndex);
-        assert.deepStrictEqual(Object.keys(run.value).sort(), ["apps", "baseUrl", "databaseUrls", "publicIp"]);
+        assert.deepStrictEqual(Object.keys(run.value).sort(), ["apps", "backupBucket", "backupEndpoint", "baseUrl", "databaseUrls", "publicIp"]);
         assert.strictEqual(await unwrap(run.value.baseUrl), "http://localhost:8080/");
         assert.ok(run.resources.length > 20);
     });

@@ -1,0 +1,213 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import * as scaleway from "@pulumiverse/scaleway";
+import * as path from "path";
+import {
+    BACKUP_CREDENTIALS_FILE,
+    BACKUP_CRON_FILE,
+    BACKUP_SCRIPT_PATH,
+    BACKUP_SETTINGS_FILE,
+    apiKeyPrincipal,
+    backupBucketPolicy,
+    isRegion,
+    renderBackupCron,
+    renderBackupSettings,
+    renderCurlCredentials,
+    scalewayS3Endpoint,
+} from "../lib/backup";
+import { BackupSettings } from "../lib/config";
+import { readScript, shellQuote } from "../lib/shell";
+import { Host } from "./host";
+
+export interface BackupsArgs {
+    readonly host: Host;
+    /** Apps whose database is backed up (those with a database, in the stack). */
+    readonly apps: readonly string[];
+    readonly settings: BackupSettings;
+    /** scaleway: the region of the bucket (the stack's `scaleway:region`). */
+    readonly region?: string;
+    /**
+     * scaleway: principals (`user_id:…`/`application_id:…`) that keep full access to the bucket: who
+     * deploys, restores and runs the drill. Undefined: no bucket policy is declared (with a warning),
+     * because a policy without them would lock everyone but the organisation owner out.
+     */
+    readonly administrators?: pulumi.Input<string[]>;
+    /** local: directory (git-ignored) holding the backups and the generated key pair. */
+    readonly localDir?: string;
+    /** What must exist before the first backup runs (the server reconciled, the app databases). */
+    readonly dependsOn?: readonly pulumi.Resource[];
+}
+
+/** Where the local stack keeps its backups and, when no key is configured, its generated age key pair. */
+export function localBackupPaths(localDir: string) {
+    const root = path.resolve(localDir);
+    return { directory: path.join(root, "backups"), identity: path.join(root, "backup-identity.txt"), recipients: path.join(root, "backup-recipient.txt") };
+}
+
+/**
+ * The principal of the API key this deployment runs with (SCW_ACCESS_KEY or scaleway:accessKey), as
+ * the bucket policy's administrator; undefined when no key is known to the program.
+ */
+export function deployingIdentity(): pulumi.Output<string[]> | undefined {
+    const accessKey = process.env.SCW_ACCESS_KEY || new pulumi.Config("scaleway").get("accessKey");
+    if (!accessKey) return undefined;
+    return scaleway.iam.getApiKeyOutput({ accessKey }).apply((key) => {
+        const principal = apiKeyPrincipal(key);
+        if (!principal) throw new Error("backups: could not tell whether the deploying API key belongs to a user or an application; the bucket policy needs it to keep your access");
+        return [principal];
+    });
+}
+
+const MARKER = "PLATFORM_BACKUP_EOF";
+
+function heredoc(target: string, text: string, mode: string): string {
+    if (text.includes(MARKER)) throw new Error("file content contains the heredoc marker");
+    return [`cat > ${shellQuote(target + ".new")} <<'${MARKER}'`, text.replace(/\n$/, ""), MARKER, `chmod ${mode} ${shellQuote(target + ".new")}`, `mv -f ${shellQuote(target + ".new")} ${shellQuote(target)}`].join("\n");
+}
+
+/**
+ * Nightly encrypted backups of every app database. prod: an Object Storage bucket (versioned, object
+ * lock in GOVERNANCE mode, lifecycle expiry of current and noncurrent versions; protected and retained
+ * on delete), an IAM application whose API key may only put objects (bucket policy), and a cron job on
+ * the host running scripts/backup.sh. The key pair reaches the host on stdin into a 0600 file, never on
+ * a command line. local: the same script into a directory, with a generated key pair if none is set.
+ * Both run one backup when installed or changed, so a broken setup fails the deployment, not a night.
+ */
+export class Backups extends pulumi.ComponentResource {
+    /** Bucket name (prod) or directory (local). */
+    public readonly bucket: pulumi.Output<string>;
+    /** `https://s3.<region>.scw.cloud` (prod) or `file://<dir>` (local). */
+    public readonly endpoint: pulumi.Output<string>;
+    public readonly schedule?: pulumi.Resource;
+    public readonly bucketResource?: scaleway.object.Bucket;
+    public readonly hostKey?: scaleway.iam.ApiKey;
+
+    constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("platform:backup:Backups", name, {}, opts);
+        const s = args.settings;
+        if (args.host.kind === "scaleway") {
+            const region = args.region ?? "fr-par";
+            if (!isRegion(region)) throw new Error(`backups: region ${JSON.stringify(region)} is not valid`);
+            if (!s.publicKey) throw new Error("backups: platform:backupPublicKey is required on the scaleway target");
+            const endpoint = scalewayS3Endpoint(region);
+            const suffix = new random.RandomString(`${name}-bucket-suffix`, { length: 8, special: false, upper: false }, { parent: this });
+            const bucket = new scaleway.object.Bucket(
+                `${name}-bucket`,
+                {
+                    name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-${suffix.result}`,
+                    region,
+                    versioning: { enabled: true },
+                    // Only settable at creation; the lock configuration below sets the default retention.
+                    objectLockEnabled: true,
+                    lifecycleRules: [
+                        {
+                            id: "expire-backups",
+                            enabled: true,
+                            expiration: { days: s.retentionDays },
+                            // Versioned: expiring the current version only adds a delete marker; the data goes with this.
+                            noncurrentVersionExpiration: { noncurrentDays: s.retentionDays },
+                            abortIncompleteMultipartUploadDays: 1,
+                        },
+                    ],
+                    tags: { platform: "backups" },
+                },
+                // The backups outlive any config change, and `pulumi destroy`.
+                { parent: this, protect: true, retainOnDelete: true },
+            );
+            this.bucketResource = bucket;
+            const lock =
+                s.lockDays > 0
+                    ? new scaleway.object.BucketLockConfiguration(
+                          `${name}-lock`,
+                          { bucket: bucket.name, region, rule: { defaultRetention: { mode: "GOVERNANCE", days: s.lockDays } } },
+                          { parent: this },
+                      )
+                    : undefined;
+
+            const application = new scaleway.iam.Application(`${name}-host`, { name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-host`, description: "The platform host: puts encrypted backups, nothing else" }, { parent: this });
+            this.hostKey = new scaleway.iam.ApiKey(`${name}-host-key`, { applicationId: application.id, description: "platform host backups (put only)" }, { parent: this, additionalSecretOutputs: ["secretKey"] });
+
+            const policyDeps: pulumi.Resource[] = [];
+            if (args.administrators === undefined) {
+                pulumi.log.warn(
+                    "backups: no bucket policy declared: the program does not know who deploys (set SCW_ACCESS_KEY). Without the policy the host cannot upload and the first backup fails; with a policy missing you, only the organisation owner could read the backups.",
+                    this,
+                );
+            } else {
+                policyDeps.push(
+                    new scaleway.object.BucketPolicy(
+                        `${name}-policy`,
+                        {
+                            bucket: bucket.name,
+                            region,
+                            policy: pulumi.all([bucket.name, application.id, args.administrators]).apply(([b, id, admins]) => JSON.stringify(backupBucketPolicy(b, id, admins))),
+                        },
+                        { parent: this },
+                    ),
+                );
+            }
+
+            const settings = bucket.name.apply((b) =>
+                renderBackupSettings({
+                    apps: args.apps,
+                    recipient: { key: s.publicKey! },
+                    destination: { kind: "s3", endpoint, bucket: b, region, credentialsFile: BACKUP_CREDENTIALS_FILE },
+                    heartbeatUrl: s.heartbeatUrl,
+                }),
+            );
+            const script = readScript("backup.sh");
+            const install = pulumi.interpolate`set -eu
+umask 077
+mkdir -p ${shellQuote(path.posix.dirname(BACKUP_SCRIPT_PATH))} ${shellQuote(path.posix.dirname(BACKUP_SETTINGS_FILE))}
+# The host's key pair arrives on stdin (secret) and goes straight into a 0600 file.
+cat > ${shellQuote(BACKUP_CREDENTIALS_FILE + ".new")}
+[ -s ${shellQuote(BACKUP_CREDENTIALS_FILE + ".new")} ] || { echo "backups: no credentials on stdin" >&2; exit 1; }
+mv -f ${shellQuote(BACKUP_CREDENTIALS_FILE + ".new")} ${shellQuote(BACKUP_CREDENTIALS_FILE)}
+${heredoc(BACKUP_SCRIPT_PATH, script, "0755")}
+${settings.apply((text) => heredoc(BACKUP_SETTINGS_FILE, text, "0600"))}
+command -v age >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq age; }
+${heredoc(BACKUP_CRON_FILE, renderBackupCron(s.schedule), "0644")}
+# One backup now: a broken key, bucket or policy fails this deployment instead of a night.
+sh ${shellQuote(BACKUP_SCRIPT_PATH)} ${shellQuote(BACKUP_SETTINGS_FILE)}
+`;
+            // An API key without its secret (an imported one) gives empty stdin: the command then fails, saying so.
+            const credentials = pulumi.secret(pulumi.all([this.hostKey.accessKey, this.hostKey.secretKey]).apply(([ak, sk]) => (ak && sk ? renderCurlCredentials(ak, sk) : "")));
+            this.schedule = args.host.runCommand(
+                `${name}-schedule`,
+                {
+                    create: install,
+                    // An update, not a replace: a replaced command's delete would run last and remove the new cron file.
+                    update: install,
+                    stdin: credentials,
+                    delete: `rm -f ${shellQuote(BACKUP_CRON_FILE)} ${shellQuote(BACKUP_CREDENTIALS_FILE)}`,
+                },
+                { parent: this, dependsOn: [...(args.dependsOn ?? []), ...policyDeps, ...(lock ? [lock] : [])] },
+            );
+            this.bucket = bucket.name;
+            this.endpoint = pulumi.output(endpoint);
+        } else {
+            const paths = localBackupPaths(args.localDir ?? ".platform/local");
+            const settings = renderBackupSettings({
+                apps: args.apps,
+                recipient: s.publicKey ? { key: s.publicKey } : { file: paths.recipients },
+                destination: { kind: "directory", directory: paths.directory },
+                heartbeatUrl: s.heartbeatUrl,
+            });
+            const scriptPath = path.resolve(__dirname, "..", "scripts", "backup.sh");
+            const settingsFile = path.join(path.dirname(paths.directory), "backup.env");
+            const run = [
+                "set -eu",
+                "umask 077",
+                `if ! command -v age >/dev/null 2>&1; then echo "backups: age is not installed, so the local stack takes no backup (apt-get install age, or brew install age; then pulumi up)" >&2; exit 0; fi`,
+                `mkdir -p ${shellQuote(paths.directory)}`,
+                ...(s.publicKey ? [] : [`[ -s ${shellQuote(paths.identity)} ] || age-keygen -o ${shellQuote(paths.identity)} 2>/dev/null`, `age-keygen -y ${shellQuote(paths.identity)} > ${shellQuote(paths.recipients)}`]),
+                heredoc(settingsFile, settings, "0600"),
+                `sh ${shellQuote(scriptPath)} ${shellQuote(settingsFile)}`,
+            ].join("\n");
+            this.schedule = args.host.runCommand(`${name}-now`, { create: run, update: run, delete: "true" }, { parent: this, dependsOn: [...(args.dependsOn ?? [])] });
+            this.bucket = pulumi.output(paths.directory);
+            this.endpoint = pulumi.output(`file://${paths.directory}`);
+        }
+        this.registerOutputs({ bucket: this.bucket, endpoint: this.endpoint });
+    }
+}

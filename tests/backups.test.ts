@@ -1,0 +1,300 @@
+// Backups: the resource graph under mocks (bucket, lock, policy, host key, schedule) and the pure
+// rules of lib/backup.ts, hostile input included.
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import {
+    apiKeyPrincipal,
+    backupBucketPolicy,
+    backupKey,
+    chooseBackup,
+    compareRowCounts,
+    freshnessProblems,
+    keptDatabaseName,
+    parseBackupKey,
+    parseManifest,
+    renderBackupCron,
+    renderBackupSettings,
+    renderCurlCredentials,
+    restoreDatabaseName,
+} from "../lib/backup";
+import { catalog } from "../apps";
+import { definePlatform } from "../platform";
+import { stackAppsWithDatabase } from "../scripts/backup-drill";
+import { BACKUP_RECIPIENT, LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
+import { RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
+
+const B = {
+    bucket: "scaleway:object/bucket:Bucket",
+    lock: "scaleway:object/bucketLockConfiguration:BucketLockConfiguration",
+    policy: "scaleway:object/bucketPolicy:BucketPolicy",
+    application: "scaleway:iam/application:Application",
+    apiKey: "scaleway:iam/apiKey:ApiKey",
+} as const;
+const OPERATOR = "user_id:11111111-2222-3333-4444-555555555555";
+const HOST_ACCESS_KEY = "SCWABCDEFGHIJKLMNOPQ";
+const HOST_SECRET_KEY = "0b2f6e1c-9a4d-4e8b-b7a2-3c5d6e7f8a9b";
+
+describe("backups on the prod stack (mocks)", () => {
+    let run: RunResult & { value: ReturnType<typeof definePlatform> };
+    before(async () => {
+        run = await runProgram("prod", () =>
+            definePlatform(parse({ ...PROD_RAW, backupRetentionDays: "45", backupLockDays: "10", backupSchedule: "15 2 * * *", backupHeartbeatUrl: "https://hc-ping.com/abc-123" }), {
+                openForward: async () => ({ host: "127.0.0.1", port: 40123, pid: 1, close: () => undefined }),
+                backupAdministrators: [OPERATOR],
+            }),
+        );
+    });
+
+    it("a bucket that survives any config change: protected, retained on delete, versioned, object lock, lifecycle expiry of current and noncurrent versions", () => {
+        const [bucket] = run.byType(B.bucket);
+        assert.ok(bucket, "a bucket is declared");
+        assert.strictEqual(bucket.protect, true);
+        assert.strictEqual(bucket.retainOnDelete, true);
+        assert.deepStrictEqual(bucket.inputs.versioning, { enabled: true });
+        assert.strictEqual(bucket.inputs.objectLockEnabled, true);
+        assert.strictEqual(bucket.inputs.region, "fr-par");
+        assert.match(bucket.inputs.name, /^platform-backups-prod-/);
+        assert.strictEqual(bucket.inputs.lifecycleRules.length, 1);
+        const rule = bucket.inputs.lifecycleRules[0];
+        assert.strictEqual(rule.enabled, true);
+        assert.deepStrictEqual(rule.expiration, { days: 45 });
+        assert.deepStrictEqual(rule.noncurrentVersionExpiration, { noncurrentDays: 45 });
+    });
+
+    it("object lock in GOVERNANCE mode for backupLockDays", () => {
+        const [lock] = run.byType(B.lock);
+        assert.deepStrictEqual(lock.inputs.rule, { defaultRetention: { mode: "GOVERNANCE", days: 10 } });
+        assert.strictEqual(lock.inputs.bucket, run.byType(B.bucket)[0].inputs.name);
+    });
+
+    it("the host gets its own IAM application and API key; the bucket policy lets it put objects and nothing else, and keeps the operator's access", () => {
+        const [app] = run.byType(B.application);
+        const [key] = run.byType(B.apiKey);
+        assert.ok(app && key);
+        assert.strictEqual(key.inputs.applicationId, `${app.name}-id`);
+        const policy = JSON.parse(run.byType(B.policy)[0].inputs.policy);
+        assert.strictEqual(policy.Version, "2023-04-17");
+        const bucketName = run.byType(B.bucket)[0].inputs.name;
+        const host = policy.Statement.filter((s: any) => JSON.stringify(s.Principal).includes(`application_id:${app.name}-id`));
+        assert.strictEqual(host.length, 1, "one statement names the host");
+        assert.deepStrictEqual(host[0].Action, ["s3:PutObject"], "put only: no read, list or delete");
+        assert.deepStrictEqual(host[0].Resource, [`${bucketName}/*`]);
+        assert.strictEqual(host[0].Effect, "Allow");
+        const admins = policy.Statement.find((s: any) => s.Sid === "AdministratorsKeepAccess");
+        assert.deepStrictEqual(admins.Principal, { SCW: [OPERATOR] });
+        assert.deepStrictEqual(admins.Action, ["s3:*"]);
+        assert.ok(!policy.Statement.some((s: any) => s.Effect === "Deny"));
+    });
+
+    it("the schedule installs the script, settings and cron on the host, then runs one backup; the keys arrive on stdin as a secret only", () => {
+        const [schedule] = run.byType(T.remoteCommand).filter((c) => c.name === "backups-schedule");
+        assert.ok(schedule, "backups-schedule is a remote command");
+        const create = String(reveal(schedule.inputs.create));
+        assert.strictEqual(reveal(schedule.inputs.update), reveal(schedule.inputs.create), "updated in place, never replaced");
+        assert.match(create, /cat > '\/srv\/platform\/bin\/backup\.sh\.new' <<'PLATFORM_BACKUP_EOF'/);
+        assert.match(create, /15 2 \* \* \* root sh \/srv\/platform\/bin\/backup\.sh \/srv\/platform\/backup\/backup\.env >>\/var\/log\/platform-backup\.log 2>&1/);
+        assert.match(create, /BACKUP_TARGETS='app1=app1_db app2=app2_db'/);
+        assert.match(create, new RegExp(`AGE_RECIPIENT='${BACKUP_RECIPIENT}'`));
+        assert.match(create, /S3_ENDPOINT='https:\/\/s3\.fr-par\.scw\.cloud'/);
+        assert.match(create, /HEARTBEAT_URL='https:\/\/hc-ping\.com\/abc-123'/);
+        assert.match(create, /\nsh '\/srv\/platform\/bin\/backup\.sh' '\/srv\/platform\/backup\/backup\.env'\n/);
+        assert.match(String(schedule.inputs.delete), /rm -f '\/etc\/cron\.d\/platform-backup'/);
+        // The secret key: only in stdin, as a secret; never in the command text.
+        assert.ok(isSecretValue(schedule.inputs.stdin), "stdin is a secret");
+        assert.ok(!isSecretValue(schedule.inputs.create) || !JSON.stringify(reveal(schedule.inputs.create)).includes("user ="));
+        for (const field of ["create", "update", "delete"]) assert.ok(!/user = "|SCW[A-Z0-9]{17}:/.test(JSON.stringify(reveal(schedule.inputs[field]))), `${field} holds no key`);
+        // It runs after the policy and lock exist, and after the app databases.
+        assert.ok(schedule.dependencies.some((d) => d.includes("BucketPolicy")));
+        assert.ok(schedule.dependencies.some((d) => d.includes("BucketLockConfiguration")));
+        assert.ok(schedule.dependencies.some((d) => d.includes("AppDatabase")));
+    });
+
+    it("the API key's secret is a secret output and is never passed to a resource in plain text", async () => {
+        const [key] = run.byType(B.apiKey);
+        assert.strictEqual(key.inputs.secretKey, undefined);
+        for (const r of run.resources) {
+            if (r.type === B.apiKey) continue;
+            for (const [name, value] of Object.entries(r.inputs)) {
+                if (isSecretValue(value)) continue;
+                assert.ok(!/user = "/.test(JSON.stringify(value)), `${r.name}.${name} carries credentials in plain text`);
+            }
+        }
+    });
+
+    it("stack outputs: the bucket name and the endpoint", async () => {
+        assert.match(await unwrap(run.value.backupBucket!), /^platform-backups-prod-/);
+        assert.strictEqual(await unwrap(run.value.backupEndpoint!), "https://s3.fr-par.scw.cloud");
+    });
+
+    it("without a known deploying identity no policy is declared (so nobody is locked out)", async () => {
+        const saved = process.env.SCW_ACCESS_KEY;
+        delete process.env.SCW_ACCESS_KEY;
+        try {
+            const bare = await runProgram("prod", () => definePlatform(parse(PROD_RAW), { openForward: async () => ({ host: "127.0.0.1", port: 40123, pid: 1, close: () => undefined }) }));
+            assert.strictEqual(bare.byType(B.policy).length, 0);
+            assert.strictEqual(bare.byType(B.bucket).length, 1);
+        } finally {
+            if (saved !== undefined) process.env.SCW_ACCESS_KEY = saved;
+        }
+    });
+});
+
+describe("backups on the local stack (mocks)", () => {
+    it("no backup without an app database; with one, a local command backs up into the git-ignored state dir", async () => {
+        const none = await runProgram("local", () => definePlatform(parse({ ...LOCAL_RAW, apps: "{}" })));
+        assert.strictEqual(none.byType(B.bucket).length, 0);
+        assert.strictEqual(await unwrap(none.value.backupBucket as any), undefined);
+        const withDb = await runProgram("local", () => definePlatform(parse({ ...LOCAL_RAW, apps: JSON.stringify({ app1: "1.0.0", demo: "1.27-alpine" }) })));
+        assert.strictEqual(withDb.byType(B.bucket).length, 0, "no cloud resource on the local stack");
+        const [now] = withDb.byType(T.localCommand).filter((c) => c.name === "backups-now");
+        const create = String(now.inputs.create);
+        assert.match(create, /age-keygen -o '[^']*\.platform\/local\/backup-identity\.txt'/);
+        assert.match(create, /AGE_RECIPIENTS_FILE='[^']*\.platform\/local\/backup-recipient\.txt'/);
+        assert.match(create, /BACKUP_DIR='[^']*\.platform\/local\/backups'/);
+        assert.match(create, new RegExp(`BACKUP_TARGETS='${["app1", "demo"].filter((a) => catalog[a].database).map((a) => `${a}=${a}_db`).join(" ")}'`));
+        assert.match(create, /if ! command -v age/, "a machine without age still comes up, with a notice");
+        assert.match(await unwrap(withDb.value.backupEndpoint!), /^file:\/\/.*\.platform\/local\/backups$/);
+    });
+});
+
+describe("backup rules (lib/backup.ts)", () => {
+    it("names: keys sort by time, parse back, and refuse anything else in the bucket", () => {
+        const at = new Date("2026-01-02T03:30:00.123Z");
+        const key = backupKey("app1", at);
+        assert.strictEqual(key, "app1/app1-20260102T033000Z.tar.age");
+        assert.deepStrictEqual(parseBackupKey(key, 10), { app: "app1", name: "app1-20260102T033000Z", key, createdAt: new Date("2026-01-02T03:30:00Z"), bytes: 10 });
+        for (const bad of ["app1/app2-20260102T033000Z.tar.age", "app1/app1-20261302T033000Z.tar.age", "app1/app1-20260102T033000Z.tar", "../app1/app1-20260102T033000Z.tar.age", "app1/.app1-20260102T033000Z.partial"]) {
+            assert.strictEqual(parseBackupKey(bad), undefined, bad);
+        }
+        assert.throws(() => backupKey("App1;rm", at));
+        const refs = ["app1/app1-20260101T000000Z.tar.age", "app1/app1-20260103T000000Z.tar.age", "app1/app1-20260102T000000Z.tar.age"].map((k) => parseBackupKey(k)!);
+        assert.strictEqual(chooseBackup(refs, "app1").name, "app1-20260103T000000Z");
+        assert.strictEqual(chooseBackup(refs, "app1", "app1-20260101T000000Z").name, "app1-20260101T000000Z");
+        assert.throws(() => chooseBackup(refs, "app1", "app1-2025"), /no backup of app1 is named "app1-2025"; the newest are: app1-20260103T000000Z/);
+        assert.throws(() => chooseBackup([], "app1"), /no backup of app1 found/);
+    });
+
+    it("restore and kept database names are plain identifiers of at most 63 bytes", () => {
+        assert.strictEqual(restoreDatabaseName("app1_db", "app1-20260102T033000Z"), "app1_db_restore_20260102t033000z");
+        assert.strictEqual(keptDatabaseName("app1_db", new Date("2026-01-05T10:10:10Z")), "app1_db_before_20260105t101010z");
+        const longest = "a".repeat(31).replace(/-/g, "_") + "_db";
+        assert.ok(restoreDatabaseName(longest, `x-20260102T033000Z`).length <= 63);
+        assert.throws(() => restoreDatabaseName("app1_db", "app1-nope"));
+        assert.throws(() => keptDatabaseName('x"; DROP DATABASE y; --', new Date()));
+    });
+
+    it("the manifest is checked strictly", () => {
+        const good = {
+            format: "platform-backup/1",
+            name: "app1-20260102T033000Z",
+            app: "app1",
+            database: "app1_db",
+            role: "app_app1",
+            createdAt: "2026-01-02T03:30:00Z",
+            server: { version: "15.10", versionNum: 150010 },
+            pgDump: "pg_dump (PostgreSQL) 15.10",
+            tables: [{ schema: "public", table: "orders", rows: 3 }],
+            dump: { file: "app1_db.pgdump", bytes: 10, sha256: "a".repeat(64) },
+            globals: { file: "globals.sql", bytes: 5, sha256: "b".repeat(64) },
+        };
+        assert.strictEqual(parseManifest(JSON.stringify(good)).tables[0].rows, 3);
+        const bad: [object, RegExp][] = [
+            [{ ...good, format: "other" }, /format/],
+            [{ ...good, database: "postgres" }, /names database "postgres"/],
+            [{ ...good, role: "postgres" }, /names role/],
+            [{ ...good, name: "app1-20250102T033000Z" }, /does not match its app and time/],
+            [{ ...good, tables: [{ schema: "public", table: "orders", rows: -1 }] }, /bad table entry/],
+            [{ ...good, dump: { ...good.dump, file: "../../etc/passwd" } }, /dump file/],
+            [{ ...good, dump: { ...good.dump, sha256: "zz" } }, /sha256/],
+        ];
+        for (const [m, re] of bad) assert.throws(() => parseManifest(JSON.stringify(m)), re);
+        assert.throws(() => parseManifest("not json"), /not JSON/);
+    });
+
+    it("row counts are compared table by table, both ways", () => {
+        const t = (table: string, rows: number) => ({ schema: "public", table, rows });
+        assert.deepStrictEqual(compareRowCounts([t("a", 1), t("b", 2)], [t("b", 2), t("a", 1)]), []);
+        assert.deepStrictEqual(compareRowCounts([t("a", 1), t("b", 2)], [t("a", 0), t("c", 5)]), [
+            'table "public"."a" has 0 rows, manifest says 1',
+            'table "public"."b" is missing (manifest: 2 rows)',
+            'table "public"."c" (5 rows) is not in the manifest',
+        ]);
+    });
+
+    it("freshness: older than 26 hours, missing, or dated in the future is a problem", () => {
+        const now = new Date("2026-01-03T06:00:00Z");
+        const ref = (stamp: string) => parseBackupKey(`app1/app1-${stamp}.tar.age`)!;
+        assert.deepStrictEqual(freshnessProblems([{ app: "app1", newest: ref("20260102T043000Z") }], now), []);
+        assert.match(freshnessProblems([{ app: "app1", newest: ref("20260102T033000Z") }], now)[0], /26\.5 h old \(limit 26 h\)/);
+        assert.match(freshnessProblems([{ app: "app1" }], now)[0], /app1: no backup at all/);
+        assert.match(freshnessProblems([{ app: "app1", newest: ref("20260104T033000Z") }], now)[0], /in the future/);
+    });
+
+    it("the settings file: every value validated and single-quoted; the shell reads back exactly the values", () => {
+        const text = renderBackupSettings({
+            apps: ["app1", "app2"],
+            recipient: { key: BACKUP_RECIPIENT },
+            destination: { kind: "s3", endpoint: "https://s3.fr-par.scw.cloud", bucket: "platform-backups-prod-abc", region: "fr-par", credentialsFile: "/srv/platform/backup/s3-credentials" },
+            heartbeatUrl: "https://hc-ping.com/abc/",
+        });
+        const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "platform-settings-")), "backup.env");
+        fs.writeFileSync(file, text);
+        const r = spawnSync("sh", ["-c", '. "$1"; printf "%s|%s|%s|%s" "$BACKUP_TARGETS" "$AGE_RECIPIENT" "$S3_BUCKET" "$HEARTBEAT_URL"', "sh", file], { encoding: "utf8" });
+        assert.strictEqual(r.stdout, `app1=app1_db app2=app2_db|${BACKUP_RECIPIENT}|platform-backups-prod-abc|https://hc-ping.com/abc`);
+    });
+
+    it("hostile values never reach the settings file, the cron line or the curl config", () => {
+        const base = {
+            apps: ["app1"],
+            recipient: { key: BACKUP_RECIPIENT },
+            destination: { kind: "s3" as const, endpoint: "https://s3.fr-par.scw.cloud", bucket: "b-ok", region: "fr-par", credentialsFile: "/srv/x" },
+        };
+        const hostile: [Parameters<typeof renderBackupSettings>[0], RegExp][] = [
+            [{ ...base, apps: ["app1; rm -rf /"] }, /cannot name a database/],
+            [{ ...base, recipient: { key: "age1'$(reboot)'" } }, /not an age1/],
+            [{ ...base, recipient: { file: "/tmp/x'; reboot; '" } }, /plain absolute path/],
+            [{ ...base, destination: { ...base.destination, endpoint: "https://evil.example/$(id)" } }, /S3 endpoint/],
+            [{ ...base, destination: { ...base.destination, endpoint: "http://s3.example.com" } }, /S3 endpoint/],
+            [{ ...base, destination: { ...base.destination, bucket: "b'; reboot; '" } }, /bucket name/],
+            [{ ...base, destination: { ...base.destination, region: "fr-par\nreboot" } }, /region/],
+            [{ ...base, destination: { kind: "directory", directory: "relative/dir" } }, /plain absolute path/],
+            [{ ...base, heartbeatUrl: "https://hc-ping.com/x?token=1&y=$(id)" }, /heartbeat/],
+            [{ ...base, heartbeatUrl: "http://hc-ping.com/x" }, /heartbeat/],
+            [{ ...base, apps: [] }, /no app/],
+        ];
+        for (const [settings, re] of hostile) assert.throws(() => renderBackupSettings(settings), re);
+        for (const schedule of ["30 3 * * * root reboot", "30 3 * *", "30 3 * * *\n* * * * * root reboot", "@daily", "30 3 * * % "]) {
+            assert.throws(() => renderBackupCron(schedule), /cron schedule/, JSON.stringify(schedule));
+        }
+        assert.match(renderBackupCron(" 30  3 * * 1-5 "), /\n30 3 \* \* 1-5 root sh /);
+        assert.strictEqual(renderCurlCredentials(HOST_ACCESS_KEY, HOST_SECRET_KEY), `user = "${HOST_ACCESS_KEY}:${HOST_SECRET_KEY}"\n`);
+        for (const [ak, sk] of [
+            ["SCWABC", HOST_SECRET_KEY],
+            [HOST_ACCESS_KEY, 'x"\nurl = "https://evil'],
+            [HOST_ACCESS_KEY, "not-a-uuid"],
+        ]) {
+            assert.throws(
+                () => renderCurlCredentials(ak, sk),
+                (e: Error) => !e.message.includes(sk) || sk === HOST_SECRET_KEY,
+            );
+        }
+        assert.throws(() => renderCurlCredentials("a", 'b"\nurl="x', false), /cannot carry/);
+    });
+
+    it("the bucket policy refuses a missing or malformed administrator, and principals come from the API key", () => {
+        assert.throws(() => backupBucketPolicy("bucket-ok", "id", []), /at least one administrator/);
+        assert.throws(() => backupBucketPolicy("bucket-ok", "id", ["*"]), /user_id:<uuid>/);
+        assert.strictEqual(apiKeyPrincipal({ userId: "u", applicationId: "" }), "user_id:u");
+        assert.strictEqual(apiKeyPrincipal({ userId: "", applicationId: "a" }), "application_id:a");
+        assert.strictEqual(apiKeyPrincipal({}), undefined);
+    });
+
+    it("the drill checks the apps with a database that the stack's file lists", () => {
+        const withDatabase = ["app1", "app2", "demo"].filter((a) => catalog[a].database).sort();
+        assert.deepStrictEqual(stackAppsWithDatabase("config:\n  platform:apps:\n    demo: 1.27-alpine\n    app2: 1.0.0\n    app1: 1.4.2\n    nope: 1.0.0\n"), withDatabase);
+        assert.deepStrictEqual(stackAppsWithDatabase("config:\n  platform:target: scaleway\n"), []);
+    });
+});
