@@ -133,3 +133,37 @@ describe("the program under the Pulumi language host (cmd/run + fake engine)", f
         assert.ok(run.exitMs - error.at < REPORT_BOUND_MS, `exited ${run.exitMs - error.at} ms after reporting`);
     });
 });
+
+describe("every way the language host can load the program (issue #8, point 6; issue #11)", function () {
+    this.timeout(240000);
+    const cacheDir = path.join(__dirname, "..", "node_modules", ".cache", "platform-program");
+    const preview = (options: { typescript: boolean; entryPoint?: string; env?: Record<string, string> }) =>
+        runThroughLanguageHost({ stack: "prod", preview: true, config: PROD_RAW as Record<string, string>, secretKeys: SECRET_KEYS, ...options });
+    const declared = (run: LanguageHostRun) => {
+        assert.strictEqual(run.exitCode, 0, describeRun(run));
+        assert.deepStrictEqual(run.errors, []);
+        return run.registrations.map((r) => `${r.type}::${r.name}`).sort();
+    };
+    let reference: string[];
+
+    it("typescript: true, type-checking (the language host's default): index.ts through the project's ts-node and tsconfig", async () => {
+        reference = declared(await preview({ typescript: true, env: { PULUMI_NODEJS_TRANSPILE_ONLY: "false" } }));
+        assert.ok(reference.includes("scaleway:instance/server:Server::host-server"), reference.join("\n"));
+    });
+
+    it("typescript: true, transpile-only (PULUMI_NODEJS_TRANSPILE_ONLY=true): no TS5011, the same resources", async () => {
+        assert.deepStrictEqual(declared(await preview({ typescript: true, env: { PULUMI_NODEJS_TRANSPILE_ONLY: "true" } })), reference);
+    });
+
+    it("typescript: true with tsconfigpath tsconfig.program.json (noCheck): transpile-only, the same resources", async () => {
+        assert.deepStrictEqual(declared(await preview({ typescript: true, env: { PULUMI_NODEJS_TSCONFIG_PATH: "tsconfig.program.json" } })), reference);
+    });
+
+    it("typescript: false, main entry.js: transpiled once, then served from the cache, the same resources", async () => {
+        assert.deepStrictEqual(declared(await preview({ typescript: false, entryPoint: "entry.js" })), reference);
+        const after = fs.readdirSync(cacheDir);
+        assert.ok(after.filter((f) => f.endsWith(".js")).length >= 10, `transpiled files cached: ${after.length}`);
+        assert.deepStrictEqual(declared(await preview({ typescript: false, entryPoint: "entry.js" })), reference);
+        assert.deepStrictEqual(fs.readdirSync(cacheDir).sort(), [...after].sort(), "a run with unchanged sources transpiles nothing");
+    });
+});

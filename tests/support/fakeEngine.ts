@@ -186,6 +186,8 @@ export interface LanguageHostRun {
     exitMs: number;
     /** The program process's peak resident memory (its own getrusage), in MiB; undefined if it was killed. */
     peakMiB?: number;
+    /** CPU time the program process used (user + system), in ms: unlike wall time, not inflated by a busy machine. */
+    cpuMs?: number;
     timedOut: boolean;
 }
 
@@ -271,8 +273,11 @@ export async function runThroughLanguageHost(options: LanguageHostOptions): Prom
     clearTimeout(timer);
     await engine.close();
     let peakMiB: number | undefined;
+    let cpuMs: number | undefined;
     try {
-        peakMiB = Number(fs.readFileSync(rssFile, "utf8")) / 1024;
+        const [rss, cpu] = fs.readFileSync(rssFile, "utf8").trim().split(" ").map(Number);
+        peakMiB = rss / 1024;
+        cpuMs = cpu;
     } catch {
         peakMiB = undefined;
     }
@@ -288,6 +293,7 @@ export async function runThroughLanguageHost(options: LanguageHostOptions): Prom
         lastRegistrationMs: Math.max(0, ...engine.registrations.map((r) => r.at)),
         exitMs,
         peakMiB,
+        cpuMs,
         timedOut,
     };
 }
@@ -306,6 +312,8 @@ export function providerOutputs(overrides: { address?: string; hostKeyLine?: str
                 return { name: i.name ?? r.name };
             case "scaleway:instance/ip:Ip":
                 return { address: overrides.address ?? "51.15.200.7" };
+            case "scaleway:iam/apiKey:ApiKey":
+                return { accessKey: "SCWFAKEACCESSKEY0001", secretKey: "00000000-0000-4000-8000-000000000001" };
             case "random:index/randomPassword:RandomPassword":
                 return { result: `generated-${r.name}` };
             case "command:remote:Command":
