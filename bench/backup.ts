@@ -1,0 +1,106 @@
+// `npm run bench:backup [-- --mb 100]`: backup and restore times and sizes for an app database of at
+// least 100 MB, with the real pieces: a throwaway PostgreSQL, scripts/backup.sh (stand-in docker
+// running the cluster's own pg_dump), age, s3rver on loopback, and the operator's restore command
+// (scripts/restore.ts, run as the operator would, printing its steps) doing a full restore and swap.
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { execFileSync } from "child_process";
+import { formatBytes, renderCurlCredentials } from "../lib/backup";
+import { fakeDocker, startCluster } from "../tests/support/postgres";
+import { startS3 } from "../tests/support/s3";
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; out: string; err: string; seconds: number }> {
+    const started = Date.now();
+    return new Promise((resolve) => {
+        const child = spawn(cmd, args, { env });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (err += d));
+        child.on("close", (status) => resolve({ status, out, err, seconds: (Date.now() - started) / 1000 }));
+    });
+}
+
+async function main(): Promise<void> {
+    const i = process.argv.indexOf("--mb");
+    const targetMb = i > 0 ? Number(process.argv[i + 1]) : 100;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-bench-backup-"));
+    const cluster = await startCluster();
+    const s3 = await startS3();
+    try {
+        console.log(`bench:backup: PostgreSQL ${cluster.major} (${cluster.binDir}), s3rver on ${s3.endpoint}, target ≥ ${targetMb} MB`);
+        cluster.query("postgres", "CREATE ROLE app_app1 LOGIN PASSWORD 'bench-password-123456'; CREATE DATABASE app1_db OWNER app_app1; REVOKE ALL ON DATABASE app1_db FROM PUBLIC;");
+        const t0 = Date.now();
+        cluster.query(
+            "app1_db",
+            `SET ROLE app_app1;
+             CREATE TABLE customers (id int PRIMARY KEY, name text, email text);
+             INSERT INTO customers SELECT g, 'customer ' || g, md5(g::text) || '@example.com' FROM generate_series(1, 100000) g;
+             CREATE TABLE events (id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id), at timestamptz, kind text, payload jsonb);
+             CREATE INDEX events_customer ON events (customer_id);`,
+        );
+        let rows = 0;
+        while (Number(cluster.query("postgres", "SELECT pg_database_size('app1_db')")) < targetMb * 1024 * 1024) {
+            cluster.query(
+                "app1_db",
+                `INSERT INTO events (customer_id, at, kind, payload)
+                 SELECT 1 + (g::bigint * 7919) % 100000, now() - (g || ' seconds')::interval, (ARRAY['view','click','buy'])[1 + g % 3],
+                        jsonb_build_object('session', md5(g::text), 'ref', md5((g::bigint * 31)::text), 'n', g)
+                 FROM generate_series(${rows + 1}, ${rows + 200000}) g;`,
+            );
+            rows += 200000;
+        }
+        const dbBytes = Number(cluster.query("postgres", "SELECT pg_database_size('app1_db')"));
+        console.log(`database app1_db: ${formatBytes(dbBytes)} (${rows} events + 100000 customers), loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+        const identity = path.join(dir, "backup.key");
+        execFileSync("age-keygen", ["-o", identity], { stdio: "pipe" });
+        const recipient = execFileSync("age-keygen", ["-y", identity], { encoding: "utf8" }).trim();
+        const credentials = path.join(dir, "s3-credentials");
+        fs.writeFileSync(credentials, renderCurlCredentials(s3.accessKey, s3.secretKey, false), { mode: 0o600 });
+        const backup = await run("sh", [path.join(__dirname, "..", "scripts", "backup.sh")], {
+            PATH: `${fakeDocker(cluster)}:${process.env.PATH}`,
+            BACKUP_TARGETS: "app1=app1_db",
+            AGE_RECIPIENT: recipient,
+            S3_ENDPOINT: s3.endpoint,
+            S3_BUCKET: s3.bucket,
+            S3_REGION: s3.region,
+            S3_CREDENTIALS_FILE: credentials,
+            WORK_DIR: dir,
+        });
+        if (backup.status !== 0) throw new Error(`backup.sh failed:\n${backup.err}`);
+        const [object] = await s3.client().list("app1/");
+        const dumpBytes = Number(/dumped app1_db \((\d+) bytes/.exec(backup.err)?.[1]);
+        console.log(backup.err.trim());
+
+        // The operator's command, as run by hand (direct connection instead of ssh + docker exec).
+        const restore = await run(process.execPath, [require.resolve("ts-node/dist/bin"), path.join(__dirname, "..", "scripts", "restore.ts"), "--app", "app1", "--latest", "--identity", identity, "--bucket", s3.bucket, "--endpoint", s3.endpoint, "--region", s3.region, "--pg", `127.0.0.1:${cluster.port}`], {
+            ...process.env,
+            SCW_ACCESS_KEY: s3.accessKey,
+            SCW_SECRET_KEY: s3.secretKey,
+            PGPASSWORD: cluster.password,
+            PG_BIN_DIR: cluster.binDir,
+        });
+        console.log("\n$ npm run restore -- --app app1 --latest --identity backup.key --bucket … --endpoint … --pg 127.0.0.1:PORT");
+        console.log(restore.out.trim());
+        if (restore.status !== 0) throw new Error(`restore failed:\n${restore.err}`);
+
+        console.log("\nfigures");
+        console.log(`  database size            ${formatBytes(dbBytes)}`);
+        console.log(`  dump (custom format)     ${formatBytes(dumpBytes)}`);
+        console.log(`  encrypted object         ${formatBytes(object.size)}`);
+        console.log(`  backup.sh (dump, counts, encrypt, upload)  ${backup.seconds.toFixed(1)} s`);
+        console.log(`  restore command (list, download, decrypt, restore, verify, swap)  ${restore.seconds.toFixed(1)} s (includes ts-node start-up)`);
+    } finally {
+        cluster.stop();
+        await s3.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+main().catch((e) => {
+    console.error(`bench:backup: ${(e as Error).message}`);
+    process.exit(1);
+});
