@@ -298,3 +298,77 @@ describe("backup rules (lib/backup.ts)", () => {
         assert.deepStrictEqual(stackAppsWithDatabase("config:\n  platform:target: scaleway\n"), []);
     });
 });
+
+describe("the backup drill workflow (.github/workflows/backup-drill.yml)", () => {
+    const text = fs.readFileSync(path.join(__dirname, "..", ".github", "workflows", "backup-drill.yml"), "utf8");
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const wf = (require("js-yaml") as typeof import("js-yaml")).load(text) as any;
+
+    it("runs daily and on demand, read-only, one at a time, failing the run on any problem", () => {
+        assert.match(wf.on.schedule[0].cron, /^\d+ \d+ \* \* \*$/);
+        assert.ok("workflow_dispatch" in wf.on);
+        assert.deepStrictEqual(wf.permissions, { contents: "read" });
+        assert.strictEqual(wf.jobs.drill.permissions, undefined, "no job widens the permissions");
+        assert.strictEqual(wf.concurrency["cancel-in-progress"], false);
+        const drill = wf.jobs.drill.steps.find((s: any) => typeof s.run === "string" && s.run.includes("backup:drill"));
+        assert.match(drill.run, /^npm run backup:drill -- --stack prod$/);
+        assert.ok(!/continue-on-error/.test(text), "a failure must fail the run");
+    });
+
+    it("third-party actions are pinned by full commit SHA with the version in a comment", () => {
+        const uses = text.split("\n").filter((l) => /^\s*-?\s*uses:/.test(l));
+        assert.ok(uses.length >= 2);
+        for (const line of uses) assert.match(line, /uses: [\w.-]+\/[\w.-]+@[0-9a-f]{40} # v\d+(\.\d+)*$/, line);
+    });
+
+    it("secrets reach the drill through env only, never inlined into a script", () => {
+        for (const step of wf.jobs.drill.steps) if (typeof step.run === "string") assert.ok(!/\$\{\{/.test(step.run), step.run);
+        const env = wf.jobs.drill.steps.find((s: any) => s.env?.BACKUP_IDENTITY).env;
+        assert.strictEqual(env.BACKUP_IDENTITY, "${{ secrets.BACKUP_AGE_IDENTITY }}");
+        assert.strictEqual(env.SCW_SECRET_KEY, "${{ secrets.SCW_SECRET_KEY }}");
+    });
+});
+
+describe("the restore command's arguments (scripts/restore.ts)", () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { parseArgs, resolveTargets } = require("../scripts/restore") as typeof import("../scripts/restore");
+
+    it("parses the documented forms", () => {
+        assert.deepStrictEqual(parseArgs(["--stack", "prod", "--app", "app1", "--latest", "--dry-run"]), { stack: "prod", app: "app1", latest: true, dryRun: true, list: false });
+        assert.strictEqual(parseArgs(["--app", "app1", "--backup", "app1-20260102T033000Z"]).backup, "app1-20260102T033000Z");
+    });
+
+    it("refuses hostile or ambiguous input before anything runs", () => {
+        for (const argv of [[], ["--app"], ["--app", "app1;reboot"], ["--app", "app1", "--stack", "prod; reboot"], ["--app", "app1", "--backup", "x", "--latest"], ["--app", "app1", "--bogus"]]) {
+            assert.throws(() => parseArgs(argv), Error, JSON.stringify(argv));
+        }
+        const outputs = () => ({ backupBucket: "b'; reboot", backupEndpoint: "https://s3.fr-par.scw.cloud", publicIp: "1.2.3.4" });
+        assert.throws(() => resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k"]), outputs), /no valid backup bucket/);
+        assert.throws(() => resolveTargets(parseArgs(["--app", "app1", "--ssh", "root@1.2.3.4;reboot", "--dir", "/tmp", "--identity", "/k"]), outputs), /not user@host/);
+    });
+
+    it("prod: reads bucket, endpoint and host from the stack outputs, needs the operator's own keys and age key", () => {
+        const outputs = () => ({ backupBucket: "platform-backups-prod-abc", backupEndpoint: "https://s3.fr-par.scw.cloud", publicIp: "51.15.200.7" });
+        const saved = { ak: process.env.SCW_ACCESS_KEY, sk: process.env.SCW_SECRET_KEY, id: process.env.PLATFORM_BACKUP_IDENTITY };
+        try {
+            delete process.env.SCW_ACCESS_KEY;
+            delete process.env.PLATFORM_BACKUP_IDENTITY;
+            assert.throws(() => resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k"]), outputs), /set SCW_ACCESS_KEY and SCW_SECRET_KEY/);
+            process.env.SCW_ACCESS_KEY = "SCWABCDEFGHIJKLMNOPQ";
+            process.env.SCW_SECRET_KEY = "0b2f6e1c-9a4d-4e8b-b7a2-3c5d6e7f8a9b";
+            assert.throws(() => resolveTargets(parseArgs(["--stack", "prod", "--app", "app1"]), outputs), /--identity FILE/);
+            const t = resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k"]), outputs);
+            assert.strictEqual(t.store.describe(), "s3://platform-backups-prod-abc at https://s3.fr-par.scw.cloud");
+            assert.strictEqual(t.runner.description, "ssh root@51.15.200.7 docker exec platform-postgres");
+            const local = resolveTargets(parseArgs(["--stack", "local", "--app", "app1"]), () => ({}));
+            assert.match(local.store.describe(), /\.platform\/local\/backups$/);
+            assert.strictEqual(local.runner.description, "docker exec platform-postgres");
+            assert.match(local.identity, /\.platform\/local\/backup-identity\.txt$/);
+        } finally {
+            for (const [k, v] of [["SCW_ACCESS_KEY", saved.ak], ["SCW_SECRET_KEY", saved.sk], ["PLATFORM_BACKUP_IDENTITY", saved.id]] as const) {
+                if (v === undefined) delete process.env[k];
+                else process.env[k] = v;
+            }
+        }
+    });
+});
