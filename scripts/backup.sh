@@ -62,7 +62,7 @@ else
     destination="$S3_ENDPOINT/$S3_BUCKET"
 fi
 
-for tool in "$DOCKER" age tar sha256sum; do
+for tool in "$DOCKER" age tar; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
 done
 
@@ -76,7 +76,13 @@ ROW_COUNT_SQL="SELECT coalesce(jsonb_agg(jsonb_build_object('schema', n.nspname,
 SERVER_SQL="SELECT jsonb_build_object('version', current_setting('server_version'), 'versionNum', current_setting('server_version_num')::int);"
 
 file_bytes() { wc -c <"$1" | tr -d ' '; }
-file_sha256() { sha256sum "$1" | cut -d' ' -f1; }
+if command -v sha256sum >/dev/null 2>&1; then
+    file_sha256() { sha256sum "$1" | cut -d' ' -f1; }
+elif command -v shasum >/dev/null 2>&1; then
+    file_sha256() { shasum -a 256 "$1" | cut -d' ' -f1; }
+else
+    die "neither sha256sum nor shasum is installed"
+fi
 
 # Dumps one app into $work/<app>/<name>.tar.age. Runs in a subshell with `set -e`: any failure ends it.
 backup_one() {
