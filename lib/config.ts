@@ -258,7 +258,9 @@ function isWholeKey(type: string, fields: Buffer[]): boolean {
  * paste, a key labelled with another type, or an RSA key under 2048 bits is refused.
  */
 export function isSshPublicKey(value: string): boolean {
-    const parts = value.trim().split(/\s+/);
+    // Control characters (tabs, newlines) would reach cloud-init's YAML and authorized_keys as written.
+    if (/[\u0000-\u001f\u007f]/.test(value.trim())) return false;
+    const parts = value.trim().split(/ +/);
     if (parts.length < 2 || !SSH_KEY_TYPES.includes(parts[0])) return false;
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(parts[1]) || parts[1].length % 4 !== 0) return false;
     if (parts.slice(2).some((p) => !/^[A-Za-z0-9@._+=:-]+$/.test(p))) return false;

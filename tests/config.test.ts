@@ -123,6 +123,7 @@ describe("config validation", () => {
         assert.ok(!isSshPublicKey(`${type} ${blob.slice(0, -1)}`), "base64 cut mid-quad");
         assert.ok(!isSshPublicKey(`${type} ${Buffer.concat([bytes, Buffer.from([0, 0, 0, 1, 7])]).toString("base64")}`), "extra bytes after the key");
         assert.ok(!isSshPublicKey(`${type} ${blob} a'b`), "a comment with a quote");
+        assert.ok(!isSshPublicKey(`${type}\t${blob} c`) && !isSshPublicKey(`${type} ${blob}\nssh-ed25519 ${blob}`), "control characters");
     });
     it("real keys of every common type are accepted", () => {
         for (const key of REAL_KEYS) assert.ok(isSshPublicKey(key), key.slice(0, 40));
