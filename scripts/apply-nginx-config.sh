@@ -106,11 +106,24 @@ if [ "$(generation_of "$candidate")" != "$generation" ]; then
     exit 1
 fi
 
-loaded_generation() {
+probe() {
     # shellcheck disable=SC2086
     $probe_cmd 2>/dev/null | sed -n 's/^generation \([0-9a-z]*\)$/\1/p' | head -n 1
 }
-loaded=$(loaded_generation) || loaded=""
+# Just after a reload, old workers may still accept a connection or two and answer with the old
+# stamp. nginx has loaded a generation as soon as one worker serves it, so one sighting is enough.
+loaded_generation() {
+    expected=$1
+    for attempt in 1 2 3; do
+        seen=$(probe || true)
+        [ "$seen" = "$expected" ] && break
+        [ "$attempt" = 3 ] || sleep 0.2
+    done
+    printf '%s\n' "$seen"
+}
+live_generation=""
+if [ -f "$live" ]; then live_generation=$(generation_of "$live"); fi
+loaded=$(loaded_generation "$live_generation") || loaded=""
 
 on_disk=false
 if [ -f "$live" ] && cmp -s "$candidate" "$live"; then on_disk=true; fi
@@ -134,7 +147,7 @@ if $on_disk; then
     echo "apply-nginx-config: the config on disk (generation $generation) is not the one nginx serves (${loaded:-none}); reloading it"
 else
     # The fallback is what nginx serves now; a file that was on disk but never loaded is not one.
-    if [ -f "$live" ] && [ -n "$loaded" ] && [ "$(generation_of "$live")" = "$loaded" ]; then cp -p "$live" "$previous"; fi
+    if [ -n "$loaded" ] && [ "$live_generation" = "$loaded" ]; then cp -p "$live" "$previous"; fi
     mv -f "$candidate" "$live"
     swapped=true
 fi
@@ -157,7 +170,7 @@ fi
 # `nginx -s reload` only signals the master; a config it cannot load at run time (a port in use, an
 # unreadable certificate) leaves the old one serving. Only the stamp nginx serves proves the switch.
 waited=0
-until [ "$(loaded_generation || true)" = "$generation" ]; do
+until [ "$(probe || true)" = "$generation" ]; do
     if [ "$waited" -ge "$((load_timeout * 10))" ]; then
         printf 'apply-nginx-config: nginx did not load generation %s within %ss (see its error log); %s\n' "$generation" "$load_timeout" "$(put_back)" >&2
         exit 1

@@ -196,7 +196,17 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
         const args = [...(applyOptions.ownSession ? ["sh"] : []), APPLY_SCRIPT, ...(applyOptions.args ?? [])];
         const result = spawnSync(command, args, {
             input: config,
-            env: { ...process.env, CONF_DIR: dir, NGINX_CMD: nginxCmd, RESOLVE_CMD: `sh ${dir}/resolve.sh`, PROBE_CMD: probeCmd, SETTLE_SECONDS: "0", ...applyOptions.env },
+            env: {
+                ...process.env,
+                CONF_DIR: dir,
+                NGINX_CMD: nginxCmd,
+                RESOLVE_CMD: `sh ${dir}/resolve.sh`,
+                PROBE_CMD: probeCmd,
+                // As in production (2 s there), new workers must own new connections before a test looks:
+                // old ones may accept a few more until they handle the quit signal, longer on a loaded machine.
+                SETTLE_SECONDS: "0.5",
+                ...applyOptions.env,
+            },
             encoding: "utf8",
             timeout: 60000,
         });
