@@ -15,7 +15,7 @@ import { MAX_BACKUP_AGE_HOURS, freshnessProblems, isBucketName, isS3Endpoint, re
 import { BackupStore, Log, PgRunner, S3BackupStore, directRunner, openBackup, restoreIntoNewDatabase, sql } from "../lib/restore";
 import { quoteIdentifier, quoteLiteral } from "../lib/postgres";
 import { S3Client } from "../lib/s3";
-import { startCluster } from "../tests/support/postgres";
+import { startCluster } from "../lib/throwawayPostgres";
 
 export interface DrillOptions {
     readonly store: BackupStore;
