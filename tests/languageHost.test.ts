@@ -7,6 +7,9 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import * as util from "util";
+import { ConfigError } from "../lib/config";
+import { ActionableError, markActionable, toRunError } from "../lib/runErrors";
 import { PROD_RAW } from "./fixtures";
 import { LanguageHostRun, nodeBinaries, projectRuntime, providerOutputs, runThroughLanguageHost } from "./support/fakeEngine";
 
@@ -67,6 +70,44 @@ function theRunError(run: LanguageHostRun): { message: string; epoch: number; at
     assert.strictEqual(run.exitCode, 32, describeRun(run));
     return error;
 }
+
+describe("toRunError: what the SDK's handlers receive", () => {
+    /** The frame Node 20.20.2's util.inspect spins on: the SDK's source maps point outside its package. */
+    const SDK_FRAME = "    at async applyHelperAsync (/x/node_modules/@pulumi/output.ts:516:25)";
+    const root = path.resolve(__dirname, "..");
+
+    it("an actionable error becomes its message alone, marked as a RunError, cheap to inspect on any Node", () => {
+        const e = new ActionableError("Could not open the SSH admin channel to root@203.0.113.7: … What to check: platform:adminCidrs.");
+        e.message = `error serializing property "host": ${e.message}`; // what the SDK does on the way up
+        e.stack = `${e.name}: ${e.message}\n${SDK_FRAME}`;
+        toRunError(e, root);
+        assert.strictEqual(e.message, "Could not open the SSH admin channel to root@203.0.113.7: … What to check: platform:adminCidrs.");
+        assert.strictEqual(e.stack, e.message);
+        assert.strictEqual((e as unknown as Record<string, unknown>).__pulumiRunError, true);
+        const started = performance.now();
+        util.inspect(e, { colors: true });
+        assert.ok(performance.now() - started < 500, "inspected in well under a second");
+    });
+
+    it("a ConfigError marked actionable keeps its problems and instanceof, and loses its stack", () => {
+        const e = markActionable(new ConfigError(["platform:apps.x: bad. Fix: pulumi config set …"]));
+        toRunError(e, root);
+        assert.ok(e instanceof ConfigError);
+        assert.deepStrictEqual(e.problems, ["platform:apps.x: bad. Fix: pulumi config set …"]);
+        assert.strictEqual(e.stack, e.message);
+        assert.doesNotMatch(e.message, /\n\s+at /);
+    });
+
+    it("any other error keeps this program's own frames, relative to the project, and none of the SDK's", () => {
+        const e = new TypeError("boom");
+        e.stack = `TypeError: boom\n    at ScalewayHost (${root}/components/scalewayHost.ts:116:61)\n${SDK_FRAME}\n    at node:internal/process/task_queues:95:5`;
+        toRunError(e, root);
+        assert.strictEqual(e.message, "TypeError: boom\n    at ScalewayHost (components/scalewayHost.ts:116:61)");
+        assert.strictEqual(e.stack, e.message);
+        assert.strictEqual(toRunError(e, root), e, "idempotent");
+        assert.strictEqual(e.message, "TypeError: boom\n    at ScalewayHost (components/scalewayHost.ts:116:61)");
+    });
+});
 
 describe("the program under the Pulumi language host (cmd/run + fake engine)", function () {
     this.timeout(240000);
