@@ -13,7 +13,7 @@ const Module = require("module");
 const ROOT = __dirname;
 const CACHE_DIR = path.join(ROOT, "node_modules", ".cache", "platform-program");
 /** Bump when the transpile settings below change. */
-const LOADER_VERSION = "1";
+const LOADER_VERSION = "2";
 
 if (typeof Module.enableCompileCache === "function") {
     Module.enableCompileCache(path.join(ROOT, "node_modules", ".cache", "node-compile-cache"));
@@ -53,7 +53,14 @@ function transpile(source, filename) {
             noEmit: false,
         };
     }
-    return ts.transpileModule(source, { compilerOptions, fileName: filename }).outputText;
+    const output = ts.transpileModule(source, { compilerOptions, fileName: filename }).outputText;
+    // The inline map names its source relative to the output; make it the .ts file's absolute path.
+    return output.replace(/(\/\/# sourceMappingURL=data:application\/json;base64,)(\S+)\s*$/, (_, prefix, data) => {
+        const map = JSON.parse(Buffer.from(data, "base64").toString("utf8"));
+        map.sources = [filename];
+        delete map.sourceRoot;
+        return prefix + Buffer.from(JSON.stringify(map)).toString("base64");
+    });
 }
 
 function compiled(filename) {

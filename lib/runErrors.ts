@@ -55,17 +55,19 @@ export function programFrames(stack: string | undefined, root: string, limit = 3
 
 /**
  * Turns `error` into a run error in place (the SDK's handlers receive this very object): marked as a RunError,
- * its stack replaced by its message. Actionable errors keep their message as is (minus the SDK's
- * `error serializing property "x": ` prefixes); other errors get this program's frames appended. Idempotent.
+ * its stack replaced by its message, without the SDK's `error serializing property "x": ` prefixes.
+ * Actionable errors keep their message as is; other errors get this program's frames appended. Idempotent.
  */
 export function toRunError(error: unknown, root: string = process.cwd()): unknown {
     if (typeof error !== "object" || error === null || !(error instanceof Error || "message" in error)) return error;
     const e = error as Error & Record<string, unknown>;
     if (e[RUN_ERROR] === true && e.stack === e.message) return e;
     try {
-        let message = String(e.message ?? "");
+        // The SDK prefixes the message each time it meets the error while serializing a resource's inputs;
+        // an error shared by many resources collects dozens of these.
+        let message = String(e.message ?? "").replace(/^(?:error serializing property "[^"]*": )+/, "");
         if (isActionable(e)) {
-            message = message.replace(/^(?:error serializing property "[^"]*": )+/, "");
+            // shown as it is
         } else if (e[RESOURCE_ERROR] !== true || e.hideStack !== true) {
             const frames = programFrames(typeof e.stack === "string" ? e.stack : undefined, root);
             const label = e.name && e.name !== "Error" ? `${e.name}: ` : "";

@@ -99,7 +99,7 @@ describe("toRunError: what the SDK's handlers receive", () => {
     });
 
     it("any other error keeps this program's own frames, relative to the project, and none of the SDK's", () => {
-        const e = new TypeError("boom");
+        const e = new TypeError('error serializing property "connection": error serializing property "connection": boom');
         e.stack = `TypeError: boom\n    at ScalewayHost (${root}/components/scalewayHost.ts:116:61)\n${SDK_FRAME}\n    at node:internal/process/task_queues:95:5`;
         toRunError(e, root);
         assert.strictEqual(e.message, "TypeError: boom\n    at ScalewayHost (components/scalewayHost.ts:116:61)");
@@ -151,7 +151,7 @@ describe("the program under the Pulumi language host (cmd/run + fake engine)", f
             it("a bad host key from the readiness check is reported within 2 s, with where it was raised and no SDK frames", async () => {
                 const run = await runThroughLanguageHost({ ...base, node: node.path, preview: false, env: runtime.env, outputs: providerOutputs({ hostKeyLine: "Permission denied" }) });
                 const error = theRunError(run);
-                assert.match(error.message, /the host's ed25519 key .*"Permission denied"/);
+                assert.match(error.message, /^expected the host's ed25519 key .*"Permission denied"/, "without the SDK's `error serializing property` prefixes");
                 assert.match(error.message, /\n {4}at .*components\/scalewayHost\.ts:\d+:\d+/, "the program's own frame, relative to the project");
                 const readiness = run.registrations.find((r) => r.name.endsWith("wait-for-docker"));
                 assert.ok(readiness, describeRun(run));
