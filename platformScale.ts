@@ -3,6 +3,7 @@
 // default config's graph is untouched. Host 0 keeps every name it has in the single-server stack, so
 // moving between 1 and several hosts replaces nothing of it.
 import * as pulumi from "@pulumi/pulumi";
+import { Backups, deployingIdentity } from "./components/backups";
 import { ReverseProxy } from "./components/reverseProxy";
 import { HostAttachment, PlatformNetwork } from "./components/privateNetwork";
 import { ManagedAppDatabase, ManagedDatabase } from "./components/managedDatabase";
@@ -11,6 +12,7 @@ import { OpenAdminChannel } from "./components/postgresServer";
 import { ScalewayHost } from "./components/scalewayHost";
 import { WebApp } from "./components/webApp";
 import { openForward, stablePort } from "./lib/adminChannel";
+import { MANAGED_DATABASE_TARGET } from "./lib/backup";
 import { PlatformConfig } from "./lib/config";
 import { databaseConnectionLimit } from "./lib/postgres";
 import { MANAGED_ADMIN_PORT, hostName, hostPrefix } from "./lib/scale";
@@ -148,6 +150,23 @@ export function defineScaledPlatform(config: PlatformConfig, deps: PlatformDepen
         previousSwitch = edge.config;
     });
 
+    // Nightly logical backups of the managed databases (issue #12), with the single-server stack's
+    // design and names: the same bucket (a stack moving from the container database keeps it, URN and
+    // all), lock, put-only host key and policy; the cron job on host 0 dumps through the client
+    // container as the admin, a member of every app role.
+    const backups =
+        appDatabases.size === 0
+            ? undefined
+            : new Backups("backups", {
+                  host: hosts[0],
+                  apps: [...appDatabases.keys()],
+                  settings: config.backup,
+                  region: new pulumi.Config("scaleway").get("region"),
+                  administrators: deps.backupAdministrators ?? deployingIdentity(),
+                  database: MANAGED_DATABASE_TARGET,
+                  dependsOn: [database.client, ...[...appDatabases.values()].flatMap((d) => [...d.ready, d.backupMembership])],
+              });
+
     const publicIp = behindLoadBalancer
         ? new PlatformLoadBalancer("lb", { domain: config.domain, privateNetworkId: network.privateNetwork.id, serverIps: attachments.map((a) => a.address) }).address
         : hosts[0].publicAddress;
@@ -157,5 +176,7 @@ export function defineScaledPlatform(config: PlatformConfig, deps: PlatformDepen
         baseUrl: pulumi.output(`${origin}/`),
         apps,
         databaseUrls: pulumi.secret(pulumi.all(databaseUrls)),
+        backupBucket: backups?.bucket,
+        backupEndpoint: backups?.endpoint,
     };
 }

@@ -7,6 +7,7 @@ import {
     BACKUP_CRON_FILE,
     BACKUP_SCRIPT_PATH,
     BACKUP_SETTINGS_FILE,
+    DatabaseTarget,
     apiKeyPrincipal,
     backupBucketPolicy,
     isRegion,
@@ -34,6 +35,11 @@ export interface BackupsArgs {
     readonly administrators?: pulumi.Input<string[]>;
     /** local: directory (git-ignored) holding the backups and the generated key pair. */
     readonly localDir?: string;
+    /**
+     * Where pg_dump runs on the host and as whom. Absent: the container database (platform-postgres,
+     * as postgres). The managed database: the client container on host 0, as the admin.
+     */
+    readonly database?: DatabaseTarget;
     /** What must exist before the first backup runs (the server reconciled, the app databases). */
     readonly dependsOn?: readonly pulumi.Resource[];
 }
@@ -153,6 +159,7 @@ export class Backups extends pulumi.ComponentResource {
                     recipient: { key: s.publicKey! },
                     destination: { kind: "s3", endpoint, bucket: b, region, credentialsFile: BACKUP_CREDENTIALS_FILE },
                     heartbeatUrl: s.heartbeatUrl,
+                    database: args.database,
                 }),
             );
             const script = readScript("backup.sh");

@@ -189,15 +189,20 @@ export interface ManagedAppDatabaseArgs {
  * @pulumi/postgresql (not Scaleway's Database/User/Privilege: those cannot make the app's role the
  * database's owner, nor revoke CONNECT from PUBLIC, so every user could connect to every database).
  *
- * The role owns its database; CONNECT (and TEMP) are revoked from PUBLIC; the admin keeps no
- * membership in the role. Removing the app keeps role and database (retainOnDelete), as on the
- * container database.
+ * The role owns its database; CONNECT (and TEMP) are revoked from PUBLIC. The admin is made a member
+ * of the role (backupMembership): the nightly logical backups and the restore command run as the
+ * admin, which is no superuser, and read and recreate what the app owns through that membership. It
+ * gives the admin nothing it could not take anyway (CREATEROLE; PostgreSQL 16 makes the creator of a
+ * role its admin); no app role is a member of another. Removing the app keeps role and database
+ * (retainOnDelete), as on the container database.
  */
 export class ManagedAppDatabase extends pulumi.ComponentResource {
     public readonly password: random.RandomPassword;
     public readonly role: postgresql.Role;
     public readonly database: postgresql.Database;
     public readonly revokePublicConnect: postgresql.Grant;
+    /** The admin's membership in the app's role, for the backups and restores. */
+    public readonly backupMembership: postgresql.GrantRole;
     public readonly ready: pulumi.Resource[];
     /** Secret. */
     public readonly databaseUrl: pulumi.Output<string>;
@@ -239,6 +244,13 @@ export class ManagedAppDatabase extends pulumi.ComponentResource {
             `${name}-revoke-public`,
             { database: this.database.name, role: "public", objectType: "database", privileges: [] },
             pgOpts,
+        );
+        // After the database: the provider grants itself the owner role while it sets the owner and
+        // revokes only a membership it granted, so from here on the membership stays.
+        this.backupMembership = new postgresql.GrantRole(
+            `${name}-backup-membership`,
+            { role: server.adminUser, grantRole: this.role.name, withAdminOption: false },
+            { ...pgOpts, dependsOn: [this.database, this.revokePublicConnect] },
         );
         this.ready = [this.role, this.database, this.revokePublicConnect];
         this.databaseName = this.database.name;

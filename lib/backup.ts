@@ -2,6 +2,7 @@
 // bucket policy, and the checks a restore and the daily drill make. Pure: no I/O, so every rule is
 // unit-tested and the shell script, the restore command and the drill agree on one definition.
 import { appDatabaseNames } from "./postgres";
+import { MANAGED_ADMIN_USER, MANAGED_CLIENT_CONTAINER } from "./scale";
 import { shellQuote } from "./shell";
 
 /** `format` of every manifest this code writes; a restore refuses any other. */
@@ -135,6 +136,8 @@ export interface FileEntry {
     readonly sha256: string;
 }
 
+export type GlobalsMode = "globals" | "roles-only" | "none";
+
 export interface Manifest {
     readonly format: typeof BACKUP_FORMAT;
     readonly name: string;
@@ -148,6 +151,11 @@ export interface Manifest {
     readonly tables: readonly TableCount[];
     readonly dump: FileEntry;
     readonly globals: FileEntry;
+    /**
+     * What globals.sql holds: `globals` (roles and tablespaces), `roles-only`, or `none` (the server
+     * refused both to a non-superuser; the file then says so). Absent in backups from before it existed.
+     */
+    readonly globalsMode?: GlobalsMode;
 }
 
 export class ManifestError extends Error {
@@ -200,7 +208,13 @@ export function parseManifest(text: string): Manifest {
         tables: raw.tables.map((t: TableCount) => ({ schema: t.schema, table: t.table, rows: t.rows })),
         dump: file(raw.dump, dumpFileName(names.database), "dump"),
         globals: file(raw.globals, GLOBALS_FILE, "globals"),
+        ...(raw.globalsMode === undefined ? {} : { globalsMode: globalsMode(raw.globalsMode) }),
     };
+}
+
+function globalsMode(value: unknown): GlobalsMode {
+    if (value === "globals" || value === "roles-only" || value === "none") return value;
+    throw new ManifestError(`the manifest has globalsMode ${JSON.stringify(value)}, expected globals, roles-only or none`);
 }
 
 /** The tar must hold exactly the three members, plain names, nothing else (no paths, no links). */
@@ -271,6 +285,32 @@ export interface BackupSettingsFile {
     readonly heartbeatUrl?: string;
     /** Where the script keeps its temporary files (plaintext dumps live there for minutes, 0700). */
     readonly workDir?: string;
+    /** Where pg_dump runs and as whom; absent: the container database (platform-postgres, postgres). */
+    readonly database?: DatabaseTarget;
+}
+
+/**
+ * Where the backup and the restore run PostgreSQL's programs (`docker exec <container>`) and as which
+ * user. The container database: its own container, as the superuser, over the local socket. The
+ * managed database: the client container on host 0, whose environment holds the private endpoint and
+ * the admin's password, as the admin (no superuser; a member of every app role).
+ */
+export interface DatabaseTarget {
+    readonly container: string;
+    readonly user: string;
+}
+
+export const CONTAINER_DATABASE_TARGET: DatabaseTarget = { container: "platform-postgres", user: "postgres" };
+export const MANAGED_DATABASE_TARGET: DatabaseTarget = { container: MANAGED_CLIENT_CONTAINER, user: MANAGED_ADMIN_USER };
+
+const CONTAINER_NAME = /^[a-z][a-z0-9_.-]{0,62}$/;
+const PG_USER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Throws unless both names are plain (they reach a shell, a settings file and `docker exec`). */
+export function checkDatabaseTarget(t: DatabaseTarget): DatabaseTarget {
+    if (typeof t?.container !== "string" || !CONTAINER_NAME.test(t.container)) throw new Error(`container name ${JSON.stringify(t?.container)} is not a plain name`);
+    if (typeof t.user !== "string" || !PG_USER.test(t.user)) throw new Error(`database user ${JSON.stringify(t.user)} is not a plain role name`);
+    return t;
 }
 
 const PLAIN_PATH = /^\/[A-Za-z0-9._/-]+$/;
@@ -312,6 +352,11 @@ export function renderBackupSettings(s: BackupSettingsFile): string {
     if (s.workDir !== undefined) {
         if (!PLAIN_PATH.test(s.workDir)) throw new Error("the work directory is not a plain absolute path");
         vars.WORK_DIR = s.workDir;
+    }
+    if (s.database !== undefined) {
+        checkDatabaseTarget(s.database);
+        vars.PG_CONTAINER = s.database.container;
+        vars.PG_USER = s.database.user;
     }
     return ["# Written by the platform program (components/backups.ts). Sourced by backup.sh: values only.", ...Object.entries(vars).map(([k, v]) => `${k}=${shellQuote(v)}`), ""].join("\n");
 }

@@ -10,6 +10,9 @@ import * as os from "os";
 import * as path from "path";
 import {
     BackupRef,
+    CONTAINER_DATABASE_TARGET,
+    DatabaseTarget,
+    checkDatabaseTarget,
     GLOBALS_FILE,
     MANIFEST_FILE,
     Manifest,
@@ -85,7 +88,7 @@ export class DirectoryBackupStore implements BackupStore {
 
 export type PgProgram = "psql" | "pg_restore";
 
-/** Runs psql or pg_restore as the server's superuser; stdin from a file or text; resolves stdout. */
+/** Runs psql or pg_restore as the server's superuser (or the managed admin); stdin from a file or text; resolves stdout. */
 export interface PgRunner {
     readonly description: string;
     run(program: PgProgram, args: readonly string[], stdin?: { file: string } | { text: string }): Promise<string>;
@@ -120,29 +123,38 @@ export function directRunner(conn: { host: string; port: number; user: string; p
     };
 }
 
-const CONTAINER = /^[a-z][a-z0-9_.-]{0,62}$/;
+function target(t: DatabaseTarget | string): DatabaseTarget {
+    return checkDatabaseTarget(typeof t === "string" ? { ...CONTAINER_DATABASE_TARGET, container: t } : t);
+}
 
-/** `docker exec -i <container>` on this machine (the local stack): the server's own binaries, its local socket. */
-export function dockerExecRunner(container = "platform-postgres", docker = "docker"): PgRunner {
-    if (!CONTAINER.test(container)) throw new Error(`container name ${JSON.stringify(container)} is not a plain name`);
+/**
+ * `docker exec -i <container>` on this machine (the local stack): the container database's own
+ * binaries over its local socket as the superuser, or (a target naming another container and user)
+ * the managed client container as the admin.
+ */
+export function dockerExecRunner(where: DatabaseTarget | string = CONTAINER_DATABASE_TARGET, docker = "docker"): PgRunner {
+    const t = target(where);
     return {
-        description: `docker exec ${container}`,
-        run: (program, args, stdin) => runProcess(docker, ["exec", "-i", container, program, "-U", "postgres", ...args], process.env, stdin),
+        description: `docker exec ${t.container} as ${t.user}`,
+        run: (program, args, stdin) => runProcess(docker, ["exec", "-i", t.container, program, "-U", t.user, ...args], process.env, stdin),
     };
 }
 
 /**
- * `docker exec -i <container>` on the host over SSH (prod): the server's own pg_restore over its local
- * socket, so no admin password is needed and the dump's version always matches. The remote command is
- * one string, every word shell-quoted; the dump travels on stdin.
+ * `ssh <destination> docker exec -i <container> …` on the server (host 0 on a scaled stack): the
+ * container database's own pg_restore over its local socket as the superuser (no password needed, the
+ * dump's version always matches), or the managed client container as the admin (its password is in
+ * that container's environment, never on this machine). `sshOptions` pin the host key
+ * (lib/hostAccess.ts); BatchMode is always on. The remote command is one string, every word
+ * shell-quoted; the dump travels on stdin.
  */
-export function sshDockerRunner(destination: string, sshOptions: readonly string[] = [], container = "platform-postgres"): PgRunner {
+export function sshDockerRunner(destination: string, sshOptions: readonly string[] = [], where: DatabaseTarget | string = CONTAINER_DATABASE_TARGET): PgRunner {
     if (!/^[a-z_][a-z0-9_-]*@[A-Za-z0-9.:-]+$/.test(destination)) throw new Error(`ssh destination ${JSON.stringify(destination)} is not user@host`);
-    if (!CONTAINER.test(container)) throw new Error(`container name ${JSON.stringify(container)} is not a plain name`);
+    const t = target(where);
     return {
-        description: `ssh ${destination} docker exec ${container}`,
+        description: `ssh ${destination} docker exec ${t.container} as ${t.user}`,
         run: (program, args, stdin) => {
-            const remote = ["docker", "exec", "-i", container, program, "-U", "postgres", ...args].map(shellQuote).join(" ");
+            const remote = ["docker", "exec", "-i", t.container, program, "-U", t.user, ...args].map(shellQuote).join(" ");
             return runProcess("ssh", ["-o", "BatchMode=yes", ...sshOptions, destination, "--", remote], process.env, stdin);
         },
     };
@@ -254,6 +266,11 @@ export async function restoreIntoNewDatabase(runner: PgRunner, opened: OpenedBac
     const { manifest } = opened;
     if (!(await roleExists(runner, manifest.role))) {
         throw new Error(`role ${manifest.role} does not exist on the server: deploy the app first (pulumi up), then restore`);
+    }
+    // A non-superuser admin (the managed database's) acts through its membership in the app's role.
+    const access = (await sql(runner, "postgres", `SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR pg_has_role(current_user, ${quoteLiteral(manifest.role)}, 'MEMBER');`)).trim();
+    if (access !== "t") {
+        throw new Error(`the connecting user is neither a superuser nor a member of ${manifest.role}, so it cannot create a database owned by it: on the managed database run \`pulumi up\` (it makes the admin a member of every app role, for the backups and restores)`);
     }
     if (await databaseExists(runner, target)) throw new Error(`database ${target} already exists (an earlier restore of this backup?): drop or rename it first`);
     await sql(

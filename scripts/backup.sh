@@ -2,10 +2,15 @@
 # Nightly backup of every app database, run by cron on the host (components/backups.ts installs it).
 # For each app: one read-only REPEATABLE READ transaction exports a snapshot; pg_dump --format=custom
 # dumps exactly that snapshot, and the exact row count of every table is taken inside the same
-# transaction, so the manifest describes precisely what the dump holds. All of it runs in the
-# PostgreSQL container (`docker exec`), with the server's own binaries (same major version as the
-# server, over its local socket: no network, no password). The dump, the globals (roles, without
-# password hashes) and the manifest are put in a tar, encrypted to an age public key (the private key
+# transaction, so the manifest describes precisely what the dump holds. All of it runs with
+# `docker exec` in PG_CONTAINER as PG_USER: on the container database that is the PostgreSQL container
+# itself as its superuser (the server's own binaries over its local socket: no network, no password);
+# on the managed database it is the client container on host 0 (the managed major's binaries, the
+# connection and the admin's password in its environment), as the admin, which is no superuser but a
+# member of every app role, so it reads what the apps own. The dump, the globals (roles, without
+# password hashes: `pg_dumpall --globals-only`; where the server refuses that to a non-superuser,
+# `--roles-only`; where it refuses both, a globals.sql that says so, and the manifest's globalsMode
+# records which) and the manifest are put in a tar, encrypted to an age public key (the private key
 # never comes near the server) and uploaded with one signed PUT (an object appears whole or not at
 # all; the bucket's object lock keeps it). Nothing is uploaded for an app whose dump, check or
 # encryption failed. Exit status is non-zero if any app failed; the heartbeat URL is pinged on
@@ -18,7 +23,8 @@
 #   S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_CREDENTIALS_FILE (curl config holding `user = "KEY:SECRET"`, 0600)
 #     or BACKUP_DIR (a local directory, same layout: the local stack)
 #   HEARTBEAT_URL        optional
-#   DOCKER (default docker), PG_CONTAINER (default platform-postgres), WORK_DIR (default /var/tmp)
+#   PG_CONTAINER (default platform-postgres), PG_USER (default postgres): where pg_dump runs, as whom
+#   DOCKER (default docker), WORK_DIR (default /var/tmp)
 set -eu
 umask 077
 
@@ -43,7 +49,12 @@ ping_heartbeat() {
 
 DOCKER=${DOCKER:-docker}
 PG_CONTAINER=${PG_CONTAINER:-platform-postgres}
+PG_USER=${PG_USER:-postgres}
 : "${BACKUP_TARGETS:?set BACKUP_TARGETS (app=database pairs)}"
+case $PG_CONTAINER in [a-z]*) ;; *) die "bad PG_CONTAINER" ;; esac
+case $PG_CONTAINER in *[!a-z0-9_.-]*) die "bad PG_CONTAINER" ;; esac
+case $PG_USER in [a-z_]*) ;; *) die "bad PG_USER" ;; esac
+case $PG_USER in *[!a-z0-9_]*) die "bad PG_USER" ;; esac
 
 if [ -n "${AGE_RECIPIENT:-}" ]; then
     case $AGE_RECIPIENT in age1*) ;; *) die "AGE_RECIPIENT is not an age1… public key" ;; esac
@@ -98,7 +109,7 @@ backup_one() {
     # A psql session holds the snapshot open while pg_dump reads it: SQL in through one fifo, one
     # line of output back through the other.
     mkfifo "$dir/sql" "$dir/out"
-    "$DOCKER" exec -i "$PG_CONTAINER" psql -X -q -A -t -v ON_ERROR_STOP=1 -U postgres -d "$db" <"$dir/sql" >"$dir/out" 2>"$dir/psql.err" &
+    "$DOCKER" exec -i "$PG_CONTAINER" psql -X -q -A -t -v ON_ERROR_STOP=1 -U "$PG_USER" -d "$db" <"$dir/sql" >"$dir/out" 2>"$dir/psql.err" &
     exec 3>"$dir/sql" 4<"$dir/out"
     printf '%s\n' "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;" "SELECT pg_export_snapshot();" >&3
     if ! read -r snapshot <&4; then
@@ -107,7 +118,7 @@ backup_one() {
     fi
     case $snapshot in *[!0-9A-F-]* | "") log "$app: unexpected snapshot id"; return 1 ;; esac
 
-    if ! "$DOCKER" exec "$PG_CONTAINER" pg_dump --format=custom --snapshot="$snapshot" -U postgres -d "$db" >"$dir/$dump" 2>"$dir/pg_dump.err"; then
+    if ! "$DOCKER" exec "$PG_CONTAINER" pg_dump --format=custom --snapshot="$snapshot" -U "$PG_USER" -d "$db" >"$dir/$dump" 2>"$dir/pg_dump.err"; then
         log "$app: pg_dump failed: $(cat "$dir/pg_dump.err")"
         return 1
     fi
@@ -125,9 +136,21 @@ backup_one() {
         log "$app: the dump does not read back: $(cat "$dir/pg_restore.err")"
         return 1
     fi
-    if ! "$DOCKER" exec "$PG_CONTAINER" pg_dumpall --globals-only --no-role-passwords -U postgres >"$dir/globals.sql" 2>"$dir/pg_dumpall.err"; then
-        log "$app: pg_dumpall --globals-only failed: $(cat "$dir/pg_dumpall.err")"
-        return 1
+    # Globals are for reference (a restore recreates nothing from them). A non-superuser may be refused
+    # the full set by a managed server: then the roles alone, then a file saying what was refused.
+    if "$DOCKER" exec "$PG_CONTAINER" pg_dumpall --globals-only --no-role-passwords -U "$PG_USER" >"$dir/globals.sql" 2>"$dir/pg_dumpall.err"; then
+        globals_mode=globals
+    elif "$DOCKER" exec "$PG_CONTAINER" pg_dumpall --roles-only --no-role-passwords -U "$PG_USER" >"$dir/globals.sql" 2>>"$dir/pg_dumpall.err"; then
+        globals_mode=roles-only
+        log "$app: pg_dumpall --globals-only was refused to $PG_USER; kept the roles only (--roles-only): $(head -n 1 "$dir/pg_dumpall.err")"
+    else
+        globals_mode=none
+        {
+            printf -- '-- platform backup: the server refused pg_dumpall --globals-only and --roles-only to %s;\n' "$PG_USER"
+            printf -- '-- no globals are in this backup (a restore does not need them: the platform declares the roles).\n'
+            sed 's/^/-- /' "$dir/pg_dumpall.err" | head -n 4
+        } >"$dir/globals.sql"
+        log "$app: pg_dumpall refused to $PG_USER (globals and roles): the backup holds no globals, the manifest says so"
     fi
     pg_dump_version=$("$DOCKER" exec "$PG_CONTAINER" pg_dump --version | tr -cd 'A-Za-z0-9 ().+~:_-')
 
@@ -135,8 +158,8 @@ backup_one() {
     dump_sha=$(file_sha256 "$dir/$dump")
     globals_bytes=$(file_bytes "$dir/globals.sql")
     globals_sha=$(file_sha256 "$dir/globals.sql")
-    printf '{"format":"platform-backup/1","name":"%s","app":"%s","database":"%s","role":"%s","createdAt":"%s","server":%s,"pgDump":"%s","tables":%s,"dump":{"file":"%s","bytes":%s,"sha256":"%s"},"globals":{"file":"globals.sql","bytes":%s,"sha256":"%s"}}\n' \
-        "$name" "$app" "$db" "app_$(printf '%s' "$app" | tr - _)" "$created" "$server" "$pg_dump_version" "$tables" "$dump" "$dump_bytes" "$dump_sha" "$globals_bytes" "$globals_sha" \
+    printf '{"format":"platform-backup/1","name":"%s","app":"%s","database":"%s","role":"%s","createdAt":"%s","server":%s,"pgDump":"%s","tables":%s,"dump":{"file":"%s","bytes":%s,"sha256":"%s"},"globals":{"file":"globals.sql","bytes":%s,"sha256":"%s"},"globalsMode":"%s"}\n' \
+        "$name" "$app" "$db" "app_$(printf '%s' "$app" | tr - _)" "$created" "$server" "$pg_dump_version" "$tables" "$dump" "$dump_bytes" "$dump_sha" "$globals_bytes" "$globals_sha" "$globals_mode" \
         >"$dir/manifest.json"
 
     tar -C "$dir" -cf "$dir/$name.tar" manifest.json "$dump" globals.sql

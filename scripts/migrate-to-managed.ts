@@ -83,14 +83,19 @@ export async function restoreIntoManaged(o: RestoreIntoManagedOptions): Promise<
     const results: RestoreResult[] = [];
     for (const app of o.apps) {
         const { role } = appDatabaseNames(app);
+        // The managed stack makes the admin a member of every app role (ManagedAppDatabase's
+        // backupMembership: the nightly backups read as it). A stack declared before that has no
+        // membership yet: then it is granted for this restore only and revoked again; an existing one
+        // is left as it is.
+        const member = (await sql(o.target, "postgres", `SELECT pg_has_role(current_user, ${quoteLiteral(role)}, 'MEMBER');\n`)).trim() === "t";
         // GRANT to oneself needs ADMIN on the role: the admin created it (PostgreSQL 16 gives the creator that).
-        await sql(o.target, "postgres", `GRANT ${quoteIdentifier(role)} TO CURRENT_USER;\n`);
+        if (!member) await sql(o.target, "postgres", `GRANT ${quoteIdentifier(role)} TO CURRENT_USER;\n`);
         try {
             results.push(await restoreBackup({ store: o.store, runner: o.target, app, identityFile: o.identityFile, log, now: o.now }));
         } finally {
-            await sql(o.target, "postgres", `REVOKE ${quoteIdentifier(role)} FROM CURRENT_USER;\n`);
+            if (!member) await sql(o.target, "postgres", `REVOKE ${quoteIdentifier(role)} FROM CURRENT_USER;\n`);
         }
-        log(`restore: ${app} is in the managed instance; the admin's membership in ${role} is revoked again`);
+        log(`restore: ${app} is in the managed instance; ${member ? `the admin stays a member of ${role} (the backups read as it)` : `the admin's temporary membership in ${role} is revoked again`}`);
     }
     return results;
 }

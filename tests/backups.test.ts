@@ -6,7 +6,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import {
+    MANAGED_DATABASE_TARGET,
     apiKeyPrincipal,
+    checkDatabaseTarget,
     backupBucketPolicy,
     backupKey,
     chooseBackup,
@@ -284,6 +286,75 @@ describe("backup rules (lib/backup.ts)", () => {
         assert.throws(() => renderCurlCredentials("a", 'b"\nurl="x', false), /cannot carry/);
     });
 
+    it("the database target (container, user) reaches the settings single-quoted and validated; the shell reads back exactly the values", () => {
+        const base = {
+            apps: ["app1"],
+            recipient: { key: BACKUP_RECIPIENT },
+            destination: { kind: "s3" as const, endpoint: "https://s3.fr-par.scw.cloud", bucket: "b-ok", region: "fr-par", credentialsFile: "/srv/x" },
+        };
+        assert.doesNotMatch(renderBackupSettings(base), /PG_CONTAINER|PG_USER/, "no target: the script's defaults (the container database)");
+        const text = renderBackupSettings({ ...base, database: MANAGED_DATABASE_TARGET });
+        const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "platform-settings-")), "backup.env");
+        fs.writeFileSync(file, text);
+        const r = spawnSync("sh", ["-c", '. "$1"; printf "%s|%s" "$PG_CONTAINER" "$PG_USER"', "sh", file], { encoding: "utf8" });
+        assert.strictEqual(r.stdout, "platform-pg-client|platform_admin");
+        const hostile: [string, string, RegExp][] = [
+            ["platform-pg-client; reboot", "platform_admin", /container name/],
+            ["$(reboot)", "platform_admin", /container name/],
+            ["-it", "platform_admin", /container name/],
+            ["", "platform_admin", /container name/],
+            ["platform-pg-client", "admin'; reboot; '", /database user/],
+            ["platform-pg-client", "Platform_Admin", /database user/],
+            ["platform-pg-client", "-U", /database user/],
+            ["platform-pg-client", "a\nb", /database user/],
+            ["platform-pg-client", "", /database user/],
+        ];
+        for (const [container, user, re] of hostile) {
+            assert.throws(() => renderBackupSettings({ ...base, database: { container, user } }), re, `${container} / ${user}`);
+            assert.throws(() => checkDatabaseTarget({ container, user }), re);
+        }
+    });
+
+    it("the script refuses a hostile PG_CONTAINER or PG_USER from its environment before running anything", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-pgtarget-"));
+        const log = path.join(dir, "docker.log");
+        fs.writeFileSync(path.join(dir, "docker"), `#!/bin/sh\necho "$*" >> ${log}\nexit 1\n`, { mode: 0o755 });
+        for (const [name, value] of [
+            ["PG_CONTAINER", "x;touch /tmp/pwned-pg"],
+            ["PG_CONTAINER", "-e"],
+            ["PG_USER", "postgres -c x"],
+            ["PG_USER", "$(id)"],
+        ]) {
+            const r = spawnSync("sh", [path.join(__dirname, "..", "scripts", "backup.sh")], {
+                encoding: "utf8",
+                env: { PATH: `${dir}:${process.env.PATH}`, BACKUP_TARGETS: "app1=app1_db", AGE_RECIPIENT: BACKUP_RECIPIENT, BACKUP_DIR: dir, [name]: value },
+            });
+            assert.notStrictEqual(r.status, 0, `${name}=${value}`);
+            assert.match(r.stderr, new RegExp(`bad ${name}`));
+        }
+        assert.ok(!fs.existsSync(log), "docker never ran");
+        assert.ok(!fs.existsSync("/tmp/pwned-pg"));
+    });
+
+    it("the manifest's globalsMode is optional (older backups) and one of three values", () => {
+        const good = {
+            format: "platform-backup/1",
+            name: "app1-20260102T033000Z",
+            app: "app1",
+            database: "app1_db",
+            role: "app_app1",
+            createdAt: "2026-01-02T03:30:00Z",
+            server: { version: "16.4", versionNum: 160004 },
+            pgDump: "pg_dump (PostgreSQL) 16.6",
+            tables: [],
+            dump: { file: "app1_db.pgdump", bytes: 10, sha256: "a".repeat(64) },
+            globals: { file: "globals.sql", bytes: 5, sha256: "b".repeat(64) },
+        };
+        assert.strictEqual(parseManifest(JSON.stringify(good)).globalsMode, undefined);
+        for (const mode of ["globals", "roles-only", "none"] as const) assert.strictEqual(parseManifest(JSON.stringify({ ...good, globalsMode: mode })).globalsMode, mode);
+        assert.throws(() => parseManifest(JSON.stringify({ ...good, globalsMode: "everything" })), /globalsMode "everything"/);
+    });
+
     it("the bucket policy refuses a missing or malformed administrator, and principals come from the API key", () => {
         assert.throws(() => backupBucketPolicy("bucket-ok", "id", []), /at least one administrator/);
         assert.throws(() => backupBucketPolicy("bucket-ok", "id", ["*"]), /user_id:<uuid>/);
@@ -359,10 +430,10 @@ describe("the restore command's arguments (scripts/restore.ts)", () => {
             assert.throws(() => resolveTargets(parseArgs(["--stack", "prod", "--app", "app1"]), outputs), /--identity FILE/);
             const t = resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k"]), outputs);
             assert.strictEqual(t.store.describe(), "s3://platform-backups-prod-abc at https://s3.fr-par.scw.cloud");
-            assert.strictEqual(t.runner.description, "ssh root@51.15.200.7 docker exec platform-postgres");
+            assert.strictEqual(t.runner.description, "ssh root@51.15.200.7 docker exec platform-postgres as postgres");
             const local = resolveTargets(parseArgs(["--stack", "local", "--app", "app1"]), () => ({}));
             assert.match(local.store.describe(), /\.platform\/local\/backups$/);
-            assert.strictEqual(local.runner.description, "docker exec platform-postgres");
+            assert.strictEqual(local.runner.description, "docker exec platform-postgres as postgres");
             assert.match(local.identity, /\.platform\/local\/backup-identity\.txt$/);
         } finally {
             for (const [k, v] of [["SCW_ACCESS_KEY", saved.ak], ["SCW_SECRET_KEY", saved.sk], ["PLATFORM_BACKUP_IDENTITY", saved.id]] as const) {

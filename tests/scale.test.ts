@@ -49,12 +49,15 @@ function withScalewayOutputs(): () => void {
     return () => ((pulumi.runtime as { setMocks: typeof original }).setMocks = original);
 }
 
+const OPERATOR = "user_id:11111111-2222-3333-4444-555555555555";
 const forward = { openForward: async () => ({ host: "127.0.0.1" as const, port: 40123, pid: 1, close: () => undefined }) };
+/** With a known deploying identity, so the backup bucket's policy is declared. */
+const withAdministrators = { ...forward, backupAdministrators: [OPERATOR] };
 
 async function runProd(raw: RawConfig): Promise<RunResult & { value: ReturnType<typeof definePlatform> }> {
     const restore = withScalewayOutputs();
     try {
-        return await runProgram("prod", () => definePlatform(parse(raw), forward));
+        return await runProgram("prod", () => definePlatform(parse(raw), withAdministrators));
     } finally {
         restore();
     }
@@ -205,7 +208,7 @@ describe("scale: database managed, one host (mocks)", () => {
 
     it("outputs keep their shape; publicIp is still the host's address with one host", async () => {
         const v = run.value;
-        assert.deepStrictEqual(Object.keys(v).sort(), ["apps", "baseUrl", "databaseUrls", "publicIp"]);
+        assert.deepStrictEqual(Object.keys(v).sort(), ["apps", "backupBucket", "backupEndpoint", "baseUrl", "databaseUrls", "publicIp"]);
         assert.strictEqual(await unwrap(v.publicIp), FAKE_IP);
         assert.deepStrictEqual(Object.keys(v.apps).sort(), ["app1", "app2"]);
         assert.strictEqual(await unwrap(v.apps.app1.database!), "app1_db");
@@ -326,6 +329,81 @@ describe("scale: two hosts behind the load balancer (mocks)", () => {
     it("publicIp becomes the load balancer's address; the other outputs keep their shape", async () => {
         assert.strictEqual(await unwrap(two.value.publicIp), LB_ADDRESS);
         assert.strictEqual(await unwrap(two.value.baseUrl), "https://example.com/");
-        assert.deepStrictEqual(Object.keys(two.value).sort(), ["apps", "baseUrl", "databaseUrls", "publicIp"]);
+        assert.deepStrictEqual(Object.keys(two.value).sort(), ["apps", "backupBucket", "backupEndpoint", "baseUrl", "databaseUrls", "publicIp"]);
+    });
+});
+
+describe("scale: nightly backups of the managed database (mocks)", () => {
+    const B = {
+        bucket: "scaleway:object/bucket:Bucket",
+        lock: "scaleway:object/bucketLockConfiguration:BucketLockConfiguration",
+        policy: "scaleway:object/bucketPolicy:BucketPolicy",
+        apiKey: "scaleway:iam/apiKey:ApiKey",
+        grantRole: "postgresql:index/grantRole:GrantRole",
+    } as const;
+    let base: RunResult & { value: ReturnType<typeof definePlatform> };
+    let one: RunResult & { value: ReturnType<typeof definePlatform> };
+    let two: RunResult & { value: ReturnType<typeof definePlatform> };
+    before(async () => {
+        base = await runProgram("prod", () => definePlatform(parse(PROD_RAW), withAdministrators));
+        one = await runProd(MANAGED);
+        two = await runProd(TWO_HOSTS);
+    });
+
+    it("the same bucket, lock, put-only host key and policy as the single-server stack: same URNs and inputs, so a migrating stack keeps its backups", () => {
+        for (const run of [one, two]) {
+            for (const type of [B.bucket, B.lock, B.policy, B.apiKey]) {
+                const [now] = run.byType(type);
+                const [before] = base.byType(type);
+                assert.ok(now, `${type} is declared`);
+                assert.strictEqual(now.urn, before.urn);
+                assert.deepStrictEqual(reveal(now.inputs), reveal(before.inputs), `${now.name} keeps its inputs`);
+                assert.strictEqual(now.protect, before.protect);
+                assert.strictEqual(now.retainOnDelete, before.retainOnDelete);
+            }
+            assert.strictEqual(run.byType(B.bucket).length, 1, "one bucket, however many hosts");
+        }
+    });
+
+    it("the cron job runs on host 0 only, dumping through the client container as the admin; updated in place, keys on stdin only", () => {
+        for (const run of [one, two]) {
+            const schedules = run.byType(T.remoteCommand).filter((c) => c.name === "backups-schedule");
+            assert.strictEqual(schedules.length, 1);
+            const [schedule] = schedules;
+            assert.strictEqual(schedule.urn, base.one(T.remoteCommand, "backups-schedule").urn, "same command as before the move: updated, not replaced");
+            const connection = reveal(schedule.inputs.connection);
+            assert.strictEqual(connection.host, FAKE_IP, "host 0's address");
+            const create = String(reveal(schedule.inputs.create));
+            assert.strictEqual(reveal(schedule.inputs.update), reveal(schedule.inputs.create));
+            assert.match(create, /\nPG_CONTAINER='platform-pg-client'\nPG_USER='platform_admin'\n/);
+            assert.match(create, /BACKUP_TARGETS='app1=app1_db app2=app2_db'/);
+            assert.ok(isSecretValue(schedule.inputs.stdin));
+            assert.ok(!/PGPASSWORD|generated-managed-db-admin-password/.test(create), "the admin password never reaches the command: it lives in the client container's environment");
+            const client = run.one(T.container, "managed-db-client");
+            assert.ok(schedule.dependencies.includes(client.urn), "the first backup waits for the client container");
+            for (const app of ["app1", "app2"]) {
+                assert.ok(schedule.dependencies.includes(run.one(B.grantRole, `${app}-db-backup-membership`).urn), `it waits for the admin's membership in app_${app}`);
+            }
+        }
+        // The single-server stack's settings name no container: the script's defaults (platform-postgres, postgres).
+        assert.doesNotMatch(String(reveal(base.one(T.remoteCommand, "backups-schedule").inputs.create)), /\nPG_CONTAINER='|\nPG_USER='/);
+        assert.ok(!two.resources.some((r) => r.name === "h1-backups-schedule" || (r.type === T.remoteCommand && r.name.includes("backups") && r.urn.includes("host-1"))));
+    });
+
+    it("the admin becomes a member of each app role (no admin option), after the database and the PUBLIC revoke, through the admin channel", () => {
+        const provider = one.one(T.pgProvider, "managed-db-admin");
+        for (const app of ["app1", "app2"]) {
+            const m = one.one(B.grantRole, `${app}-db-backup-membership`);
+            assert.deepStrictEqual([m.inputs.role, m.inputs.grantRole, m.inputs.withAdminOption], ["platform_admin", `app_${app}`, false]);
+            assert.ok(m.provider.startsWith(provider.urn));
+            assert.ok(m.dependencies.includes(one.one(T.database, `${app}-db-database`).urn));
+            assert.ok(m.dependencies.includes(one.one(T.grant, `${app}-db-revoke-public`).urn));
+        }
+        assert.strictEqual(base.byType(B.grantRole).length, 0, "the container database needs none (backups run as its superuser)");
+    });
+
+    it("stack outputs name the bucket and its endpoint, as on the single-server stack", async () => {
+        assert.match(await unwrap(one.value.backupBucket!), /^platform-backups-prod-/);
+        assert.strictEqual(await unwrap(two.value.backupEndpoint!), "https://s3.fr-par.scw.cloud");
     });
 });

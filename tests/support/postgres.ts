@@ -21,16 +21,22 @@ export function requirePostgres(ctx: Mocha.Context): string {
 /**
  * A directory holding a stand-in `docker` for PATH: `docker exec [-i] <container> <program> args…` runs
  * the cluster's own psql/pg_dump/pg_dumpall/pg_restore against it (as the server's binaries would run
- * inside the container); anything else fails. FAKE_DOCKER_FAIL=<program> makes that program fail.
+ * inside the container); anything else fails. FAKE_DOCKER_FAIL=<program> makes that program fail;
+ * FAKE_DOCKER_FAIL_MATCH=<text> makes any call whose arguments contain <text> fail.
+ *
+ * By default it stands for the container database (platform-postgres, the superuser's password). With
+ * `as`, it stands for the managed client container: that container's environment holds the admin's
+ * password (PGPASSWORD) and user (PGUSER); a call naming another user with -U fails authentication.
  */
-export function fakeDocker(cluster: Cluster, container = "platform-postgres"): string {
+export function fakeDocker(cluster: Cluster, container = "platform-postgres", as?: { user: string; password: string }): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-fake-docker-"));
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    const env = as === undefined ? `PGPASSWORD=${q(cluster.password)}` : `PGUSER=${q(as.user)} PGPASSWORD=${q(as.password)} PGDATABASE=postgres`;
     fs.writeFileSync(
         path.join(dir, "docker"),
         [
             "#!/bin/sh",
-            "# stand-in for docker exec into the PostgreSQL container (tests/support/postgres.ts)",
+            "# stand-in for docker exec into a PostgreSQL (or client) container (tests/support/postgres.ts)",
             'echo "$*" >>"${FAKE_DOCKER_LOG:-/dev/null}"',
             '[ "$1" = exec ] || { echo "fake docker: only exec is supported" >&2; exit 1; }',
             "shift",
@@ -40,7 +46,8 @@ export function fakeDocker(cluster: Cluster, container = "platform-postgres"): s
             'program=$1; shift',
             'case $program in psql|pg_dump|pg_dumpall|pg_restore) ;; *) echo "fake docker: $program not allowed" >&2; exit 127 ;; esac',
             'if [ "${FAKE_DOCKER_FAIL:-}" = "$program" ]; then echo "$program: simulated failure" >&2; exit 1; fi',
-            `PGHOST=127.0.0.1 PGPORT=${cluster.port} PGPASSWORD=${q(cluster.password)} exec ${q(cluster.binDir)}/"$program" "$@"`,
+            'case " $* " in *"${FAKE_DOCKER_FAIL_MATCH:-<never>}"*) echo "$program: error: query failed: ERROR:  permission denied (simulated for: ${FAKE_DOCKER_FAIL_MATCH})" >&2; exit 1 ;; esac',
+            `PGHOST=127.0.0.1 PGPORT=${cluster.port} ${env} exec ${q(cluster.binDir)}/"$program" "$@"`,
             "",
         ].join("\n"),
         { mode: 0o755 },
