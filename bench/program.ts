@@ -24,8 +24,7 @@ const RUNS = Number(flag("runs", "7"));
 const NODE = flag("node", process.execPath);
 /**
  * How the language host loads the program: `project` (what Pulumi.yaml says), `typecheck` (typescript: true,
- * main index.ts), `nocheck` (typescript: true, tsconfigpath tsconfig.program.json), `entry` (typescript:
- * false, main entry.js).
+ * main index.ts), `nocheck` (typescript: true, tsconfigpath tsconfig.program.json).
  */
 const ROUTE = flag("route", "project");
 /** `--profile DIR`: write a V8 CPU profile of every run there (open in Chrome DevTools). */
@@ -62,7 +61,6 @@ async function main(): Promise<void> {
         project,
         typecheck: { typescript: true, entryPoint: ".", nodeArgs: [], env: { PULUMI_NODEJS_TRANSPILE_ONLY: "false" } },
         nocheck: { typescript: true, entryPoint: ".", nodeArgs: [], env: { PULUMI_NODEJS_TSCONFIG_PATH: "tsconfig.program.json" } },
-        entry: { typescript: false, entryPoint: "entry.js", nodeArgs: [], env: {} },
     };
     const runtime = routes[ROUTE];
     if (runtime === undefined) throw new Error(`--route ${ROUTE}: one of ${Object.keys(routes).join(", ")}`);
