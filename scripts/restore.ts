@@ -7,16 +7,25 @@
 // kept). --dry-run stops after 5 and drops the copy. Any failed check leaves the app's database as it was.
 //
 // Where things are, per stack (each can be overridden):
-//   prod:  bucket and endpoint from `pulumi stack output backupBucket/backupEndpoint`; the server over
-//          `ssh root@<publicIp>` running the PostgreSQL container's own psql/pg_restore (`docker exec`),
-//          so no database password is needed and the dump's version always matches the server's.
+//   prod:  bucket and endpoint from `pulumi stack output backupBucket/backupEndpoint`; host 0's address
+//          and pinned host key from the stack state (`pulumi stack export`), reached with the program's
+//          own SSH files and options (lib/hostAccess.ts: a server with another host key is refused;
+//          the operator's ssh config is not what trusts it). On host 0, `docker exec` runs:
+//            database container (platform:database container): the PostgreSQL container's own
+//              psql/pg_restore as its superuser over the local socket (no password needed, the
+//              dump's version always matches the server's);
+//            database managed: the client container (platform-pg-client) as the admin, whose password
+//              is in that container's environment; the admin is a member of every app role.
+//          Which one: `platform:database` in Pulumi.<stack>.yaml, or --database container|managed
+//          (during a migration both exist).
 //   local: backups in .platform/local/backups, key .platform/local/backup-identity.txt, `docker exec`.
-// Overrides: --bucket B --endpoint URL [--region R] | --dir DIR; --ssh user@host | --docker CONTAINER |
-//            --pg HOST:PORT (direct connection as PGUSER, default postgres, with PGPASSWORD).
+// Overrides: --bucket B --endpoint URL [--region R] | --dir DIR; --ssh user@host (still pinned) |
+//            --docker CONTAINER | --pg HOST:PORT (direct connection as PGUSER, default postgres, with PGPASSWORD).
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { formatBytes, isBucketName, isS3Endpoint, regionOfEndpoint } from "../lib/backup";
+import { CONTAINER_DATABASE_TARGET, MANAGED_DATABASE_TARGET, formatBytes, isBucketName, isS3Endpoint, regionOfEndpoint } from "../lib/backup";
+import { HostZero, PinnedSsh, hostZeroFromState, pinnedSsh, projectName, stackDatabase } from "../lib/hostAccess";
 import { BackupStore, DirectoryBackupStore, PgRunner, S3BackupStore, directRunner, dockerExecRunner, restoreBackup, sshDockerRunner } from "../lib/restore";
 import { S3Client } from "../lib/s3";
 import { localBackupPaths } from "../components/backups";
@@ -36,9 +45,10 @@ export interface RestoreArgs {
     ssh?: string;
     docker?: string;
     pg?: string;
+    database?: "container" | "managed";
 }
 
-const USAGE = "usage: npm run restore -- --stack <prod|local> --app <app> [--backup NAME | --latest] [--dry-run] [--list] [--identity FILE]";
+const USAGE = "usage: npm run restore -- --stack <prod|local> --app <app> [--backup NAME | --latest] [--dry-run] [--list] [--identity FILE] [--database container|managed]";
 
 export function parseArgs(argv: readonly string[]): RestoreArgs {
     const args: RestoreArgs = { latest: false, dryRun: false, list: false };
@@ -54,6 +64,7 @@ export function parseArgs(argv: readonly string[]): RestoreArgs {
         "--ssh": "ssh",
         "--docker": "docker",
         "--pg": "pg",
+        "--database": "database",
     };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
@@ -70,6 +81,7 @@ export function parseArgs(argv: readonly string[]): RestoreArgs {
     if (!/^[a-z][a-z0-9-]{0,30}$/.test(args.app)) throw new Error(`--app ${JSON.stringify(args.app)} is not an app name`);
     if (args.stack !== undefined && !/^[A-Za-z0-9_.\/-]+$/.test(args.stack)) throw new Error(`--stack ${JSON.stringify(args.stack)} is not a stack name`);
     if (args.backup && args.latest) throw new Error("give --backup NAME or --latest, not both");
+    if (args.database !== undefined && args.database !== "container" && args.database !== "managed") throw new Error(`--database ${JSON.stringify(args.database)} is not container or managed`);
     return args;
 }
 
@@ -82,7 +94,61 @@ function stackOutputs(stack: string): Record<string, unknown> {
     }
 }
 
-export function resolveTargets(args: RestoreArgs, outputs: () => Record<string, unknown>): { store: BackupStore; runner: PgRunner; identity: string } {
+function stackExport(stack: string): unknown {
+    try {
+        return JSON.parse(execFileSync("pulumi", ["stack", "export", "--stack", stack], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 * 1024 * 1024 }));
+    } catch (e) {
+        const err = e as { stderr?: string; message: string };
+        throw new Error(`could not read the state of stack ${stack} (pulumi stack export), which pins host 0's SSH host key: ${(err.stderr ?? err.message).trim()}`);
+    }
+}
+
+/** What resolveTargets reads besides the arguments; tests pass stand-ins. */
+export interface StackReaders {
+    /** `pulumi stack export` of the stack. */
+    readonly state?: () => unknown;
+    /** Pulumi.<stack>.yaml's text (for platform:database). */
+    readonly stackYaml?: () => string;
+    readonly project?: string;
+    readonly env?: NodeJS.ProcessEnv;
+    /** ssh port of host 0 (tests only: servers listen on 22). */
+    readonly sshPort?: number;
+}
+
+/**
+ * How the operator's commands reach host 0's database: a pinned ssh (lib/hostAccess.ts) and the
+ * container and user for `docker exec` (container database or managed client). Shared with
+ * scripts/migrate-to-managed.ts.
+ */
+export function hostZeroRunner(o: { stack: string; database: "container" | "managed"; ssh?: string; readers: StackReaders }): { runner: PgRunner; pinned: PinnedSsh; describe: string } {
+    const project = o.readers.project ?? projectName(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));
+    if (o.ssh !== undefined && !/^[a-z_][a-z0-9_-]*@[0-9a-fA-F.:]+$/.test(o.ssh)) throw new Error(`ssh destination ${JSON.stringify(o.ssh)} is not user@host (an IP address)`);
+    let state: HostZero | undefined;
+    let stateError: Error | undefined;
+    try {
+        state = hostZeroFromState((o.readers.state ?? (() => stackExport(o.stack)))());
+    } catch (e) {
+        stateError = e as Error;
+    }
+    let destination: string;
+    if (o.ssh !== undefined) {
+        destination = o.ssh;
+    } else {
+        if (state === undefined) throw stateError ?? new Error("no host 0 in the stack state");
+        destination = `root@${state.address}`;
+    }
+    const [user, address] = destination.split("@");
+    const hostKey = state !== undefined && state.address === address ? state.hostKey : undefined;
+    const pinned = pinnedSsh({ project, stack: o.stack, address, hostKey, user, port: o.readers.sshPort, env: o.readers.env });
+    const target = o.database === "managed" ? MANAGED_DATABASE_TARGET : CONTAINER_DATABASE_TARGET;
+    return {
+        runner: sshDockerRunner(pinned.destination, pinned.options, target),
+        pinned,
+        describe: `${pinned.destination}, host key pinned by ${pinned.source === "program" ? pinned.knownHostsFile : "the stack state"}`,
+    };
+}
+
+export function resolveTargets(args: RestoreArgs, outputs: () => Record<string, unknown>, readers: StackReaders = {}): { store: BackupStore; runner: PgRunner; identity: string; cleanup: () => void } {
     const isLocal = args.stack === "local";
     const local = localBackupPaths(".platform/local");
     let cached: Record<string, unknown> | undefined;
@@ -104,39 +170,52 @@ export function resolveTargets(args: RestoreArgs, outputs: () => Record<string, 
         store = new S3BackupStore(new S3Client({ endpoint, region, bucket, accessKey, secretKey }));
     }
 
+    const identity = args.identity ?? process.env.PLATFORM_BACKUP_IDENTITY ?? (isLocal ? local.identity : undefined);
+    if (!identity) throw new Error("pass --identity FILE (or set PLATFORM_BACKUP_IDENTITY): the age private key whose public half is platform:backupPublicKey");
+
     let runner: PgRunner;
+    let cleanup = () => undefined as void;
     if (args.pg) {
         const m = /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(args.pg);
         if (!m) throw new Error("--pg takes HOST:PORT");
         if (!process.env.PGPASSWORD) throw new Error("--pg needs PGPASSWORD (the superuser's password) in the environment");
         runner = directRunner({ host: m[1], port: Number(m[2]), user: process.env.PGUSER ?? "postgres", password: process.env.PGPASSWORD, binDir: process.env.PG_BIN_DIR });
-    } else if (args.ssh) {
-        runner = sshDockerRunner(args.ssh);
-    } else if (args.docker || isLocal) {
+    } else if (args.list) {
+        runner = { description: "(listing only)", run: () => Promise.reject(new Error("--list reaches no database")) };
+    } else if (args.docker || (isLocal && !args.ssh)) {
         runner = dockerExecRunner(args.docker ?? "platform-postgres");
     } else {
-        const ip = String(out().publicIp ?? "");
-        if (!/^[0-9a-fA-F.:]+$/.test(ip)) throw new Error(`stack has no publicIp output (got ${JSON.stringify(ip)}): pass --ssh root@<host>`);
-        runner = sshDockerRunner(`root@${ip}`);
+        const stack = args.stack ?? "prod";
+        const database = args.database ?? stackDatabase((readers.stackYaml ?? (() => readStackYaml(stack)))());
+        const host = hostZeroRunner({ stack, database, ssh: args.ssh, readers });
+        runner = host.runner;
+        cleanup = host.pinned.cleanup;
     }
 
-    const identity = args.identity ?? process.env.PLATFORM_BACKUP_IDENTITY ?? (isLocal ? local.identity : undefined);
-    if (!identity) throw new Error("pass --identity FILE (or set PLATFORM_BACKUP_IDENTITY): the age private key whose public half is platform:backupPublicKey");
-    return { store, runner, identity };
+    return { store, runner, identity, cleanup };
+}
+
+function readStackYaml(stack: string): string {
+    const file = path.join(__dirname, "..", `Pulumi.${stack}.yaml`);
+    return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
 }
 
 async function main(): Promise<void> {
     const args = parseArgs(process.argv.slice(2));
     const app = args.app!;
-    const { store, runner, identity } = resolveTargets(args, () => stackOutputs(args.stack ?? "prod"));
-    if (args.list) {
-        const refs = await store.list(app);
-        console.log(`${refs.length} backup(s) of ${app} in ${store.describe()}, newest first:`);
-        for (const r of refs) console.log(`  ${r.name}  ${r.createdAt.toISOString()}  ${r.bytes === undefined ? "" : formatBytes(r.bytes)}`);
-        return;
+    const { store, runner, identity, cleanup } = resolveTargets(args, () => stackOutputs(args.stack ?? "prod"));
+    try {
+        if (args.list) {
+            const refs = await store.list(app);
+            console.log(`${refs.length} backup(s) of ${app} in ${store.describe()}, newest first:`);
+            for (const r of refs) console.log(`  ${r.name}  ${r.createdAt.toISOString()}  ${r.bytes === undefined ? "" : formatBytes(r.bytes)}`);
+            return;
+        }
+        if (!fs.existsSync(identity)) throw new Error(`the age identity file ${identity} does not exist`);
+        await restoreBackup({ store, runner, app, backup: args.backup, identityFile: identity, dryRun: args.dryRun });
+    } finally {
+        cleanup();
     }
-    if (!fs.existsSync(identity)) throw new Error(`the age identity file ${identity} does not exist`);
-    await restoreBackup({ store, runner, app, backup: args.backup, identityFile: identity, dryRun: args.dryRun });
 }
 
 if (require.main === module) {

@@ -428,9 +428,31 @@ describe("the restore command's arguments (scripts/restore.ts)", () => {
             process.env.SCW_ACCESS_KEY = "SCWABCDEFGHIJKLMNOPQ";
             process.env.SCW_SECRET_KEY = "0b2f6e1c-9a4d-4e8b-b7a2-3c5d6e7f8a9b";
             assert.throws(() => resolveTargets(parseArgs(["--stack", "prod", "--app", "app1"]), outputs), /--identity FILE/);
-            const t = resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k"]), outputs);
+            // Host 0's address and pinned key come from the state (pulumi stack export), not from publicIp
+            // (the load balancer's address on a several-host stack); platform:database picks the container.
+            const sshBase = fs.mkdtempSync(path.join(os.tmpdir(), "platform-restore-args-"));
+            const state = () => ({
+                deployment: {
+                    resources: [{ urn: "urn:pulumi:prod::platform::platform:host:ScalewayHost::host", type: "platform:host:ScalewayHost", outputs: { publicAddress: "51.15.200.8", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHMbJt8HkIVb3cQzQ0k7m4eqK5QdKHnXk0t7L1CTbsRM" } }],
+                },
+            });
+            const readers = (database?: string) => ({ state, project: "platform", env: { PLATFORM_SSH_DIR: sshBase }, stackYaml: () => (database ? `config:\n  platform:database: ${database}\n` : "config: {}\n") });
+            const t = resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k"]), outputs, readers());
             assert.strictEqual(t.store.describe(), "s3://platform-backups-prod-abc at https://s3.fr-par.scw.cloud");
-            assert.strictEqual(t.runner.description, "ssh root@51.15.200.7 docker exec platform-postgres as postgres");
+            assert.strictEqual(t.runner.description, "ssh root@51.15.200.8 docker exec platform-postgres as postgres");
+            t.cleanup();
+            const managed = resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k"]), outputs, readers("managed"));
+            assert.strictEqual(managed.runner.description, "ssh root@51.15.200.8 docker exec platform-pg-client as platform_admin");
+            managed.cleanup();
+            const overridden = resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k", "--database", "container"]), outputs, readers("managed"));
+            assert.strictEqual(overridden.runner.description, "ssh root@51.15.200.8 docker exec platform-postgres as postgres");
+            overridden.cleanup();
+            assert.throws(() => parseArgs(["--app", "app1", "--database", "both"]), /not container or managed/);
+            assert.throws(() => resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k"]), outputs, { ...readers(), stackYaml: () => "config:\n  platform:database: mysql\n" }), /platform:database is "mysql"/);
+            // --list needs no host at all.
+            const listing = resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k", "--list"]), outputs, { state: () => { throw new Error("not read"); } });
+            assert.strictEqual(listing.runner.description, "(listing only)");
+            fs.rmSync(sshBase, { recursive: true, force: true });
             const local = resolveTargets(parseArgs(["--stack", "local", "--app", "app1"]), () => ({}));
             assert.match(local.store.describe(), /\.platform\/local\/backups$/);
             assert.strictEqual(local.runner.description, "docker exec platform-postgres as postgres");
