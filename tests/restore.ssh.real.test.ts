@@ -14,6 +14,7 @@ import { MANAGED_DATABASE_TARGET, renderBackupSettings } from "../lib/backup";
 import { renderSshdHardening } from "../lib/cloudInit";
 import { DirectoryBackupStore, restoreBackup } from "../lib/restore";
 import { SSH_DIR_ENV, knownHostsLine, stackSshDirectory, writeStackSshFiles } from "../lib/sshFiles";
+import { parseMigrateArgs, runMigration } from "../scripts/migrate-to-managed";
 import { parseArgs, resolveTargets } from "../scripts/restore";
 import { requireBinary } from "./support/edge";
 import { Cluster, fakeDocker, requirePostgres, startCluster } from "./support/postgres";
@@ -169,6 +170,14 @@ describe("restore over SSH pins host 0's key (real OpenSSH, real PostgreSQL, man
                 t.cleanup();
             }
         }
+        // The migration command reaches host 0 the same way: its first step refuses the impostor too.
+        const migrating = runMigration(parseMigrateArgs(["--stack", stack, "--step", "1", "--dry-run"]), {
+            readers: { state: () => stateWithHostZero(address, genuineKey), project: "platform", env: env() },
+            stackYaml: () => `config:\n  platform:target: scaleway\n  platform:apps:\n    app1: "1.0.0"\n`,
+            outputs: () => ({}),
+            log: () => undefined,
+        });
+        await assert.rejects(migrating, /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
         assert.ok(!fs.existsSync(log), "no command ran on the impostor");
         assert.strictEqual(cluster.query("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"), databases);
         assert.strictEqual(cluster.query("app1_db", "SELECT count(*) FROM orders"), "321");

@@ -1,0 +1,122 @@
+// The program's resource URNs for a stack config, without the Pulumi CLI or any cloud: the program
+// runs here under the SDK's mocks (a preview), and every registration's type, name and URN is kept.
+// The migration command (scripts/migrate-to-managed.ts) uses it to print the exact `--target` list of
+// its step 2 (what `database: managed` adds to the stack) and the volume's URN of its step 4.
+//
+// Nothing of the operator's machine is touched: ScalewayHost writes its SSH files under a temporary
+// PLATFORM_SSH_DIR (removed afterwards), the deploying identity is a placeholder, and the admin
+// channel opens nothing (a preview).
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as yaml from "js-yaml";
+import * as pulumi from "@pulumi/pulumi";
+import { catalog } from "../apps";
+import { RawConfig, SECRET_KEYS, parseStackConfig } from "./config";
+import { SSH_DIR_ENV } from "./sshFiles";
+
+export interface GraphResource {
+    readonly type: string;
+    readonly name: string;
+    readonly urn: string;
+    readonly custom: boolean;
+}
+
+const PLACEHOLDER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHMbJt8HkIVb3cQzQ0k7m4eqK5QdKHnXk0t7L1CTbsRM";
+const PLACEHOLDER_SECRET: Record<string, string> = {
+    sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----",
+};
+
+/**
+ * A stack file's `config:` as the runtime hands it to the program (`namespace:key` → string; lists
+ * and maps as JSON). Secret values (`secure:`) cannot be read here and do not shape any URN: they
+ * become placeholders.
+ */
+export function stackConfigFromYaml(text: string): Record<string, string> {
+    const doc = yaml.load(text) as { config?: Record<string, unknown> } | undefined;
+    const out: Record<string, string> = {};
+    for (const [key, value] of Object.entries(doc?.config ?? {})) {
+        if (typeof value === "object" && value !== null && "secure" in value) {
+            const short = key.slice(key.indexOf(":") + 1);
+            out[key] = PLACEHOLDER_SECRET[short] ?? "placeholder";
+        } else out[key] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+    return out;
+}
+
+/** Outputs the program reads from the cloud, as a deployed stack would have them. */
+function mockState(args: pulumi.runtime.MockResourceArgs, counter: { n: number }): Record<string, unknown> {
+    const i: Record<string, any> = { ...args.inputs };
+    switch (args.type) {
+        case "docker:index/container:Container":
+            return { ...i, name: i.name ?? `${args.name}-${(++counter.n).toString(16).padStart(7, "0")}` };
+        case "docker:index/remoteImage:RemoteImage":
+            return { ...i, imageId: `sha256:${"0".repeat(64)}` };
+        case "scaleway:instance/ip:Ip":
+            return { ...i, address: `51.15.200.${++counter.n % 250}` };
+        case "scaleway:ipam/ip:Ip":
+            return { ...i, address: `172.16.32.${10 + (++counter.n % 200)}/22` };
+        case "scaleway:loadbalancers/ip:Ip":
+            return { ...i, ipAddress: "51.159.10.20" };
+        case "scaleway:databases/instance:Instance":
+            return { ...i, privateNetwork: { ...(i.privateNetwork ?? {}), ip: "172.16.32.9", port: 5432 } };
+        case "random:index/randomPassword:RandomPassword":
+        case "random:index/randomString:RandomString":
+            return { ...i, result: `placeholder${args.name.replace(/[^a-z0-9]/gi, "")}` };
+        case "command:remote:Command":
+            return { ...i, stdout: args.name.endsWith("wait-for-docker") ? `${PLACEHOLDER_HOST_KEY} root@platform\n` : "", stderr: "" };
+        case "scaleway:iam/application:Application":
+            return { ...i, id: "00000000-0000-0000-0000-000000000000" };
+        default:
+            return i;
+    }
+}
+
+/** Every resource the program declares for `stack` with these settings, in registration order. */
+export async function programResources(stack: string, project: string, stackConfig: Readonly<Record<string, string>>): Promise<GraphResource[]> {
+    const sshDir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-graph-ssh-"));
+    const saved = process.env[SSH_DIR_ENV];
+    process.env[SSH_DIR_ENV] = sshDir;
+    try {
+        const counter = { n: 0 };
+        await pulumi.runtime.setMocks(
+            { newResource: (args) => ({ id: `${args.name}-id`, state: mockState(args, counter) }), call: (args) => args.inputs },
+            project,
+            stack,
+            true,
+        );
+        const resources: GraphResource[] = [];
+        const monitor = pulumi.runtime.getMonitor() as any;
+        const original = monitor.registerResource.bind(monitor);
+        monitor.registerResource = (req: any, callback: any) => {
+            resources.push({ type: req.getType(), name: req.getName(), urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()), custom: req.getCustom() });
+            return original(req, callback);
+        };
+        const platform: Record<string, string> = { ...stackConfig };
+        // The stack file of a checkout may lack the secrets (they live in the operator's copy): a
+        // placeholder where the config needs one; no URN depends on a secret's value.
+        if (platform["platform:registryUsername"] && !platform["platform:registryToken"]) platform["platform:registryToken"] = "placeholder";
+        const config = parseStackConfig(platform as RawConfig, { catalog, isSecret: (key) => SECRET_KEYS.has(key) });
+        // Loaded here, not at the top: the program's modules must see the mocks.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { definePlatform } = require("../platform") as typeof import("../platform");
+        definePlatform(config, {
+            openForward: async () => ({ host: "127.0.0.1", port: 1, pid: 0, close: () => undefined }),
+            backupAdministrators: ["user_id:00000000-0000-0000-0000-000000000000"],
+        });
+        let seen = -1;
+        for (let stable = 0; stable < 5; ) {
+            await new Promise((r) => setTimeout(r, 40));
+            if (resources.length === seen) stable++;
+            else {
+                stable = 0;
+                seen = resources.length;
+            }
+        }
+        return resources;
+    } finally {
+        if (saved === undefined) delete process.env[SSH_DIR_ENV];
+        else process.env[SSH_DIR_ENV] = saved;
+        fs.rmSync(sshDir, { recursive: true, force: true });
+    }
+}
