@@ -170,7 +170,9 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
         const stack = pulumi.getStack();
         this.sshOptions = pulumi.unsecret(
             pulumi.all([this.ip.address, this.hostKey, privateKey]).apply(([address, hostKey, key]) => {
-                const files = writeStackSshFiles({ project, stack, knownHosts: knownHostsLine(address, hostKey), privateKey: key });
+                // The first host keeps the stack's `known_hosts`; other hosts of a scaled stack pin theirs in files of their own.
+                const knownHostsName = name === "host" ? "known_hosts" : `known_hosts-${name}`;
+                const files = writeStackSshFiles({ project, stack, knownHosts: knownHostsLine(address, hostKey), privateKey: key, knownHostsName });
                 return strictSshOptions(files.knownHostsFile, files.identityFile);
             }),
         );

@@ -111,18 +111,22 @@ export function writeStackSshFiles(args: {
     readonly knownHosts: string;
     readonly privateKey?: string;
     readonly env?: NodeJS.ProcessEnv;
+    /** One file per host of a stack (several hosts must not overwrite each other's pin); `known_hosts` for the first. */
+    readonly knownHostsName?: string;
 }): StackSshFiles {
     const dir = stackSshDirectory(args.project, args.stack, args.env);
+    const knownHostsName = args.knownHostsName ?? "known_hosts";
+    if (!/^known_hosts(-[a-z0-9-]{1,40})?$/.test(knownHostsName)) throw new Error(`known_hosts file name ${JSON.stringify(knownHostsName)} is not known_hosts or known_hosts-<host>`);
     privateDirectory(dir.absolute);
     const line = (text: string) => (text.endsWith("\n") ? text : text + "\n");
-    writeFileAtomically(path.join(dir.absolute, "known_hosts"), line(args.knownHosts));
+    writeFileAtomically(path.join(dir.absolute, knownHostsName), line(args.knownHosts));
     const identity = path.join(dir.absolute, "id");
     if (args.privateKey === undefined) {
         fs.rmSync(identity, { force: true });
-        return { knownHostsFile: `${dir.forSsh}/known_hosts`, directory: dir.absolute };
+        return { knownHostsFile: `${dir.forSsh}/${knownHostsName}`, directory: dir.absolute };
     }
     writeFileAtomically(identity, line(args.privateKey));
-    return { knownHostsFile: `${dir.forSsh}/known_hosts`, identityFile: `${dir.forSsh}/id`, directory: dir.absolute };
+    return { knownHostsFile: `${dir.forSsh}/${knownHostsName}`, identityFile: `${dir.forSsh}/id`, directory: dir.absolute };
 }
 
 /** A known_hosts line that pins `hostKey` ("ssh-ed25519 AAAA…") for `address` on `port`. */

@@ -235,6 +235,19 @@ describe("scale: two hosts behind the load balancer (mocks)", () => {
         assert.ok(h1.provider.includes("host-1-docker"), "host 1's containers run on host 1's engine");
     });
 
+    it("each host's Docker provider pins that host's key in a known_hosts of its own: a second host never overwrites the first's", () => {
+        const knownHosts = two.byType(T.dockerProvider).map((p) => {
+            const options: string[] = typeof p.inputs.sshOpts === "string" ? JSON.parse(p.inputs.sshOpts) : p.inputs.sshOpts;
+            const option = options.find((o) => o.startsWith("UserKnownHostsFile="));
+            assert.ok(option, `${p.name}: ${options.join(" ")}`);
+            return `${p.name} ${option}`;
+        });
+        assert.deepStrictEqual(knownHosts.sort(), [
+            "host-1-docker UserKnownHostsFile=~/.ssh/platform/platform/prod/known_hosts-host-1",
+            "host-docker UserKnownHostsFile=~/.ssh/platform/platform/prod/known_hosts",
+        ].map((l) => (process.env.PLATFORM_SSH_DIR ? l.replace("~/.ssh/platform/platform/prod", `${process.env.PLATFORM_SSH_DIR}/platform/prod`) : l)).sort());
+    });
+
     it("the security groups accept 80/443 from nowhere on the internet (the load balancer comes over the private network); SSH as configured", () => {
         for (const sg of two.byType(T.securityGroup)) {
             const rules = sg.inputs.inboundRules as { port: number; ipRange: string }[];
