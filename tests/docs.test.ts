@@ -6,6 +6,7 @@ import * as path from "path";
 import { CERTIFICATE_SCRIPT } from "../components/reverseProxy";
 import { catalog } from "../apps";
 import { CONFIG_KEYS, INSTANCE_MEMORY_MB, planMemory } from "../lib/config";
+import { PRICES_DATE, costTable } from "../lib/scale";
 import { parse } from "./fixtures";
 
 const root = path.join(__dirname, "..");
@@ -117,6 +118,15 @@ describe("the README's claims that can be checked", () => {
         const figure = (n: number) => n.toLocaleString("en-US");
         assert.ok(readme.includes(`On DEV1-M that is ${figure(plan.budgetMb)} MiB`), `budget ${plan.budgetMb}`);
         assert.ok(readme.includes(`the forwarder and the edge use ${figure(plan.totalMb)}`), `total ${plan.totalMb}`);
+    });
+    it("the cost table is the cost model's, with the date of its prices", () => {
+        const table = costTable([
+            { name: "1 host + container DB (today)", shape: { hosts: 1, database: "container" } },
+            { name: "2 hosts + managed DB-DEV-S + LB-S", shape: { hosts: 2, database: "managed" } },
+            { name: "2 hosts + managed DB-DEV-S HA + LB-S", shape: { hosts: 2, database: "managed", managedDatabaseHa: true } },
+        ]);
+        assert.ok(readme.includes(table), "regenerate the README's cost table from lib/scale.ts costTable()");
+        assert.match(table, new RegExp(PRICES_DATE));
     });
     it("the certificate command it gives is the script and settings file the edge installs", () => {
         const script = fs.readFileSync(path.join(root, "scripts", "issue-certificate.sh"), "utf8");

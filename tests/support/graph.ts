@@ -30,6 +30,8 @@ function markSecrets(value: unknown): unknown {
     return value;
 }
 
+const REPO_ROOT = path.resolve(__dirname, "..", "..");
+
 export function graphOf(run: RunResult): GraphNode[] {
     const autoNamed = run.resources.filter((r) => r.type === T.container && r.inputs.name === undefined).map((r) => r.name);
     const nodes = run.resources.map((r: Registration) => ({
@@ -49,6 +51,8 @@ export function graphOf(run: RunResult): GraphNode[] {
     }));
     let text = JSON.stringify(nodes.sort((a, b) => a.urn.localeCompare(b.urn)));
     for (const name of autoNamed) text = text.replace(new RegExp(`\\b${name}-[0-9a-f]{7}\\b`, "g"), `${name}-<auto>`);
+    // The local stack's paths are absolute: a checkout anywhere else (CI's fresh clone) must compare equal.
+    text = text.split(REPO_ROOT + "/").join("<repo>/");
     text = text.split(os.homedir() + "/").join("<home>/");
     return JSON.parse(text);
 }
