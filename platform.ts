@@ -9,7 +9,7 @@ import { ReverseProxy } from "./components/reverseProxy";
 import { ScalewayHost } from "./components/scalewayHost";
 import { WebApp } from "./components/webApp";
 import { openForward, stablePort } from "./lib/adminChannel";
-import { PlatformConfig } from "./lib/config";
+import { DeployedApp, PlatformConfig } from "./lib/config";
 import { databaseConnectionLimit } from "./lib/postgres";
 import { defineScaledPlatform, isScaled } from "./platformScale";
 
@@ -23,6 +23,22 @@ export interface AppOutputs {
     /** Database and role names; absent for apps without a database. */
     readonly database?: pulumi.Output<string>;
     readonly role?: pulumi.Output<string>;
+}
+
+/** What the stack exports for one app, on any shape: its URLs from the origin, its release, its database and role. */
+export function appOutputs(
+    origin: string,
+    deployed: DeployedApp,
+    database?: { readonly databaseName: pulumi.Output<string>; readonly roleName: pulumi.Output<string> },
+): AppOutputs {
+    const name = deployed.definition.name;
+    return {
+        url: pulumi.output(`${origin}/${name}/`),
+        apiUrl: pulumi.output(`${origin}/api/${name}/`),
+        release: deployed.release,
+        database: database?.databaseName,
+        role: database?.roleName,
+    };
 }
 
 export interface PlatformOutputs {
@@ -125,13 +141,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
         webApps.push(webApp);
         if (database !== undefined) databaseUrls[name] = database.databaseUrl;
         if (database !== undefined) appDatabases.push({ app: name, database });
-        apps[name] = {
-            url: pulumi.output(`${origin}/${name}/`),
-            apiUrl: pulumi.output(`${origin}/api/${name}/`),
-            release: deployed.release,
-            database: database?.databaseName,
-            role: database?.roleName,
-        };
+        apps[name] = appOutputs(origin, deployed, database);
     }
 
     new ReverseProxy("edge", {

@@ -16,6 +16,7 @@ import { MANAGED_DATABASE_TARGET } from "./lib/backup";
 import { PlatformConfig } from "./lib/config";
 import { databaseConnectionLimit } from "./lib/postgres";
 import { MANAGED_ADMIN_PORT, hostName, hostPrefix } from "./lib/scale";
+import { appOutputs } from "./platform";
 import type { AppOutputs, PlatformDependencies, PlatformOutputs } from "./platform";
 
 /** Port of the container database's forwarder on host 0 (platform.ts's POSTGRES_PUBLISHED_PORT.scaleway). */
@@ -109,13 +110,7 @@ export function defineScaledPlatform(config: PlatformConfig, deps: PlatformDepen
             appDatabases.set(name, db);
             databaseUrls[name] = db.databaseUrl;
         }
-        apps[name] = {
-            url: pulumi.output(`${origin}/${name}/`),
-            apiUrl: pulumi.output(`${origin}/api/${name}/`),
-            release: deployed.release,
-            database: db?.databaseName,
-            role: db?.roleName,
-        };
+        apps[name] = appOutputs(origin, deployed, db);
     }
 
     // One host after another: host i's containers start only once host i-1's edge has applied the new

@@ -104,19 +104,27 @@ export async function programResources(stack: string, project: string, stackConf
             openForward: async () => ({ host: "127.0.0.1", port: 1, pid: 0, close: () => undefined }),
             backupAdministrators: ["user_id:00000000-0000-0000-0000-000000000000"],
         });
-        let seen = -1;
-        for (let stable = 0; stable < 5; ) {
-            await new Promise((r) => setTimeout(r, 40));
-            if (resources.length === seen) stable++;
-            else {
-                stable = 0;
-                seen = resources.length;
-            }
-        }
+        await untilNoNewRegistration(() => resources.length);
         return resources;
     } finally {
         if (saved === undefined) delete process.env[SSH_DIR_ENV];
         else process.env[SSH_DIR_ENV] = saved;
         fs.rmSync(sshDir, { recursive: true, force: true });
+    }
+}
+
+/**
+ * Resolves once `count()` has stayed the same for 200 ms: the program has registered everything it
+ * will (registrations arrive asynchronously, as outputs resolve under the mocks).
+ */
+export async function untilNoNewRegistration(count: () => number): Promise<void> {
+    let seen = -1;
+    for (let stable = 0; stable < 5; ) {
+        await new Promise((r) => setTimeout(r, 40));
+        if (count() === seen) stable++;
+        else {
+            stable = 0;
+            seen = count();
+        }
     }
 }

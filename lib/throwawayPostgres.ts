@@ -5,9 +5,12 @@
 // this process is root (initdb refuses root). Runtime code: nothing here depends on tests/.
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
-import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { freeLoopbackPort } from "./adminChannel";
+
+/** Any free port on 127.0.0.1: the admin channel's helper, which the tests use too. */
+export { freeLoopbackPort };
 
 const SERVER_PROGRAMS = ["initdb", "pg_ctl", "postgres"];
 
@@ -28,16 +31,6 @@ export function findPostgresBinDir(): string | undefined {
     return candidates.find((dir) => SERVER_PROGRAMS.every((p) => fs.existsSync(path.join(dir, p))));
 }
 
-export function freeLoopbackPort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.once("error", reject);
-        s.listen(0, "127.0.0.1", () => {
-            const { port } = s.address() as net.AddressInfo;
-            s.close(() => resolve(port));
-        });
-    });
-}
 
 export interface PsqlResult {
     readonly status: number;

@@ -2,6 +2,7 @@
 // still wrapped), provider, and the options only the monitor sees (deleteBeforeReplace, protect,
 // retainOnDelete, ignoreChanges, dependencies).
 import * as pulumi from "@pulumi/pulumi";
+import { untilNoNewRegistration } from "../lib/programGraph";
 
 export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 export const FAKE_IP = "51.15.200.7";
@@ -112,15 +113,7 @@ export async function runProgram<T>(stack: string, program: () => T, options: { 
     };
 
     const value = program();
-    let seen = -1;
-    for (let stable = 0; stable < 5; ) {
-        await new Promise((r) => setTimeout(r, 40));
-        if (resources.length === seen) stable++;
-        else {
-            stable = 0;
-            seen = resources.length;
-        }
-    }
+    await untilNoNewRegistration(() => resources.length);
     const byType = (type: string) => resources.filter((r) => r.type === type);
     const one = (type: string, name: string) => {
         const found = resources.filter((r) => r.type === type && r.name === name);
