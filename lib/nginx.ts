@@ -99,10 +99,16 @@ export const DEFAULT_CSP =
 // Raw request paths that could escape an app's prefix once decoded or normalised: dot segments,
 // encoded dots, slashes and backslashes (also double-encoded, for apps that decode twice), and empty
 // segments. Refused before routing. (\x5c is a backslash: nginx's quoted strings would swallow a literal one.)
-const HOSTILE_PATH = String.raw`^[^?]*(%2e|%2f|%5c|%25(2e|2f|5c)|\x5c|//|/\.\.?(/|\?|$))`;
+// Non-capturing: nginx copies no captures for it.
+const HOSTILE_PATH = String.raw`^[^?]*(?:%2e|%2f|%5c|%25(?:2e|2f|5c)|\x5c|//|/\.\.?(?:/|\?|$))`;
+
+// Dotfiles (.env, .git/, .htpasswd), checked on the raw path right after HOSTILE_PATH: with encoded
+// dots, slashes and backslashes already refused, a dot starting a segment of the decoded path is a
+// literal "/." in the raw one. The ACME HTTP-01 token path is the one exception.
+const DOTFILE_PATH = String.raw`^(?!/\.well-known/acme-challenge/[A-Za-z0-9_-]+(?:\?|$))[^?]*/\.`;
 
 // Build tools name long-cached assets with a content hash (main.3f9a1c2e.js, chunk-AB12CD34.js).
-const HASHED_ASSET = String.raw`[.-][0-9A-Za-z]{8,}\.(js|mjs|css|woff2?|ttf|png|jpe?g|gif|svg|webp|avif|ico)(\?.*)?$`;
+const HASHED_ASSET = String.raw`[.-][0-9A-Za-z]{8,}\.(js|mjs|css|woff2?|ttf|png|jpe?g|gif|svg|webp|avif|ico)$`;
 
 /** Where the apply script reads which config nginx has loaded (loopback clients only). */
 export const GENERATION_PATH = "/__platform/generation";
@@ -278,21 +284,41 @@ function upstreamBlock(name: string, u: Upstream): string[] {
     ];
 }
 
+/**
+ * The response headers of one kind of location, rendered whole: an `add_header` in a location drops
+ * every inherited one, so each location that sets its own carries the full set. Static values (no
+ * map over the URI evaluated per response): `csp` undefined means none (the API answers for itself),
+ * `cacheControl` undefined leaves the app's own Cache-Control alone.
+ */
+function responseHeaders(mode: "https" | "http", csp: string | undefined, cacheControl?: string): string[] {
+    return [
+        `add_header X-Request-ID $platform_request_id always;`,
+        `add_header X-Content-Type-Options "nosniff" always;`,
+        `add_header X-Frame-Options "DENY" always;`,
+        `add_header Referrer-Policy "strict-origin-when-cross-origin" always;`,
+        ...(csp !== undefined ? [`add_header Content-Security-Policy ${quote(csp)} always;`] : []),
+        // Not `always`: as for any add_header without it, only on 2xx and 3xx answers.
+        ...(cacheControl !== undefined ? [`add_header Cache-Control ${quote(cacheControl)};`] : []),
+        ...(mode === "https" ? [`add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;`] : []),
+    ];
+}
+
+const IMMUTABLE = "public, max-age=31536000, immutable";
+
 function appLocations(r: Route, settings: EdgeSettings): string[] {
     const fe = upstreamName(r.app, "frontend");
     const be = upstreamName(r.app, "backend");
     const a = r.app;
+    const csp = r.contentSecurityPolicy ?? DEFAULT_CSP;
+    const page = responseHeaders(settings.mode, csp, "no-cache");
+    const api = responseHeaders(settings.mode, undefined);
     // proxy_pass without a URI passes the client's URI as sent, or the rewritten one after
-    // `rewrite ... break`, which is how the prefix is stripped.
+    // `rewrite ... break`, which is how the prefix is stripped. The file locations are nested in the
+    // app's prefix, so no other request runs their regexes; they set everything they need themselves
+    // (a nested location would inherit proxy_intercept_errors and error_page).
     return [
         `# ${a}: frontend ${r.frontend.host}:${r.frontend.port}, backend ${r.backend.host}:${r.backend.port} (API prefix ${r.apiPrefix === "keep" ? "kept" : "stripped"})`,
         `location = /${a} { return 301 /${a}/; }`,
-        `location ~ ^/${a}/.*\\.[A-Za-z0-9]+$ {`,
-        `    # A file: served as the frontend answers it, a missing one stays a 404.`,
-        `    rewrite ^/${a}(/.*)$ $1 break;`,
-        `    proxy_hide_header Cache-Control;`,
-        `    proxy_pass http://${fe};`,
-        `}`,
         `location /${a}/ {`,
         `    # An SPA route: a 404 from the frontend falls back to the app's index.html.`,
         `    rewrite ^/${a}(/.*)$ $1 break;`,
@@ -300,38 +326,41 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         `    proxy_intercept_errors on;`,
         `    error_page 404 = @${a}_index;`,
         `    proxy_pass http://${fe};`,
+        ...indent(page, 1),
+        `    # A file named with a content hash: cached for good.`,
+        `    location ~ "^/${a}/.*${HASHED_ASSET}" {`,
+        `        rewrite ^/${a}(/.*)$ $1 break;`,
+        `        proxy_hide_header Cache-Control;`,
+        `        proxy_intercept_errors off;`,
+        `        proxy_pass http://${fe};`,
+        ...indent(responseHeaders(settings.mode, csp, IMMUTABLE), 2),
+        `    }`,
+        `    # Any other file: served as the frontend answers it, a missing one stays a 404.`,
+        `    location ~ ^/${a}/.*\\.[A-Za-z0-9]+$ {`,
+        `        rewrite ^/${a}(/.*)$ $1 break;`,
+        `        proxy_hide_header Cache-Control;`,
+        `        proxy_intercept_errors off;`,
+        `        proxy_pass http://${fe};`,
+        ...indent(page, 2),
+        `    }`,
         `}`,
         `location @${a}_index {`,
         `    rewrite ^ /index.html break;`,
         `    proxy_hide_header Cache-Control;`,
         `    proxy_pass http://${fe};`,
+        ...indent(page, 1),
         `}`,
-        `location = /api/${a} { return 301 /api/${a}/; }`,
-        `location /api/${a}/ {`,
+        `location = /api/${a} {`,
+        ...indent(api, 1),
+        `    return 301 /api/${a}/;`,
+        `}`,
+        `location ^~ /api/${a}/ {`,
         `    limit_req zone=api_per_client burst=${settings.apiBurst} nodelay;`,
         ...(r.apiPrefix === "strip" ? [`    rewrite ^/api/${a}(/.*)$ $1 break;`] : []),
         `    proxy_pass http://${be};`,
+        ...indent(api, 1),
         `}`,
     ];
-}
-
-function cacheControlMap(routes: readonly Route[]): string[] {
-    const lines = ["map $request_uri $platform_cache_control {", `    default "";`, `    "~^/api/" "";`];
-    for (const r of routes) {
-        lines.push(`    "~^/${r.app}/.*${HASHED_ASSET}" "public, max-age=31536000, immutable";`);
-        lines.push(`    "~^/${r.app}/" "no-cache";`);
-    }
-    lines.push("}");
-    return lines;
-}
-
-function cspMap(routes: readonly Route[]): string[] {
-    const lines = ["map $request_uri $platform_csp {", `    default ${quote(DEFAULT_CSP)};`, `    "~^/api/" "";`];
-    for (const r of routes) {
-        if (r.contentSecurityPolicy !== undefined) lines.push(`    "~^/${r.app}/" ${quote(r.contentSecurityPolicy)};`);
-    }
-    lines.push("}");
-    return lines;
 }
 
 /** The edge's own endpoints for the container healthcheck and the apply script, from loopback only. */
@@ -344,16 +373,12 @@ function internalLocations(): string[] {
 
 function commonServerLines(mode: "https" | "http"): string[] {
     return [
+        // Two anchored regexes on the raw path, compiled with pcre_jit: the only ones every request runs.
         `if ($request_uri ~* "${HOSTILE_PATH}") { return 400; }`,
-        "# Dotfiles (.env, .git/, .htpasswd) of any app, decoded: never served.",
-        `if ($platform_dotfile) { return 404; }`,
-        `add_header X-Request-ID $platform_request_id always;`,
-        `add_header X-Content-Type-Options "nosniff" always;`,
-        `add_header X-Frame-Options "DENY" always;`,
-        `add_header Referrer-Policy "strict-origin-when-cross-origin" always;`,
-        `add_header Content-Security-Policy $platform_csp always;`,
-        `add_header Cache-Control $platform_cache_control;`,
-        ...(mode === "https" ? [`add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;`] : []),
+        "# Dotfiles (.env, .git/, .htpasswd) of any app, encoded or not: never served.",
+        `if ($request_uri ~ "${DOTFILE_PATH}") { return 404; }`,
+        // What every location without its own headers answers with (the edge's own pages, redirects).
+        ...responseHeaders(mode, DEFAULT_CSP),
         ...internalLocations(),
     ];
 }
@@ -363,7 +388,12 @@ function routingServerBody(routes: readonly Route[], settings: EdgeSettings): st
         ...commonServerLines(settings.mode),
         ...routes.flatMap((r) => ["", ...appLocations(r, settings)]),
         "",
-        "# Anything no app claims is the edge's own 404, never another app's page.",
+        "# Anything no app claims is the edge's own 404, never another app's page (no CSP under /api/, as for the apps' APIs).",
+        "location ^~ /api/ {",
+        ...indent(responseHeaders(settings.mode, undefined), 1),
+        `    default_type text/plain;`,
+        `    return 404 "not found\\n";`,
+        "}",
         `location / { default_type text/plain; return 404 "not found\\n"; }`,
     ];
 }
@@ -457,6 +487,10 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
     const forwardedHost = settings.domain;
     // Behind the load balancer every routed request arrived over HTTPS (port 80 only redirects there).
     const scheme = lb !== undefined ? "https" : "$scheme";
+    // A client address is IPv6 (or a unix socket's "unix:") only through an IPv6 or unix listener, or
+    // from the load balancer's PROXY header: otherwise RFC 7239's quoting of such a node needs no
+    // per-request regex.
+    const ipv6Clients = lb !== undefined || [settings.listenHttp, settings.listenHttps].some((l) => l.includes("[") || l.startsWith("unix:"));
     const http: string[] = [
         "server_tokens off;",
         "default_type application/octet-stream;",
@@ -514,12 +548,9 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
         `map $http_upgrade $platform_connection { "~*^websocket$" "upgrade"; default ""; }`,
         "# A well-formed X-Request-ID from the client is kept, anything else is replaced by nginx's own.",
         `map $http_x_request_id $platform_request_id { "~^[A-Za-z0-9._-]{8,128}$" $http_x_request_id; default $request_id; }`,
-        "# RFC 7239 quotes an IPv6 node.",
-        `map $remote_addr $platform_forwarded_for { "~:" '"[$remote_addr]"'; default $remote_addr; }`,
-        "# $uri is decoded and normalised, so %2e-encoded dots count too. The ACME token path is the one exception.",
-        `map $uri $platform_dotfile { "~^(?!/\\.well-known/acme-challenge/[A-Za-z0-9_-]+$).*/\\." 1; default 0; }`,
-        ...cacheControlMap(sorted),
-        ...cspMap(sorted),
+        ...(ipv6Clients
+            ? ["# RFC 7239 quotes an IPv6 node.", `map $remote_addr $platform_forwarded_for { "~:" '"[$remote_addr]"'; default $remote_addr; }`]
+            : []),
         "",
         `limit_req_zone $binary_remote_addr zone=api_per_client:10m rate=${settings.apiRatePerSecond}r/s;`,
         "limit_req_status 429;",
@@ -531,7 +562,7 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
         "proxy_set_header X-Forwarded-For $remote_addr;",
         `proxy_set_header X-Forwarded-Proto ${scheme};`,
         `proxy_set_header X-Forwarded-Host ${forwardedHost};`,
-        `proxy_set_header Forwarded "for=$platform_forwarded_for;host=${forwardedHost};proto=${scheme}";`,
+        `proxy_set_header Forwarded "for=${ipv6Clients ? "$platform_forwarded_for" : "$remote_addr"};host=${forwardedHost};proto=${scheme}";`,
         "proxy_set_header X-Request-ID $platform_request_id;",
         "proxy_set_header Upgrade $platform_upgrade;",
         "proxy_set_header Connection $platform_connection;",
@@ -547,7 +578,7 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
     return [
         "# Rendered by the platform program (lib/nginx.ts). Do not edit on the host: the next deployment replaces it.",
         "worker_processes auto;",
-        "# Every request runs a few regexes (hostile paths, dotfiles, header maps): compiled, they cost little.",
+        "# A few regexes run per request (hostile paths, dotfiles, an app's file locations, header checks): compiled, they cost little.",
         "pcre_jit on;",
         `pid ${settings.pidFile};`,
         `error_log ${settings.errorLog} warn;`,
