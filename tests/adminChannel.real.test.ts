@@ -4,6 +4,7 @@
 import * as assert from "assert";
 import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
+import { findPostgresBinDir } from "../lib/throwawayPostgres";
 import * as os from "os";
 import * as path from "path";
 import { Forward, openForward } from "../lib/adminChannel";
@@ -11,7 +12,8 @@ import { ensureAppDatabaseSql, serverReconcileSql } from "../lib/postgres";
 import { knownHostsLine, strictSshOptions } from "../lib/sshFiles";
 import { freePort, requireBinary, sleep } from "./support/edge";
 
-const PG_BIN = "/usr/lib/postgresql/15/bin";
+// Whatever major is installed (Debian 12: 15, Ubuntu 24.04: 16).
+const PG_BIN = findPostgresBinDir() ?? "/usr/lib/postgresql/none/bin";
 const ADMIN_PASSWORD = "admin-" + Math.random().toString(36).slice(2) + Date.now();
 
 function sshProcessesFor(port: number): string[] {

@@ -1,4 +1,4 @@
-// The SQL and scripts the platform runs on its PostgreSQL, against a real throwaway PostgreSQL 15 on a
+// The SQL and scripts the platform runs on its PostgreSQL, against a real throwaway PostgreSQL (the installed major) on a
 // loopback port. `docker` is a stand-in on PATH that runs what the host would run in the container
 // locally: `docker exec -i platform-postgres psql …` runs that psql as the server's OS user over the
 // cluster's socket (trusted, as inside the official image); `docker run … --volume V:/data:ro` runs
@@ -6,13 +6,15 @@
 import * as assert from "assert";
 import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
+import { findPostgresBinDir } from "../lib/throwawayPostgres";
 import * as os from "os";
 import * as path from "path";
-import { POSTGRES_IMAGE, POSTGRES_MAJOR, ensureAppDatabaseSql, psqlInContainerCommand, serverReconcileSql } from "../lib/postgres";
+import { ensureAppDatabaseSql, psqlInContainerCommand, serverReconcileSql } from "../lib/postgres";
 import { readScript, runScript } from "../lib/shell";
 import { freePort, requireBinary, sleep } from "./support/edge";
 
-const PG_BIN = "/usr/lib/postgresql/15/bin";
+// Whatever major is installed (Debian 12: 15, Ubuntu 24.04: 16); a missing one fails in CI below.
+const PG_BIN = findPostgresBinDir() ?? "/usr/lib/postgresql/none/bin";
 const stamp = Date.now().toString(36);
 const ADMIN_INITIAL = `initial-admin-${stamp}-0123456789`;
 const ADMIN_FROM_STATE = `state-admin-${stamp}-9876543210`;
@@ -89,7 +91,7 @@ const ensureCommand = psqlInContainerCommand();
 
 function requirePostgres(ctx: Mocha.Context): void {
     for (const bin of ["psql", "setpriv"]) requireBinary(ctx, bin);
-    if (!fs.existsSync(`${PG_BIN}/initdb`)) requireBinary(ctx, `${PG_BIN}/initdb`);
+    if (!fs.existsSync(`${PG_BIN}/initdb`)) requireBinary(ctx, "initdb");
 }
 
 async function startCluster(): Promise<Cluster> {
@@ -131,7 +133,7 @@ function stopCluster(c: Cluster | undefined): void {
     fs.rmSync(c.dir, { recursive: true, force: true });
 }
 
-describe("PostgreSQL reconcile, ensure and isolation (real PostgreSQL 15, stand-in docker)", function () {
+describe("PostgreSQL reconcile, ensure and isolation (real PostgreSQL, stand-in docker)", function () {
     this.timeout(60000);
     let c: Cluster;
     const passwords = { app1: `app1-first-${stamp}-abcdefgh`, app2: `app2-first-${stamp}-abcdefgh`, app1Readded: `app1-readded-${stamp}-zyxwvu` };
@@ -246,47 +248,55 @@ describe("PostgreSQL reconcile, ensure and isolation (real PostgreSQL 15, stand-
 describe("scripts/check-postgres-data.sh (real data directory from initdb, stand-in docker)", function () {
     this.timeout(60000);
     let c: Cluster;
+    // The installed server's major stands in for the image's: the data directory comes from its initdb.
+    let major: string;
+    let image: string;
+    const other = (delta: number) => String(Number(major) + delta);
     before(async function () {
         requirePostgres(this);
         c = await startCluster();
+        major = fs.readFileSync(path.join(c.dataDir, "PG_VERSION"), "utf8").trim();
+        image = `postgres:${major}.10-bookworm`;
     });
     after(() => stopCluster(c));
 
     const check = (env: Record<string, string>) => {
         fs.writeFileSync(c.dockerLog, "");
-        const command = runScript(readScript("check-postgres-data.sh"), { VOLUME: "platform-pgdata", IMAGE: POSTGRES_IMAGE, MAJOR: POSTGRES_MAJOR, PG_UID: String(c.pgUid), ...env });
+        const command = runScript(readScript("check-postgres-data.sh"), { VOLUME: "platform-pgdata", IMAGE: image, MAJOR: major, PG_UID: String(c.pgUid), ...env });
         return hostCommand(c, command);
     };
 
     it("the same major and owner pass, reading the volume through a hardened, network-less, read-only helper", () => {
         const r = check({});
         assert.strictEqual(r.status, 0, r.stderr);
-        assert.match(r.stdout, /holds a PostgreSQL 15 data directory owned by UID \d+: ok/);
+        assert.match(r.stdout, new RegExp(`holds a PostgreSQL ${major} data directory owned by UID \\d+: ok`));
         const call = fs.readFileSync(c.dockerLog, "utf8");
-        assert.match(call, /^run --rm --network none --read-only --cap-drop ALL --security-opt no-new-privileges:true --memory 64m --memory-swap 64m --pids-limit 32 --user \d+:\d+ --volume platform-pgdata:\/data:ro --entrypoint sh postgres:15\.10-bookworm -c /);
+        assert.match(call, /^run --rm --network none --read-only --cap-drop ALL --security-opt no-new-privileges:true --memory 64m --memory-swap 64m --pids-limit 32 --user \d+:\d+ --volume platform-pgdata:\/data:ro --entrypoint sh postgres:\d+\.10-bookworm -c /);
+        assert.ok(call.includes(` ${image} -c `), call);
     });
 
     it("a new major version is refused, naming both versions and the dump-and-restore path", () => {
-        const r = check({ MAJOR: "16", IMAGE: "postgres:16.6-bookworm" });
+        const newer = other(1);
+        const r = check({ MAJOR: newer, IMAGE: `postgres:${newer}.6-bookworm` });
         assert.notStrictEqual(r.status, 0);
-        assert.match(r.stderr, /refusing to start PostgreSQL 16 \(postgres:16\.6-bookworm\) on platform-pgdata: it holds a PostgreSQL 15 data directory/);
-        assert.match(r.stderr, /keep POSTGRES_IMAGE in lib\/postgres\.ts at a 15 image/);
+        assert.ok(r.stderr.includes(`refusing to start PostgreSQL ${newer} (postgres:${newer}.6-bookworm) on platform-pgdata: it holds a PostgreSQL ${major} data directory`), r.stderr);
+        assert.ok(r.stderr.includes(`keep POSTGRES_IMAGE in lib/postgres.ts at a ${major} image`), r.stderr);
         assert.match(r.stderr, /pg_dumpall/);
         assert.match(r.stderr, /restore/);
-        const older = check({ MAJOR: "14", IMAGE: "postgres:14.15-bookworm" });
+        const older = check({ MAJOR: other(-1), IMAGE: `postgres:${other(-1)}.15-bookworm` });
         assert.notStrictEqual(older.status, 0, "a downgrade too");
     });
 
     it("a data directory the server's UID cannot open is refused with the one-time fix", () => {
         const r = check({ PG_UID: "65534" });
         assert.notStrictEqual(r.status, 0);
-        assert.match(r.stderr, /platform-pgdata cannot be read as UID 65534 \(it belongs to UID \d+\)\. Fix once: docker run --rm --volume platform-pgdata:\/data postgres:15\.10-bookworm chown -R 65534:65534 \/data/);
+        assert.match(r.stderr, /platform-pgdata cannot be read as UID 65534 \(it belongs to UID \d+\)\. Fix once: docker run --rm --volume platform-pgdata:\/data postgres:\d+\.10-bookworm chown -R 65534:65534 \/data/);
     });
 
     it("an empty volume passes (the image initialises it); a volume with something else on it is refused", () => {
         const empty = check({ VOLUME: "fresh-volume" });
         assert.strictEqual(empty.status, 0, empty.stderr);
-        assert.match(empty.stdout, /fresh-volume is empty; PostgreSQL 15 will initialise it/);
+        assert.ok(empty.stdout.includes(`fresh-volume is empty; PostgreSQL ${major} will initialise it`), empty.stdout);
         fs.writeFileSync(path.join(c.volumes, "fresh-volume", "notes.txt"), "not a cluster");
         const other = check({ VOLUME: "fresh-volume" });
         assert.notStrictEqual(other.status, 0);
