@@ -496,3 +496,84 @@ describe("edge under a real nginx: read-only root filesystem", function () {
         assert.doesNotMatch(edge.errors(), /Read-only file system|\[(crit|alert|emerg)\]/);
     });
 });
+
+describe("edge under a real nginx: response headers on every kind of route", function () {
+    // The CSP and Cache-Control values are rendered per location (no map over the URI per response);
+    // an add_header in a location drops every inherited one, so each kind of location is checked for
+    // the whole set, in both modes.
+    const APP2_CSP = "default-src 'self' https://cdn.example.com";
+    let edge: Edge, httpsEdge: Edge;
+    let fe1: Upstream, be1: Upstream, fe2: Upstream, be2: Upstream;
+    before(async function () {
+        requireBinary(this, "nginx");
+        requireBinary(this, "openssl");
+        [fe1, be1, fe2, be2] = await Promise.all([startUpstream("fe1", { spa: true }), startUpstream("be1"), startUpstream("fe2", { spa: true }), startUpstream("be2")]);
+        const routes = [route("app1", fe1, be1, "keep"), route("app2", fe2, be2, "strip", APP2_CSP)];
+        [edge, httpsEdge] = await Promise.all([startEdge(routes), startEdge(routes, "https")]);
+    });
+    after(async () => {
+        await Promise.all([edge?.stop(), httpsEdge?.stop()]);
+        await Promise.all([fe1, be1, fe2, be2].filter(Boolean).map((u) => u.close()));
+    });
+
+    const DEFAULT = "default";
+    // path, status, CSP (DEFAULT: the edge's default policy; undefined: none), Cache-Control (undefined: none).
+    const table: Array<[string, number, string | undefined, string | undefined]> = [
+        ["/app1/", 200, DEFAULT, "no-cache"],
+        ["/app1/orders/42", 200, DEFAULT, "no-cache"], // SPA fallback: the named location answers
+        ["/app1/main.0123abcd.js", 200, DEFAULT, "public, max-age=31536000, immutable"],
+        ["/app1/main.0123abcd.js?v=2", 200, DEFAULT, "public, max-age=31536000, immutable"],
+        ["/app1/robots.txt", 200, DEFAULT, "no-cache"], // the app's max-age=999 is replaced
+        ["/app1/missing.js", 404, DEFAULT, undefined], // Cache-Control only on 2xx/3xx, as before
+        // A route whose query string ends like an asset name is a route (the map over $request_uri that
+        // this replaced answered it with the immutable policy).
+        ["/app1/orders/42?x=main.0123abcd.js", 200, DEFAULT, "no-cache"],
+        ["/app2/", 200, APP2_CSP, "no-cache"],
+        ["/app2/deep/route", 200, APP2_CSP, "no-cache"],
+        ["/app2/main.0123abcd.js", 200, APP2_CSP, "public, max-age=31536000, immutable"],
+        ["/app2/robots.txt", 200, APP2_CSP, "no-cache"],
+        ["/api/app1/x", 200, undefined, undefined],
+        ["/api/app1/x?cc=private,%20max-age=5", 200, undefined, "private, max-age=5"],
+        ["/api/app2/x?cc=no-store", 200, undefined, "no-store"],
+        ["/api/app1", 301, undefined, undefined],
+        ["/api/app9/x", 404, undefined, undefined],
+        ["/app1", 301, DEFAULT, undefined],
+        ["/", 404, DEFAULT, undefined],
+        ["/nope/x", 404, DEFAULT, undefined],
+        ["/health", 200, DEFAULT, undefined],
+        ["/app1/.env", 404, DEFAULT, undefined],
+        ["/app1/%2e%2e/api/app2/x", 400, DEFAULT, undefined],
+    ];
+
+    for (const mode of ["http", "https"] as const) {
+        it(`${mode}: security headers and a request id everywhere, each app's CSP on its pages, cache headers as rendered`, async () => {
+            const e = mode === "http" ? edge : httpsEdge;
+            for (const [p, status, csp, cacheControl] of table) {
+                const request = `GET ${p} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`;
+                const raw = mode === "http" ? await rawRequest(e.httpPort, request) : await rawRequest(e.httpsPort, request, { servername: "localhost" });
+                const head = raw.slice(0, raw.indexOf("\r\n\r\n")).split("\r\n");
+                const h = new Map<string, string[]>();
+                for (const line of head.slice(1)) {
+                    const i = line.indexOf(":");
+                    const name = line.slice(0, i).toLowerCase();
+                    h.set(name, [...(h.get(name) ?? []), line.slice(i + 1).trim()]);
+                }
+                const one = (name: string) => {
+                    const v = h.get(name);
+                    assert.ok(v === undefined || v.length === 1, `${p}: ${name} sent ${v?.length} times`);
+                    return v?.[0];
+                };
+                assert.strictEqual(statusOf(raw), status, `${mode} ${p}: ${head[0]}`);
+                assert.match(one("x-request-id") ?? "", /^[0-9a-f]{32}$/, p);
+                assert.strictEqual(one("x-content-type-options"), "nosniff", p);
+                assert.strictEqual(one("x-frame-options"), "DENY", p);
+                assert.strictEqual(one("referrer-policy"), "strict-origin-when-cross-origin", p);
+                const gotCsp = one("content-security-policy");
+                if (csp === DEFAULT) assert.match(gotCsp ?? "", /^default-src 'self'; .*frame-ancestors 'none'/, `${p}: ${gotCsp}`);
+                else assert.strictEqual(gotCsp, csp, p);
+                assert.strictEqual(one("cache-control"), cacheControl, p);
+                assert.strictEqual(one("strict-transport-security"), mode === "https" ? "max-age=63072000; includeSubDomains" : undefined, p);
+            }
+        });
+    }
+});

@@ -66,6 +66,49 @@ describe("edge renderer: invariants", () => {
             assert.ok(conf.split("\n").filter((l) => /server_name /.test(l)).every((l) => l.trim() === `server_name ${[settings.domain, ...(settings.aliases ?? [])].join(" ")};`));
         });
     }
+    for (const settings of [https, containerEdgeSettings("http", "localhost"), { ...https, behindLoadBalancer: { trustedCidrs: ["10.0.0.0/8"], localListen: "127.0.0.1:80" } }]) {
+        const conf = renderNginxConfig(routes, settings);
+        const label = settings.behindLoadBalancer ? "behind a load balancer" : settings.mode;
+        it(`${label}: every block that sets response headers sets the whole security set (add_header there drops the inherited ones)`, () => {
+            // The add_header lines directly inside each block, by brace depth.
+            const blocks: Array<{ head: string; headers: string[] }> = [];
+            const stack: Array<{ head: string; headers: string[] }> = [];
+            for (const line of conf.split("\n").map((l) => l.trim())) {
+                if (/\{$/.test(line)) {
+                    stack.push({ head: line, headers: [] });
+                    continue;
+                }
+                if (line === "}") {
+                    blocks.push(stack.pop()!);
+                    continue;
+                }
+                const m = /^add_header (\S+) /.exec(line);
+                if (m && stack.length) stack[stack.length - 1].headers.push(m[1]);
+            }
+            const withHeaders = blocks.filter((b) => b.headers.length > 0);
+            // The routing server, and per app: SPA, hashed asset, file, fallback, API redirect, API; the /api/ 404.
+            assert.strictEqual(withHeaders.length, 1 + routes.length * 6 + 1, withHeaders.map((b) => b.head).join("\n"));
+            const required = ["X-Request-ID", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", ...(settings.mode === "https" ? ["Strict-Transport-Security"] : [])];
+            for (const b of withHeaders) {
+                for (const name of required) assert.ok(b.headers.includes(name), `${b.head} lacks ${name}`);
+                assert.strictEqual(new Set(b.headers).size, b.headers.length, `${b.head} sets a header twice`);
+            }
+        });
+        it(`${label}: response header values are static per location: no per-request map over the URI`, () => {
+            assert.doesNotMatch(conf, /map \$(request_uri|uri) /);
+            for (const line of conf.split("\n").filter((l) => /^\s*add_header /.test(l))) assert.match(line, /^\s*add_header \S+ (".*"|\$platform_request_id)( always)?;$/, line);
+        });
+    }
+    it("the IPv6 quoting of Forwarded runs only where an IPv6 client address can occur", () => {
+        const plain = renderNginxConfig(routes, https);
+        assert.match(plain, /proxy_set_header Forwarded "for=\$remote_addr;/);
+        assert.doesNotMatch(plain, /platform_forwarded_for/);
+        for (const s of [{ ...https, listenHttps: "[::]:443" }, { ...https, behindLoadBalancer: { trustedCidrs: ["10.0.0.0/8"], localListen: "127.0.0.1:80" } }]) {
+            const conf = renderNginxConfig(routes, s);
+            assert.match(conf, /map \$remote_addr \$platform_forwarded_for \{ "~:" '"\[\$remote_addr\]"'; default \$remote_addr; \}/);
+            assert.match(conf, /proxy_set_header Forwarded "for=\$platform_forwarded_for;/);
+        }
+    });
     it("https: unknown SNI is rejected at the handshake, and the redirect names the configured domain", () => {
         const conf = renderNginxConfig(routes, https);
         assert.match(conf, /listen 443 ssl http2 default_server;\n[^}]*ssl_reject_handshake on;/);

@@ -51,11 +51,17 @@ export async function startUpstream(name: string, options: { spa?: boolean; host
         upstream.hits++;
         const url = req.url ?? "/";
         if (options.spa) {
-            if (url === "/" || url === "/index.html") return void res.writeHead(200, { "content-type": "text/html" }).end(`<html>${name} index</html>`);
-            if (/^\/main\.[0-9a-f]{8}\.js$/.test(url)) return void res.writeHead(200, { "content-type": "text/javascript", "cache-control": "no-store" }).end("x");
+            // A static file server: the query string names no file.
+            const file = url.split("?")[0];
+            if (file === "/" || file === "/index.html") return void res.writeHead(200, { "content-type": "text/html" }).end(`<html>${name} index</html>`);
+            if (/^\/main\.[0-9a-f]{8}\.js$/.test(file)) return void res.writeHead(200, { "content-type": "text/javascript", "cache-control": "no-store" }).end("x");
+            // A file without a content hash, with the app's own caching (the edge replaces it).
+            if (file === "/robots.txt") return void res.writeHead(200, { "content-type": "text/plain", "cache-control": "max-age=999" }).end("User-agent: *");
             return void res.writeHead(404).end("missing");
         }
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ upstream: name, path: url, headers: req.headers }));
+        // `?cc=VALUE` makes the stand-in set its own Cache-Control (an API's caching is its own business).
+        const cacheControl = new URL(url, "http://x").searchParams.get("cc");
+        res.writeHead(200, { "content-type": "application/json", ...(cacheControl !== null ? { "cache-control": cacheControl } : {}) }).end(JSON.stringify({ upstream: name, path: url, headers: req.headers }));
     });
     // A websocket handshake answered just far enough to prove the upgrade crossed the edge.
     server.on("upgrade", (req, socket) => {
