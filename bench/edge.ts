@@ -2,7 +2,10 @@
 // upstream in a process of its own (a static nginx standing in for an app container), three ways in
 // one run: straight to the upstream; through the edge as renderNginxConfig renders it; through a
 // reference nginx reverse proxy set up for speed (an upstream block with keepalive, no logging, no
-// edge features). Each target is measured several times, interleaved, and the median is reported.
+// edge features). Each target is measured several times, interleaved (edge and reference in turn
+// first), and the median is reported; so are the edge/reference ratio of each round (the two measured
+// back to back, so a busy moment of the machine weighs on both) and the CPU time the proxies' worker
+// processes spent per request (from /proc), which depends less on what else the machine runs.
 // Prints figures; asserts nothing. The last line is the summary.
 import { spawn, spawnSync, ChildProcess } from "child_process";
 import * as fs from "fs";
@@ -17,7 +20,31 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 interface Nginx {
     readonly port: number;
+    /** Pids of the worker processes. */
+    workers(): number[];
     stop(): Promise<void>;
+}
+
+function workersOf(master: number): number[] {
+    return spawnSync("ps", ["-o", "pid=", "--ppid", String(master)], { encoding: "utf8" }).stdout.split(/\s+/).filter(Boolean).map(Number);
+}
+
+const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+
+/** User + system CPU seconds the processes have used so far. */
+function cpuSeconds(pids: number[]): number {
+    let ticks = 0;
+    for (const pid of pids) {
+        try {
+            // Fields after the command name (which may hold spaces): utime and stime are the 14th and 15th.
+            const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+            const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+            ticks += Number(fields[11]) + Number(fields[12]);
+        } catch {
+            /* gone */
+        }
+    }
+    return ticks / CLOCK_TICKS;
 }
 
 /** A plain nginx with `body` (the http{} contents, with PORT and DIR filled in), in a temp dir. */
@@ -60,6 +87,7 @@ async function startNginx(name: string, http: (port: number, dir: string) => str
     }
     return {
         port,
+        workers: () => workersOf(child.pid!),
         stop: async () => {
             child.kill("SIGQUIT");
             await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once("exit", r)));
@@ -101,6 +129,7 @@ function startReference(appPort: number): Promise<Nginx> {
 
 interface WrkResult {
     requestsPerSecond: number;
+    requests: number;
     errors: string;
 }
 
@@ -109,8 +138,9 @@ function wrk(url: string): WrkResult {
     if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}${r.stdout}`);
     const rps = /Requests\/sec:\s+([0-9.]+)/.exec(r.stdout);
     if (!rps) throw new Error(`no Requests/sec in wrk's output:\n${r.stdout}`);
+    const total = /(\d+) requests in/.exec(r.stdout);
     const errors = [/Socket errors:.*/.exec(r.stdout)?.[0], /Non-2xx or 3xx responses: \d+/.exec(r.stdout)?.[0]].filter(Boolean).join("; ");
-    return { requestsPerSecond: Number(rps[1]), errors };
+    return { requestsPerSecond: Number(rps[1]), requests: Number(total?.[1] ?? 0), errors };
 }
 
 function median(values: number[]): number {
@@ -136,18 +166,30 @@ async function main() {
             if (r.status !== 200 || !r.body.includes('"order"')) throw new Error(`${name} does not answer like the app: ${r.status} ${r.body.slice(0, 200)}`);
         }
         console.log(`wrk -t${THREADS} -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} rounds, ${os.cpus().length} CPUs; median of the rounds`);
-        const results: Record<keyof typeof targets, number[]> = { direct: [], edge: [], reference: [] };
+        type Target = keyof typeof targets;
+        const results: Record<Target, number[]> = { direct: [], edge: [], reference: [] };
+        // Worker CPU per request of the two proxies (the direct target has none in between).
+        const workers: Partial<Record<Target, () => number[]>> = { edge: () => edge.workers(), reference: () => reference.workers() };
+        const cpuPerRequest: Record<Target, number[]> = { direct: [], edge: [], reference: [] };
+        const ratios: number[] = [];
         for (let round = 1; round <= ROUNDS; round++) {
             const line: string[] = [];
-            // Interleaved, so a slow moment of the machine does not fall on one target only.
-            for (const name of Object.keys(targets) as (keyof typeof targets)[]) {
+            // Interleaved, so a slow moment of the machine does not fall on one target only; edge and
+            // reference take turns going first.
+            const order: Target[] = round % 2 ? ["direct", "edge", "reference"] : ["direct", "reference", "edge"];
+            for (const name of order) {
+                const pids = workers[name]?.() ?? [];
+                const cpuBefore = cpuSeconds(pids);
                 const r = wrk(targets[name]);
+                if (pids.length && r.requests) cpuPerRequest[name].push(((cpuSeconds(pids) - cpuBefore) / r.requests) * 1e6);
                 results[name].push(r.requestsPerSecond);
                 line.push(`${name} ${r.requestsPerSecond.toFixed(0)}${r.errors ? ` (${r.errors})` : ""}`);
             }
-            console.log(`round ${round}: ${line.join(", ")} req/s`);
+            ratios.push(results.edge[round - 1] / results.reference[round - 1]);
+            console.log(`round ${round}: ${line.join(", ")} req/s; edge/reference ${ratios[round - 1].toFixed(2)}`);
         }
         const [d, e, r] = [median(results.direct), median(results.edge), median(results.reference)];
+        console.log(`worker CPU per request (median): edge ${median(cpuPerRequest.edge).toFixed(1)} µs, reference ${median(cpuPerRequest.reference).toFixed(1)} µs; edge/reference of each round, median ${median(ratios).toFixed(2)}`);
         console.log(`edge: direct ${d.toFixed(0)} req/s, edge ${e.toFixed(0)} req/s, reference ${r.toFixed(0)} req/s, edge/reference ${(e / r).toFixed(2)}`);
     } finally {
         await Promise.all([edge.stop(), reference.stop(), app.stop()]);
