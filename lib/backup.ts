@@ -4,6 +4,7 @@
 import { appDatabaseNames } from "./postgres";
 import { MANAGED_ADMIN_USER, MANAGED_CLIENT_CONTAINER } from "./scale";
 import { shellQuote } from "./shell";
+import { isCronSchedule, isHeartbeatUrl } from "./config";
 
 /** `format` of every manifest this code writes; a restore refuses any other. */
 export const BACKUP_FORMAT = "platform-backup/1";
@@ -57,16 +58,9 @@ export function isRegion(value: string): boolean {
     return /^[a-z]{2,}(-[a-z0-9]+){1,3}$/.test(value);
 }
 
-/** Five cron fields of digits, `*`, `,`, `-` and `/` only: nothing a cron line or a shell would read otherwise. */
-export function isCronSchedule(value: string): boolean {
-    const fields = value.trim().split(/\s+/);
-    return fields.length === 5 && fields.every((f) => /^[0-9*,/-]{1,40}$/.test(f));
-}
 
-/** A heartbeat URL the script may pass to curl: https, no credentials, query, quotes or spaces. */
-export function isHeartbeatUrl(value: string): boolean {
-    return /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~-]+)*\/?$/.test(value);
-}
+// One definition of each, shared with config validation: what reaches cron and curl is what was validated.
+export { isCronSchedule, isHeartbeatUrl };
 
 /** `20260102T033000Z` for a time (UTC, seconds). */
 export function stamp(date: Date): string {

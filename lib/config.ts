@@ -324,6 +324,11 @@ export function coversWholeInternet(cidrs: readonly string[]): boolean {
     return false;
 }
 
+/** A heartbeat URL the backup script may pass to curl: https, no credentials, query, quotes or spaces. */
+export function isHeartbeatUrl(value: string): boolean {
+    return HEARTBEAT_URL.test(value);
+}
+
 /** The broadest prefix a single admin CIDR may have without the explicit opt-in. */
 export const BROADEST_ADMIN_PREFIX = { 4: 8, 6: 32 } as const;
 
@@ -654,7 +659,7 @@ export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): Plat
         fail("backupLockDays", `${lockDays} days of lock is not shorter than the ${retentionDays}-day retention. Fix: pulumi config set platform:backupLockDays ${Math.min(7, retentionDays - 1)}`);
     }
     const backupHeartbeatUrl = text("backupHeartbeatUrl");
-    if (backupHeartbeatUrl !== undefined && !HEARTBEAT_URL.test(backupHeartbeatUrl)) {
+    if (backupHeartbeatUrl !== undefined && !isHeartbeatUrl(backupHeartbeatUrl)) {
         fail("backupHeartbeatUrl", `${JSON.stringify(backupHeartbeatUrl)} is not a plain https URL (no query, credentials or quotes). Fix: pulumi config set platform:backupHeartbeatUrl https://hc-ping.com/<uuid>`);
     }
 
