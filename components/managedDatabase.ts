@@ -3,8 +3,8 @@ import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as scaleway from "@pulumiverse/scaleway";
-import { LOG_OPTIONS, containerHardening } from "../lib/containers";
-import { FORWARDER_IMAGE, appDatabaseNames, databaseUrl } from "../lib/postgres";
+import { containerHardening, containerRuntime } from "../lib/containers";
+import { FORWARDER_IMAGE, FORWARDER_MEMORY_MB, FORWARDER_SECURITY, appDatabaseNames, databaseUrl } from "../lib/postgres";
 import {
     MANAGED_ADMIN_PORT,
     MANAGED_ADMIN_USER,
@@ -113,10 +113,9 @@ export class ManagedDatabase extends pulumi.ComponentResource {
                 networksAdvanced: [{ name: this.network.name }],
                 // The host's loopback only: the SSH admin channel is the one way in.
                 ports: [{ internal: 5432, external: MANAGED_ADMIN_PORT, ip: "127.0.0.1" }],
-                ...containerHardening(32, { readOnlyRootFilesystem: true }),
-                restart: "unless-stopped",
-                logDriver: "json-file",
-                logOpts: { ...LOG_OPTIONS },
+                // The same relay as the container database's forwarder, with the same limits.
+                ...containerHardening(FORWARDER_MEMORY_MB, FORWARDER_SECURITY),
+                ...containerRuntime(),
                 labels: [{ label: "platform.role", value: "managed-database-forwarder" }],
             },
             // It holds the loopback port: replaced delete-first.
@@ -143,9 +142,7 @@ export class ManagedDatabase extends pulumi.ComponentResource {
                 ],
                 networksAdvanced: [{ name: this.network.name }],
                 ...containerHardening(256, { readOnlyRootFilesystem: true }),
-                restart: "unless-stopped",
-                logDriver: "json-file",
-                logOpts: { ...LOG_OPTIONS },
+                ...containerRuntime(),
                 labels: [{ label: "platform.role", value: "managed-database-client" }],
             },
             { ...dockerOpts, deleteBeforeReplace: true, dependsOn: [this.instance] },

@@ -3,11 +3,12 @@ import * as docker from "@pulumi/docker";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ContainerSecurity, LOG_OPTIONS, containerHardening } from "../lib/containers";
+import { ContainerSecurity, containerHardening, containerRuntime } from "../lib/containers";
 import {
     FORWARDER_CONTAINER,
     FORWARDER_IMAGE,
     FORWARDER_MEMORY_MB,
+    FORWARDER_SECURITY,
     FORWARD_NETWORK,
     POSTGRES_ALIAS,
     POSTGRES_CONTAINER,
@@ -59,8 +60,6 @@ export const POSTGRES_SECURITY: ContainerSecurity = {
     maxProcesses: 512,
 };
 
-/** socat as `nobody`: listens on 5432 inside its container (no NET_BIND_SERVICE), writes nothing. */
-export const FORWARDER_SECURITY: ContainerSecurity = { readOnlyRootFilesystem: true };
 
 /**
  * The one PostgreSQL server every app's database lives in. Its data volume is protected. It joins
@@ -141,11 +140,9 @@ export class PostgresServer extends pulumi.ComponentResource {
                 waitTimeout: 180,
                 ...containerHardening(args.memoryMb, POSTGRES_SECURITY),
                 shmSize: 128,
-                restart: "unless-stopped",
+                ...containerRuntime(),
                 stopSignal: "SIGINT",
                 destroyGraceSeconds: 60,
-                logDriver: "json-file",
-                logOpts: { ...LOG_OPTIONS },
                 labels: [{ label: "platform.role", value: "database" }],
             },
             {
@@ -193,9 +190,7 @@ ${psqlInContainerCommand(POSTGRES_CONTAINER)}`;
                 wait: true,
                 waitTimeout: 60,
                 ...containerHardening(FORWARDER_MEMORY_MB, FORWARDER_SECURITY),
-                restart: "unless-stopped",
-                logDriver: "json-file",
-                logOpts: { ...LOG_OPTIONS },
+                ...containerRuntime(),
                 labels: [{ label: "platform.role", value: "database-forwarder" }],
             },
             // It holds the loopback port: replaced delete-first.

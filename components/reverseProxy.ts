@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { LOG_OPTIONS, containerHardening } from "../lib/containers";
+import { containerHardening, containerRuntime } from "../lib/containers";
 import { EdgeSettings, GENERATION_PATH, LoadBalancerEdge, Route, containerEdgeSettings, renderNginxConfig } from "../lib/nginx";
 import { installAndRunScript, readScript, runScript, shellQuote } from "../lib/shell";
 import { Host } from "./host";
@@ -134,9 +134,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
                 // Read-only root: nginx writes only its pid file and temp files, all under /tmp (a tmpfs,
                 // see containerEdgeSettings). The image's entrypoint scripts find /etc/nginx read-only and skip.
                 ...containerHardening(args.memoryMb, { capabilities: [...EDGE_CAPABILITIES], readOnlyRootFilesystem: true, writablePaths: ["/tmp"] }, true),
-                restart: "unless-stopped",
-                logDriver: "json-file",
-                logOpts: { ...LOG_OPTIONS },
+                ...containerRuntime(),
                 labels: [{ label: "platform.role", value: "edge" }],
             },
             {

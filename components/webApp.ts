@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { AppDefinition, ContainerDefinition } from "../apps/types";
 import { imageReference } from "../lib/config";
-import { HEALTHCHECK_TIMING, HEALTH_WAIT_SECONDS, LOG_OPTIONS, STOP_GRACE_SECONDS, containerHardening, healthcheckTest } from "../lib/containers";
+import { HEALTHCHECK_TIMING, HEALTH_WAIT_SECONDS, STOP_GRACE_SECONDS, containerHardening, containerRuntime, healthcheckTest } from "../lib/containers";
 import { Route } from "../lib/nginx";
 
 export interface WebAppArgs {
@@ -69,13 +69,11 @@ export class WebApp extends pulumi.ComponentResource {
                     healthcheck: { tests: healthcheckTest(spec), ...HEALTHCHECK_TIMING },
                     wait: true,
                     waitTimeout: HEALTH_WAIT_SECONDS,
-                    restart: "unless-stopped",
+                    ...containerRuntime(),
                     // No capabilities but those the catalog states, no privilege gain, an nproc cap, no
                     // swap, and a read-only root where the catalog says the image allows it.
                     ...containerHardening(spec.memoryMb, spec.security, spec.user === undefined),
                     destroyGraceSeconds: STOP_GRACE_SECONDS,
-                    logDriver: "json-file",
-                    logOpts: { ...LOG_OPTIONS },
                     labels: [
                         { label: "platform.app", value: app.name },
                         { label: "platform.role", value: role },

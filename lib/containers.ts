@@ -18,6 +18,11 @@ export function healthcheckTest(c: ContainerDefinition): string[] {
 /** json-file with rotation: a chatty app cannot fill the disk. */
 export const LOG_OPTIONS = { "max-size": "10m", "max-file": "3" } as const;
 
+/** How every platform container runs: back after a crash or a reboot, with rotated json-file logs. */
+export function containerRuntime() {
+    return { restart: "unless-stopped", logDriver: "json-file", logOpts: { ...LOG_OPTIONS } };
+}
+
 export const HEALTHCHECK_TIMING = { interval: "5s", timeout: "3s", startPeriod: "10s", retries: 3 } as const;
 
 /** How long `docker container create` may wait for healthy before the rollout fails (and the old version stays). */

@@ -1,6 +1,7 @@
 // Names, server settings, the connection budget and the SQL the platform runs on PostgreSQL. Pure, so
 // every statement can be checked against a real PostgreSQL exactly as the host runs it.
 import { AppDefinition } from "../apps/types";
+import { ContainerSecurity } from "./containers";
 
 /** Network alias the backends use to reach PostgreSQL on their own database network. */
 export const POSTGRES_ALIAS = "postgres";
@@ -23,6 +24,8 @@ export const FORWARDER_IMAGE = "alpine/socat:1.8.0.3";
 export const FORWARDER_CONTAINER = "platform-pg-forwarder";
 /** Memory limit of the forwarder, in MiB: the memory plan adds it. */
 export const FORWARDER_MEMORY_MB = 32;
+/** socat as `nobody`: listens on 5432 inside its container (no NET_BIND_SERVICE), writes nothing. */
+export const FORWARDER_SECURITY: ContainerSecurity = { readOnlyRootFilesystem: true };
 /** Internal network of PostgreSQL and the forwarder. */
 export const FORWARD_NETWORK = "platform-pg-forward";
 /** The forwarder's bridge with a gateway, needed only to publish the loopback port. */
