@@ -4,10 +4,10 @@
 // machine's Node and on Node 24, with bounded memory: not after a minute and 3.9 GiB in Node 20's util.inspect.
 import * as assert from "assert";
 import * as fs from "fs";
-import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import * as util from "util";
+import { freeLoopbackPort } from "../lib/adminChannel";
 import { ConfigError } from "../lib/config";
 import { ActionableError, markActionable, toRunError } from "../lib/runErrors";
 import { PROD_RAW } from "./fixtures";
@@ -18,17 +18,6 @@ const SECRET_KEYS = ["sshPrivateKey", "registryToken"];
 const REPORT_BOUND_MS = 2000;
 /** The bug peaks at 3.5-3.9 GiB; a type-checking run stays near 400 MiB. */
 const PEAK_BOUND_MIB = 1024;
-
-function closedLoopbackPort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const server = net.createServer();
-        server.once("error", reject);
-        server.listen(0, "127.0.0.1", () => {
-            const { port } = server.address() as net.AddressInfo;
-            server.close(() => resolve(port));
-        });
-    });
-}
 
 function which(tool: string): string | undefined {
     for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
@@ -47,7 +36,8 @@ async function sshToClosedPort(): Promise<{ binDir: string; failedAt: () => numb
     if (realSsh === undefined) throw new Error("ssh client not found: .ci/run installs openssh-client");
     const binDir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-ssh-shim-"));
     const stamp = path.join(binDir, "failed-at");
-    const port = await closedLoopbackPort();
+    // A port nothing listens on: free a moment ago, so ssh gets "connection refused".
+    const port = await freeLoopbackPort();
     fs.writeFileSync(
         path.join(binDir, "ssh"),
         `#!/bin/sh\n"${realSsh}" -p ${port} "$@"\nrc=$?\ndate +%s%3N > "${stamp}"\nexit $rc\n`,
