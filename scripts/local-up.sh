@@ -12,7 +12,7 @@ if ! command -v docker >/dev/null 2>&1; then
 elif ! docker info >/dev/null 2>&1; then
     missing="$missing\n  - a running Docker engine: start Docker Desktop or 'sudo systemctl start docker' (and make sure this user may use it)"
 fi
-command -v npm >/dev/null 2>&1 || missing="$missing\n  - Node.js 20+ with npm: https://nodejs.org/"
+command -v npm >/dev/null 2>&1 || missing="$missing\n  - Node.js 24+ with npm: https://nodejs.org/"
 if [ -n "$missing" ]; then
     printf "local-up needs:%b\n" "$missing" >&2
     exit 1

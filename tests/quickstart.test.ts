@@ -27,7 +27,7 @@ describe("local quickstart (npm run local:up)", () => {
         assert.notStrictEqual(r.status, 0);
         assert.match(r.stderr, /the Pulumi CLI/);
         assert.match(r.stderr, /Docker: /);
-        assert.match(r.stderr, /Node\.js 20\+ with npm/);
+        assert.match(r.stderr, /Node\.js 24\+ with npm/);
         assert.ok(!fs.existsSync(path.join(root, ".pulumi-state", "never")), "nothing created");
     });
     it("tells a stopped Docker engine apart from a missing one", () => {
