@@ -24,7 +24,7 @@ const RUNS = Number(flag("runs", "7"));
 const NODE = flag("node", process.execPath);
 /**
  * How the language host loads the program: `project` (what Pulumi.yaml says), `typecheck` (typescript: true,
- * main index.ts), `nocheck` (typescript: true, tsconfigpath tsconfig.program.json).
+ * main index.ts), `nocheck` (typescript: true, tsconfig tsconfig.program.json).
  */
 const ROUTE = flag("route", "project");
 /** `--profile DIR`: write a V8 CPU profile of every run there (open in Chrome DevTools). */

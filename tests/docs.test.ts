@@ -56,6 +56,23 @@ describe("configuration reference", () => {
     });
 });
 
+describe("the project file as the language host reads it", () => {
+    // The nodejs language host turns each runtime option into a command-line flag: an option it does
+    // not define fails every preview and up ("flag provided but not defined: -<option>").
+    const NODEJS_RUNTIME_OPTIONS = ["typescript", "tsconfig", "nodeargs", "packagemanager"];
+    const runtime = (yaml.load(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) as { runtime: { name: string; options: Record<string, unknown> } }).runtime;
+    it("uses only runtime options the nodejs language host defines", () => {
+        assert.strictEqual(runtime.name, "nodejs");
+        for (const option of Object.keys(runtime.options)) assert.ok(NODEJS_RUNTIME_OPTIONS.includes(option), `runtime.options.${option} is not a nodejs language host option`);
+    });
+    it("the tsconfig it names exists and turns the type check off only at run time", () => {
+        const file = runtime.options.tsconfig as string;
+        const text = fs.readFileSync(path.join(root, file), "utf8");
+        assert.match(text, /"noCheck": true/);
+        assert.match(text, /"extends": "\.\/tsconfig\.json"/);
+    });
+});
+
 describe("the committed stack files", () => {
     const rawOf = (file: string): Record<string, string> => {
         const stack = yaml.load(fs.readFileSync(path.join(root, file), "utf8")) as { config: Record<string, unknown> };

@@ -185,7 +185,7 @@ describe("every way the language host can load the program (issue #8, point 6; i
         assert.deepStrictEqual(declared(await preview({ typescript: true, env: { PULUMI_NODEJS_TRANSPILE_ONLY: "true" } })), reference);
     });
 
-    it("typescript: true with tsconfigpath tsconfig.program.json (noCheck): transpile-only, the same resources", async () => {
+    it("typescript: true with tsconfig tsconfig.program.json (noCheck): transpile-only, the same resources", async () => {
         assert.deepStrictEqual(declared(await preview({ typescript: true, env: { PULUMI_NODEJS_TSCONFIG_PATH: "tsconfig.program.json" } })), reference);
     });
 

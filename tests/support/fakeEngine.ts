@@ -345,7 +345,7 @@ export function projectRuntime(): ProjectRuntime {
     const project = yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) ?? {};
     const options = (typeof project.runtime === "object" ? project.runtime?.options : undefined) ?? {};
     const env: Record<string, string> = {};
-    if (typeof options.tsconfigpath === "string") env.PULUMI_NODEJS_TSCONFIG_PATH = options.tsconfigpath;
+    if (typeof options.tsconfig === "string") env.PULUMI_NODEJS_TSCONFIG_PATH = options.tsconfig;
     return {
         // The language host's default is true.
         typescript: options.typescript !== false,
