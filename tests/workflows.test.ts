@@ -43,6 +43,9 @@ describe("GitHub workflows", () => {
         const record = deploy.jobs.record;
         assert.strictEqual(record.concurrency, undefined);
         assert.strictEqual(record.if, "github.event_name != 'push'");
+        // pulumi config set --stack reads the stack from its backend: the same login and passphrase as up.
+        assert.strictEqual(record.environment, "production");
+        for (const secret of ["PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE"]) assert.strictEqual(record.env[secret], deploy.jobs.deploy.env[secret], secret);
         const script = record.steps.find((s: any) => s.name === "Record the release on main").run as string;
         assert.match(script, /pulumi config set --stack "\$STACK" --type string --path "apps\.\$APP" "\$RELEASE"/);
         assert.match(script, /for attempt in/);
