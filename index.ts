@@ -1,7 +1,7 @@
 // The platform program: validate the stack config (before any resource exists), compose, export.
-import { definePlatform } from "./platform";
-import { readPlatformConfig } from "./lib/readConfig";
-import { reportErrorsAsRunErrors } from "./lib/runErrors";
+import { definePlatform } from "./components/platform";
+import { readPlatformConfig } from "./config/readConfig";
+import { reportErrorsAsRunErrors } from "./io/runErrors";
 
 // Under `pulumi preview`/`up`, every error from here on (config, admin channel, host key, readiness, any
 // `apply`) is reported as a run error within milliseconds, not after a minute in Node 20's util.inspect.

@@ -1,4 +1,20 @@
-import { ContainerSecurity } from "../lib/containers";
+/**
+ * What a container may do beyond the platform's default (no capabilities, no privilege gain, bounded
+ * processes, no swap). The catalog states each exception next to the reason for it.
+ */
+export interface ContainerSecurity {
+    /** Linux capabilities added back after all are dropped, e.g. `["CHOWN", "SETUID", "SETGID"]` for an image that starts as root and drops to a user. */
+    readonly capabilities?: readonly string[];
+    /** Mount the image's filesystem read-only; `writablePaths` become tmpfs mounts. */
+    readonly readOnlyRootFilesystem?: boolean;
+    /** Directories that get a private tmpfs (`/tmp` is always one when the root is read-only). */
+    readonly writablePaths?: readonly string[];
+    /**
+     * RLIMIT_NPROC for the container's user. The kernel counts every process of that UID on the host,
+     * so an image that starts as root needs room for the host's own root processes too.
+     */
+    readonly maxProcesses?: number;
+}
 
 /** How the container's own healthcheck probes its HTTP endpoint; it must exist inside the image. */
 export type HealthProbe = "wget" | "curl" | "node";
@@ -41,7 +57,7 @@ export interface AppDefinition {
     /**
      * Most connections the app's role may hold at once (its pool size across every backend replica,
      * a blue-green switch included: old and new backend run side by side for a moment). Default
-     * DEFAULT_DATABASE_CONNECTION_LIMIT (lib/postgres.ts); all apps together must fit the server's
+     * DEFAULT_DATABASE_CONNECTION_LIMIT (render/postgres.ts); all apps together must fit the server's
      * max_connections minus the admin reserve (connectionBudgetProblems).
      */
     readonly databaseConnectionLimit?: number;

@@ -1,13 +1,13 @@
 // `npm run bench:backup [-- --mb 100]`: backup and restore times and sizes for an app database of at
-// least 100 MB, with the real pieces: a throwaway PostgreSQL, scripts/backup.sh (stand-in docker
+// least 100 MB, with the real pieces: a throwaway PostgreSQL, hostScripts/backup.sh (stand-in docker
 // running the cluster's own pg_dump), age, s3rver on loopback, and the operator's restore command
-// (scripts/restore.ts, run as the operator would, printing its steps) doing a full restore and swap.
+// (commands/restore.ts, run as the operator would, printing its steps) doing a full restore and swap.
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { execFileSync } from "child_process";
-import { formatBytes, renderCurlCredentials } from "../lib/backup";
+import { formatBytes, renderCurlCredentials } from "../render/backup";
 import { fakeDocker, startCluster } from "../tests/support/postgres";
 import { startS3 } from "../tests/support/s3";
 
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
         const recipient = execFileSync("age-keygen", ["-y", identity], { encoding: "utf8" }).trim();
         const credentials = path.join(dir, "s3-credentials");
         fs.writeFileSync(credentials, renderCurlCredentials(s3.accessKey, s3.secretKey, false), { mode: 0o600 });
-        const backup = await run("sh", [path.join(__dirname, "..", "scripts", "backup.sh")], {
+        const backup = await run("sh", [path.join(__dirname, "..", "hostScripts", "backup.sh")], {
             PATH: `${fakeDocker(cluster)}:${process.env.PATH}`,
             BACKUP_TARGETS: "app1=app1_db",
             AGE_RECIPIENT: recipient,
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
         console.log(backup.err.trim());
 
         // The operator's command, as run by hand (direct connection instead of ssh + docker exec).
-        const restore = await run(process.execPath, [require.resolve("ts-node/dist/bin"), path.join(__dirname, "..", "scripts", "restore.ts"), "--app", "app1", "--latest", "--identity", identity, "--bucket", s3.bucket, "--endpoint", s3.endpoint, "--region", s3.region, "--pg", `127.0.0.1:${cluster.port}`], {
+        const restore = await run(process.execPath, [require.resolve("ts-node/dist/bin"), path.join(__dirname, "..", "commands", "restore.ts"), "--app", "app1", "--latest", "--identity", identity, "--bucket", s3.bucket, "--endpoint", s3.endpoint, "--region", s3.region, "--pg", `127.0.0.1:${cluster.port}`], {
             ...process.env,
             SCW_ACCESS_KEY: s3.accessKey,
             SCW_SECRET_KEY: s3.secretKey,

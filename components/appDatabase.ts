@@ -3,8 +3,8 @@ import * as docker from "@pulumi/docker";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { appDatabaseNames, appDatabaseNetwork, databaseUrl, ensureAppDatabaseSql, psqlInContainerCommand } from "../lib/postgres";
-import { shellQuote } from "../lib/shell";
+import { appDatabaseNames, appDatabaseNetwork, databaseUrl, ensureAppDatabaseSql, psqlInContainerCommand } from "../render/postgres";
+import { shellQuote } from "../render/shell";
 import { PostgresServer } from "./postgresServer";
 
 export interface AppDatabaseArgs {

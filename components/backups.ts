@@ -15,9 +15,10 @@ import {
     renderBackupSettings,
     renderCurlCredentials,
     scalewayS3Endpoint,
-} from "../lib/backup";
-import { BackupSettings } from "../lib/config";
-import { readScript, shellQuote } from "../lib/shell";
+} from "../render/backup";
+import { BackupSettings } from "../config/platformConfig";
+import { readHostScript, hostScriptPath } from "../hostScripts";
+import { shellQuote } from "../render/shell";
 import { Host } from "./host";
 
 export interface BackupsArgs {
@@ -75,7 +76,7 @@ function heredoc(target: string, text: string, mode: string): string {
  * Nightly encrypted backups of every app database. prod: an Object Storage bucket (versioned, object
  * lock in GOVERNANCE mode, lifecycle expiry of current and noncurrent versions; protected and retained
  * on delete), an IAM application whose API key may only put objects (bucket policy), and a cron job on
- * the host running scripts/backup.sh. The key pair reaches the host on stdin into a 0600 file, never on
+ * the host running hostScripts/backup.sh. The key pair reaches the host on stdin into a 0600 file, never on
  * a command line. local: the same script into a directory, with a generated key pair if none is set.
  * Both run one backup when installed or changed, so a broken setup fails the deployment, not a night.
  */
@@ -162,7 +163,7 @@ export class Backups extends pulumi.ComponentResource {
                     database: args.database,
                 }),
             );
-            const script = readScript("backup.sh");
+            const script = readHostScript("backup.sh");
             const install = pulumi.interpolate`set -eu
 umask 077
 mkdir -p ${shellQuote(path.posix.dirname(BACKUP_SCRIPT_PATH))} ${shellQuote(path.posix.dirname(BACKUP_SETTINGS_FILE))}
@@ -200,7 +201,7 @@ sh ${shellQuote(BACKUP_SCRIPT_PATH)} ${shellQuote(BACKUP_SETTINGS_FILE)}
                 destination: { kind: "directory", directory: paths.directory },
                 heartbeatUrl: s.heartbeatUrl,
             });
-            const scriptPath = path.resolve(__dirname, "..", "scripts", "backup.sh");
+            const scriptPath = hostScriptPath("backup.sh");
             const settingsFile = path.join(path.dirname(paths.directory), "backup.env");
             const run = [
                 "set -eu",

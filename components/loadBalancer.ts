@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import { LB_HEALTH_PATH, LB_PROXY_PROTOCOL, LB_TIMING, LB_TYPE, LoadBalancerTiming, seconds } from "../lib/scale";
+import { LB_HEALTH_PATH, LB_PROXY_PROTOCOL, LB_TIMING, LB_TYPE, LoadBalancerTiming, seconds } from "../render/scale";
 
 export interface PlatformLoadBalancerArgs {
     /** Domain served with HTTPS; its A record must point at `address` before the certificate can be issued. */
@@ -21,7 +21,7 @@ export interface PlatformLoadBalancerArgs {
  *   with PROXY protocol v2 so the edge sees (and rate-limits by) the client's address.
  * - Health: HTTP GET /health with the domain as Host (the edge refuses other names), PROXY header
  *   included, every 2 s; a host is marked down after 2 allowed failures and its sessions are closed
- *   (`shutdown_sessions`); a refused connection is retried on another host. See lib/scale.ts for the
+ *   (`shutdown_sessions`); a refused connection is retried on another host. See render/scale.ts for the
  *   timing argument.
  * - The address is protected: DNS points at it.
  */

@@ -3,8 +3,8 @@ import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as scaleway from "@pulumiverse/scaleway";
-import { containerHardening, containerRuntime } from "../lib/containers";
-import { FORWARDER_IMAGE, FORWARDER_MEMORY_MB, FORWARDER_SECURITY, appDatabaseNames, databaseUrl } from "../lib/postgres";
+import { containerHardening, containerRuntime } from "../render/containers";
+import { FORWARDER_IMAGE, FORWARDER_MEMORY_MB, FORWARDER_SECURITY, appDatabaseNames, databaseUrl } from "../render/postgres";
 import {
     MANAGED_ADMIN_PORT,
     MANAGED_ADMIN_USER,
@@ -15,7 +15,7 @@ import {
     MANAGED_FORWARDER_CONTAINER,
     MANAGED_MAJOR,
     MANAGED_NETWORK,
-} from "../lib/scale";
+} from "../render/scale";
 import { Host } from "./host";
 import { AdminEndpoint, OpenAdminChannel } from "./postgresServer";
 

@@ -3,7 +3,8 @@ import * as docker from "@pulumi/docker";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ContainerSecurity, containerHardening, containerRuntime } from "../lib/containers";
+import { ContainerSecurity } from "../apps/types";
+import { containerHardening, containerRuntime } from "../render/containers";
 import {
     FORWARDER_CONTAINER,
     FORWARDER_IMAGE,
@@ -21,8 +22,9 @@ import {
     postgresCommand,
     psqlInContainerCommand,
     serverReconcileSql,
-} from "../lib/postgres";
-import { readScript, runScript } from "../lib/shell";
+} from "../render/postgres";
+import { readHostScript } from "../hostScripts";
+import { runScript } from "../render/shell";
 import { Host } from "./host";
 
 /** Where @pulumi/postgresql reaches the server from the machine running Pulumi. */
@@ -50,7 +52,7 @@ export interface PostgresServerArgs {
 /**
  * The server runs as the image's `postgres` user from the start (no root step, so no capability at
  * all): the data directory already belongs to it (a fresh volume takes the ownership of the image's
- * directory, an existing one was written by it; scripts/check-postgres-data.sh refuses anything else).
+ * directory, an existing one was written by it; hostScripts/check-postgres-data.sh refuses anything else).
  * Its root filesystem is read-only: the data directory is the volume, the socket and lock file go to
  * a tmpfs. nproc: its processes (one per connection plus background workers) stay far below 512.
  */
@@ -111,7 +113,7 @@ export class PostgresServer extends pulumi.ComponentResource {
 
         // Before the container is created or replaced, and whenever the image changes: a new major
         // version on the old data directory is refused with what to do instead.
-        const check = runScript(readScript("check-postgres-data.sh"), { VOLUME: POSTGRES_VOLUME, IMAGE: POSTGRES_IMAGE, MAJOR: POSTGRES_MAJOR, PG_UID: POSTGRES_UID });
+        const check = runScript(readHostScript("check-postgres-data.sh"), { VOLUME: POSTGRES_VOLUME, IMAGE: POSTGRES_IMAGE, MAJOR: POSTGRES_MAJOR, PG_UID: POSTGRES_UID });
         this.dataCheck = args.host.runCommand(`${name}-data-check`, { create: check, update: check, delete: "true" }, { parent: this, dependsOn: [this.volume, image] });
 
         // Exactly one server may own the data directory, so this container is never blue-green:

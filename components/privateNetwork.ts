@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import { PRIVATE_SUBNET, stripPrefixLength } from "../lib/scale";
+import { PRIVATE_SUBNET, stripPrefixLength } from "../render/scale";
 
 export interface PlatformNetworkArgs {
     /** IPv4 subnet; fixed (the edge trusts the load balancer's PROXY header from it only). */

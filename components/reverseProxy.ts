@@ -1,9 +1,10 @@
 import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { containerHardening, containerRuntime } from "../lib/containers";
-import { EdgeSettings, GENERATION_PATH, LoadBalancerEdge, Route, containerEdgeSettings, renderNginxConfig } from "../lib/nginx";
-import { installAndRunScript, readScript, runScript, shellQuote } from "../lib/shell";
+import { containerHardening, containerRuntime } from "../render/containers";
+import { EdgeSettings, GENERATION_PATH, LoadBalancerEdge, Route, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
+import { readHostScript } from "../hostScripts";
+import { installAndRunScript, runScript, shellQuote } from "../render/shell";
 import { Host } from "./host";
 
 export const EDGE_CONTAINER = "platform-edge";
@@ -52,7 +53,7 @@ export interface ReverseProxyArgs {
     readonly memoryMb: number;
     /**
      * Several hosts: the load balancer ends TLS and holds the certificate, so the edge serves its
-     * routes on port 80 to PROXY-protocol connections from the private network (lib/nginx.ts) and
+     * routes on port 80 to PROXY-protocol connections from the private network (render/nginx.ts) and
      * asks Let's Encrypt for nothing. The container itself is the same (same ports): switching
      * between one host and several changes only the config applied with a reload.
      */
@@ -61,7 +62,7 @@ export interface ReverseProxyArgs {
 
 /**
  * The nginx edge. The container owns ports 80/443 and is created once; routing changes never touch
- * it. The rendered config is applied to the running nginx by scripts/apply-nginx-config.sh (nginx -t,
+ * it. The rendered config is applied to the running nginx by hostScripts/apply-nginx-config.sh (nginx -t,
  * atomic swap, graceful reload), and the edge joins app networks with `docker network connect`, since
  * any change to a container's own network list would recreate it and drop traffic.
  */
@@ -170,7 +171,7 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
             // One word per argument (the script splits it): busybox wget takes --header=Host:NAME.
             PROBE_CMD: `docker exec ${EDGE_CONTAINER} wget -qO- -T 3 --header=Host:${args.domain} http://127.0.0.1${GENERATION_PATH}`,
         };
-        const apply = runScript(readScript("apply-nginx-config.sh"), applyEnv);
+        const apply = runScript(readHostScript("apply-nginx-config.sh"), applyEnv);
         this.config = host.runCommand(
             `${name}-routes`,
             // create and update are the same script: a route change updates this resource in place.
@@ -188,7 +189,7 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
             const refresh = [
                 `mkdir -p ${shellQuote(path.posix.dirname(EDGE_APPLY_SCRIPT))}`,
                 `cat > ${shellQuote(EDGE_APPLY_SCRIPT)} <<'PLATFORM_SCRIPT_EOF'`,
-                readScript("apply-nginx-config.sh").replace(/\n$/, ""),
+                readHostScript("apply-nginx-config.sh").replace(/\n$/, ""),
                 "PLATFORM_SCRIPT_EOF",
                 `cat > ${shellQuote(EDGE_REFRESH_CRON)} <<'PLATFORM_CRON_EOF'`,
                 `* * * * * root ${runScript(`exec sh ${shellQuote(EDGE_APPLY_SCRIPT)} --refresh`, applyEnv)} 2>&1 | logger -t platform-edge-refresh`,
@@ -204,7 +205,7 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
 
         if (args.mode === "https" && args.behindLoadBalancer === undefined) {
             if (!args.acmeEmail) throw new Error("ReverseProxy: https mode needs acmeEmail");
-            const issue = installAndRunScript(CERTIFICATE_SCRIPT, readScript("issue-certificate.sh"), {
+            const issue = installAndRunScript(CERTIFICATE_SCRIPT, readHostScript("issue-certificate.sh"), {
                 SELF: CERTIFICATE_SCRIPT,
                 CRON_FILE: CERTIFICATE_CRON,
                 DOMAIN: args.domain,

@@ -2,8 +2,8 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import { DEFAULT_PERMIT_OPEN, HOST_DIRS, renderCloudInit, renderSshGuardScript } from "../lib/cloudInit";
-import { knownHostsLine, strictSshOptions, writeStackSshFiles } from "../lib/sshFiles";
+import { DEFAULT_PERMIT_OPEN, HOST_DIRS, renderCloudInit, renderSshGuardScript } from "../render/cloudInit";
+import { knownHostsLine, strictSshOptions, writeStackSshFiles } from "../io/sshFiles";
 import { Host, HostCommandArgs, toArray } from "./host";
 
 export interface ScalewayHostArgs {
@@ -165,7 +165,7 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
 
         // The options hold file paths, not key material: unsecret, so the Docker provider's
         // settings and the admin endpoint derived from them are not needlessly masked. The paths are
-        // the same on every run (and machine): see lib/sshFiles.ts for where and for how long.
+        // the same on every run (and machine): see io/sshFiles.ts for where and for how long.
         const project = pulumi.getProject();
         const stack = pulumi.getStack();
         this.sshOptions = pulumi.unsecret(

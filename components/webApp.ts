@@ -1,9 +1,9 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { AppDefinition, ContainerDefinition } from "../apps/types";
-import { imageReference } from "../lib/config";
-import { HEALTHCHECK_TIMING, HEALTH_WAIT_SECONDS, STOP_GRACE_SECONDS, containerHardening, containerRuntime, healthcheckTest } from "../lib/containers";
-import { Route } from "../lib/nginx";
+import { imageReference } from "../render/values";
+import { HEALTHCHECK_TIMING, HEALTH_WAIT_SECONDS, STOP_GRACE_SECONDS, containerHardening, containerRuntime, healthcheckTest } from "../render/containers";
+import { Route } from "../render/nginx";
 
 export interface WebAppArgs {
     readonly app: AppDefinition;

@@ -4,12 +4,12 @@
 import * as assert from "assert";
 import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
-import { findPostgresBinDir } from "../lib/throwawayPostgres";
+import { findPostgresBinDir } from "../io/throwawayPostgres";
 import * as os from "os";
 import * as path from "path";
-import { Forward, openForward } from "../lib/adminChannel";
-import { ensureAppDatabaseSql, serverReconcileSql } from "../lib/postgres";
-import { knownHostsLine, strictSshOptions } from "../lib/sshFiles";
+import { Forward, openForward } from "../io/adminChannel";
+import { ensureAppDatabaseSql, serverReconcileSql } from "../render/postgres";
+import { knownHostsLine, strictSshOptions } from "../io/sshFiles";
 import { freePort, requireBinary, sleep } from "./support/edge";
 
 // Whatever major is installed (Debian 12: 15, Ubuntu 24.04: 16).

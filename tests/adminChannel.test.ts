@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import * as net from "net";
-import { freeLoopbackPort, stablePort } from "../lib/adminChannel";
+import { freeLoopbackPort, stablePort } from "../io/adminChannel";
 
 describe("admin channel port choice", () => {
     it("a stack's port is the same on every run, in 40000-49999, and differs between stacks", () => {

@@ -1,6 +1,6 @@
 // Backups and restores of the managed database, against real PostgreSQL: the admin is NOT a superuser
 // (CREATEROLE, CREATEDB, as Scaleway's first user) and is a member of every app role (what
-// ManagedAppDatabase's backupMembership declares). The real scripts/backup.sh runs through a stand-in
+// ManagedAppDatabase's backupMembership declares). The real hostScripts/backup.sh runs through a stand-in
 // `docker exec platform-pg-client …` whose environment holds the admin's password (as the client
 // container's does), with the settings the program renders for the managed stack; the restore runs
 // through dockerExecRunner(MANAGED_DATABASE_TARGET) the same way. Then the globals fallbacks, and what
@@ -10,13 +10,13 @@ import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { MANAGED_DATABASE_TARGET, MANIFEST_FILE, parseManifest, renderBackupSettings } from "../lib/backup";
-import { DirectoryBackupStore, dockerExecRunner, restoreBackup } from "../lib/restore";
-import { restoreIntoManaged } from "../scripts/migrate-to-managed";
+import { MANAGED_DATABASE_TARGET, MANIFEST_FILE, parseManifest, renderBackupSettings } from "../render/backup";
+import { DirectoryBackupStore, dockerExecRunner, restoreBackup } from "../io/restore";
+import { restoreIntoManaged } from "../commands/migrate-to-managed";
 import { requireBinary } from "./support/edge";
 import { Cluster, fakeDocker, requirePostgres, startCluster } from "./support/postgres";
 
-const SCRIPT = path.join(__dirname, "..", "scripts", "backup.sh");
+const SCRIPT = path.join(__dirname, "..", "hostScripts", "backup.sh");
 const ADMIN = "platform_admin";
 const ADMIN_PASSWORD = "Admin-Pass_word.456";
 

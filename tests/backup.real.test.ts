@@ -1,5 +1,5 @@
 // Backups against real components this suite starts itself: a throwaway PostgreSQL with two app
-// databases holding data, the project's scripts/backup.sh (through a stand-in `docker` that runs the
+// databases holding data, the project's hostScripts/backup.sh (through a stand-in `docker` that runs the
 // cluster's own pg_dump as `docker exec platform-postgres pg_dump` would), the real `age`, and a real
 // S3-compatible server (s3rver) on loopback. Then the restore: list, download, decrypt, restore into
 // a new database, verify against the manifest, swap; and every way a backup can be bad.
@@ -9,14 +9,14 @@ import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
 import * as path from "path";
-import { BackupRef, MANIFEST_FILE, ROW_COUNT_SQL, parseManifest, renderCurlCredentials } from "../lib/backup";
-import { BackupStore, DirectoryBackupStore, S3BackupStore, countRows, directRunner, restoreBackup } from "../lib/restore";
-import { runDrill } from "../scripts/backup-drill";
+import { BackupRef, MANIFEST_FILE, ROW_COUNT_SQL, parseManifest, renderCurlCredentials } from "../render/backup";
+import { BackupStore, DirectoryBackupStore, S3BackupStore, countRows, directRunner, restoreBackup } from "../io/restore";
+import { runDrill } from "../commands/backup-drill";
 import { requireBinary } from "./support/edge";
 import { Cluster, fakeDocker, freeLoopbackPort, requirePostgres, startCluster } from "./support/postgres";
 import { TestS3, startS3 } from "./support/s3";
 
-const SCRIPT = path.join(__dirname, "..", "scripts", "backup.sh");
+const SCRIPT = path.join(__dirname, "..", "hostScripts", "backup.sh");
 
 const SEED_APP1 = `
 CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, note text);
@@ -104,7 +104,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         WORK_DIR: dir,
         ...extra,
     });
-    /** Runs scripts/backup.sh without blocking the event loop (s3rver answers from this process). */
+    /** Runs hostScripts/backup.sh without blocking the event loop (s3rver answers from this process). */
     const runScript = (extra: Record<string, string> = {}): Promise<{ status: number | null; stderr: string; stdout: string }> =>
         new Promise((resolve) => {
             const child = spawn("sh", [SCRIPT], { env: scriptEnv(extra) });

@@ -1,5 +1,5 @@
 // Backups: the resource graph under mocks (bucket, lock, policy, host key, schedule) and the pure
-// rules of lib/backup.ts, hostile input included.
+// rules of render/backup.ts, hostile input included.
 import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -21,10 +21,10 @@ import {
     renderBackupSettings,
     renderCurlCredentials,
     restoreDatabaseName,
-} from "../lib/backup";
+} from "../render/backup";
 import { catalog } from "../apps";
-import { definePlatform } from "../platform";
-import { stackAppsWithDatabase } from "../scripts/backup-drill";
+import { definePlatform } from "../components/platform";
+import { stackAppsWithDatabase } from "../commands/backup-drill";
 import { BACKUP_RECIPIENT, LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
 import { RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
 
@@ -162,7 +162,7 @@ describe("backups on the local stack (mocks)", () => {
     });
 });
 
-describe("backup rules (lib/backup.ts)", () => {
+describe("backup rules (render/backup.ts)", () => {
     it("names: keys sort by time, parse back, and refuse anything else in the bucket", () => {
         const at = new Date("2026-01-02T03:30:00.123Z");
         const key = backupKey("app1", at);
@@ -325,7 +325,7 @@ describe("backup rules (lib/backup.ts)", () => {
             ["PG_USER", "postgres -c x"],
             ["PG_USER", "$(id)"],
         ]) {
-            const r = spawnSync("sh", [path.join(__dirname, "..", "scripts", "backup.sh")], {
+            const r = spawnSync("sh", [path.join(__dirname, "..", "hostScripts", "backup.sh")], {
                 encoding: "utf8",
                 env: { PATH: `${dir}:${process.env.PATH}`, BACKUP_TARGETS: "app1=app1_db", AGE_RECIPIENT: BACKUP_RECIPIENT, BACKUP_DIR: dir, [name]: value },
             });
@@ -400,9 +400,9 @@ describe("the backup drill workflow (.github/workflows/backup-drill.yml)", () =>
     });
 });
 
-describe("the restore command's arguments (scripts/restore.ts)", () => {
+describe("the restore command's arguments (commands/restore.ts)", () => {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const { parseArgs, resolveTargets } = require("../scripts/restore") as typeof import("../scripts/restore");
+    const { parseArgs, resolveTargets } = require("../commands/restore") as typeof import("../commands/restore");
 
     it("parses the documented forms", () => {
         assert.deepStrictEqual(parseArgs(["--stack", "prod", "--app", "app1", "--latest", "--dry-run"]), { stack: "prod", app: "app1", latest: true, dryRun: true, list: false });

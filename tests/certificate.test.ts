@@ -1,4 +1,4 @@
-// scripts/issue-certificate.sh with a stand-in `docker`: issuance installs the certificate and
+// hostScripts/issue-certificate.sh with a stand-in `docker`: issuance installs the certificate and
 // reloads the edge, staging is a switch, renewal is scheduled, and a refusal fails loudly.
 import * as assert from "assert";
 import { spawnSync } from "child_process";
@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-const SCRIPT = path.join(__dirname, "..", "scripts", "issue-certificate.sh");
+const SCRIPT = path.join(__dirname, "..", "hostScripts", "issue-certificate.sh");
 
 function setup(certbotSucceeds: boolean) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-cert-"));

@@ -16,7 +16,7 @@ import {
     renderFail2banJail,
     renderSshGuardScript,
     renderSshdHardening,
-} from "../lib/cloudInit";
+} from "../render/cloudInit";
 import { PUBLIC_KEY, REAL_KEYS } from "./fixtures";
 import { requireBinary } from "./support/edge";
 import { SSHD, writeSshdConfig } from "./support/sshd";

@@ -1,5 +1,6 @@
 import * as assert from "assert";
-import { ConfigError, INSTANCE_MEMORY_MB, RawConfig, coversWholeInternet, imageReference, isCidr, isSshPublicKey, parsePlatformConfig, parseStackConfig, planMemory } from "../lib/config";
+import { ConfigError, INSTANCE_MEMORY_MB, RawConfig, parsePlatformConfig, parseStackConfig, planMemory } from "../config/platformConfig";
+import { coversWholeInternet, imageReference, isCidr, isSshPublicKey } from "../render/values";
 import { catalog } from "../apps";
 import { LOCAL_RAW, PROD_RAW, PUBLIC_KEY, REAL_KEYS, parse } from "./fixtures";
 

@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import { readPlatform } from "../examples/consumer/platform";
-import { definePlatform } from "../platform";
+import { definePlatform } from "../components/platform";
 import { PROD_RAW, parse } from "./fixtures";
 import { runProgram, unwrap } from "./harness";
 

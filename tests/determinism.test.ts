@@ -7,8 +7,8 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { stablePort } from "../lib/adminChannel";
-import { definePlatform } from "../platform";
+import { stablePort } from "../io/adminChannel";
+import { definePlatform } from "../components/platform";
 import { T, reveal, runProgram } from "./harness";
 import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
 

@@ -5,8 +5,8 @@ import * as yaml from "js-yaml";
 import * as path from "path";
 import { CERTIFICATE_SCRIPT } from "../components/reverseProxy";
 import { catalog } from "../apps";
-import { CONFIG_KEYS, INSTANCE_MEMORY_MB, planMemory } from "../lib/config";
-import { PRICES_DATE, costTable } from "../lib/scale";
+import { CONFIG_KEYS, INSTANCE_MEMORY_MB, planMemory } from "../config/platformConfig";
+import { PRICES_DATE, costTable } from "../render/scale";
 import { parse } from "./fixtures";
 
 const root = path.join(__dirname, "..");
@@ -142,11 +142,11 @@ describe("the README's claims that can be checked", () => {
             { name: "2 hosts + managed DB-DEV-S + LB-S", shape: { hosts: 2, database: "managed" } },
             { name: "2 hosts + managed DB-DEV-S HA + LB-S", shape: { hosts: 2, database: "managed", managedDatabaseHa: true } },
         ]);
-        assert.ok(readme.includes(table), "regenerate the README's cost table from lib/scale.ts costTable()");
+        assert.ok(readme.includes(table), "regenerate the README's cost table from render/scale.ts costTable()");
         assert.match(table, new RegExp(PRICES_DATE));
     });
     it("the certificate command it gives is the script and settings file the edge installs", () => {
-        const script = fs.readFileSync(path.join(root, "scripts", "issue-certificate.sh"), "utf8");
+        const script = fs.readFileSync(path.join(root, "hostScripts", "issue-certificate.sh"), "utf8");
         const settings = /settings_file=\$\{SETTINGS_FILE:-([^}]+)\}/.exec(script)![1];
         assert.ok(readme.includes(`sh ${CERTIFICATE_SCRIPT} --renew-only ${settings}`), `expected: sh ${CERTIFICATE_SCRIPT} --renew-only ${settings}`);
     });

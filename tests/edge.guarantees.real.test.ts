@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
 import * as tls from "tls";
-import { CLEARED_REQUEST_HEADERS, GENERATION_PATH, renderNginxConfig } from "../lib/nginx";
+import { CLEARED_REQUEST_HEADERS, GENERATION_PATH, renderNginxConfig } from "../render/nginx";
 import { Edge, Upstream, freePort, get, rawRequest, requireBinary, route, startEdge, startUpstream } from "./support/edge";
 
 /** The JSON a stand-in upstream answered, from a raw HTTP/1.1 response. */

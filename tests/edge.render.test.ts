@@ -1,7 +1,7 @@
 // The renderer on its own: hostile values never reach nginx.conf, and the invariants the edge's
 // guarantees rest on hold for any route table. (The real-nginx suites prove the behaviour.)
 import * as assert from "assert";
-import { EdgeSettings, Route, containerEdgeSettings, renderNginxConfig } from "../lib/nginx";
+import { EdgeSettings, Route, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
 
 const ok: Route = { app: "app1", frontend: { host: "app1-frontend-abc1234", port: 8080 }, backend: { host: "10.0.0.7", port: 3000 }, apiPrefix: "strip" };
 const https = containerEdgeSettings("https", "example.com");

@@ -1,5 +1,5 @@
 import { catalog } from "../apps";
-import { PlatformConfig, RawConfig, parsePlatformConfig } from "../lib/config";
+import { PlatformConfig, RawConfig, parsePlatformConfig } from "../config/platformConfig";
 import { FAKE_HOST_KEY } from "./harness";
 
 /** An age recipient whose private key is nowhere: tests that decrypt make their own pair. */

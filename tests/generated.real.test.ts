@@ -4,7 +4,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { renderCloudInit } from "../lib/cloudInit";
+import { renderCloudInit } from "../render/cloudInit";
 import { PUBLIC_KEY } from "./fixtures";
 import { requireBinary } from "./support/edge";
 
@@ -29,11 +29,16 @@ describe("cloud-init user data (cloud-init schema)", function () {
 });
 
 describe("shell scripts (shellcheck)", function () {
-    const dir = path.join(__dirname, "..", "scripts");
-    for (const script of fs.readdirSync(dir).filter((f) => f.endsWith(".sh"))) {
+    const root = path.join(__dirname, "..");
+    // Every shell script of the project: the hosts' scripts, the operator's commands and the admin channel's helper.
+    const scripts = ["hostScripts", "commands", "io"].flatMap((dir) =>
+        fs.readdirSync(path.join(root, dir)).filter((f) => f.endsWith(".sh")).map((f) => path.join(dir, f)),
+    );
+    it("finds the project's shell scripts", () => assert.ok(scripts.length >= 8, scripts.join(", ")));
+    for (const script of scripts) {
         it(`${script} passes shellcheck`, function () {
             requireBinary(this, "shellcheck");
-            const r = spawnSync("shellcheck", ["-x", "-s", "sh", path.join("scripts", script)], { cwd: path.join(dir, ".."), encoding: "utf8" });
+            const r = spawnSync("shellcheck", ["-x", "-s", "sh", script], { cwd: root, encoding: "utf8" });
             assert.strictEqual(r.status, 0, r.stdout);
         });
     }

@@ -2,7 +2,7 @@
 // still wrapped), provider, and the options only the monitor sees (deleteBeforeReplace, protect,
 // retainOnDelete, ignoreChanges, dependencies).
 import * as pulumi from "@pulumi/pulumi";
-import { untilNoNewRegistration } from "../lib/programGraph";
+import { untilNoNewRegistration } from "../commands/programGraph";
 
 export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 export const FAKE_IP = "51.15.200.7";

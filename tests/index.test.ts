@@ -1,7 +1,7 @@
 // index.ts as Pulumi runs it: config read from the runtime, validated before any resource exists.
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError } from "../lib/config";
+import { ConfigError } from "../config/platformConfig";
 import { runProgram, unwrap } from "./harness";
 
 function loadIndex(): Record<string, any> {

@@ -7,9 +7,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as util from "util";
-import { freeLoopbackPort } from "../lib/adminChannel";
-import { ConfigError } from "../lib/config";
-import { ActionableError, markActionable, toRunError } from "../lib/runErrors";
+import { freeLoopbackPort } from "../io/adminChannel";
+import { ConfigError } from "../config/platformConfig";
+import { ActionableError, markActionable, toRunError } from "../io/runErrors";
 import { PROD_RAW } from "./fixtures";
 import { LanguageHostRun, nodeBinaries, projectRuntime, providerOutputs, runThroughLanguageHost } from "./support/fakeEngine";
 

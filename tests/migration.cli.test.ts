@@ -10,10 +10,10 @@ import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { renderBackupSettings } from "../lib/backup";
-import { DirectoryBackupStore } from "../lib/restore";
-import { SSH_DIR_ENV, knownHostsLine, stackSshDirectory, writeStackSshFiles } from "../lib/sshFiles";
-import { MigrateArgs, parseMigrateArgs, runMigration, stepTwoTargets } from "../scripts/migrate-to-managed";
+import { renderBackupSettings } from "../render/backup";
+import { DirectoryBackupStore } from "../io/restore";
+import { SSH_DIR_ENV, knownHostsLine, stackSshDirectory, writeStackSshFiles } from "../io/sshFiles";
+import { MigrateArgs, parseMigrateArgs, runMigration, stepTwoTargets } from "../commands/migrate-to-managed";
 import { BACKUP_RECIPIENT } from "./fixtures";
 import { FAKE_HOST_KEY } from "./harness";
 import { requireBinary } from "./support/edge";
@@ -153,7 +153,7 @@ describe("the migration command, step by step, against real PostgreSQL (stand-in
         fs.mkdirSync(bin);
         fs.writeFileSync(path.join(bin, "docker"), `#!/bin/sh\nc=$2; [ "$c" = -i ] && c=$3\nif [ "$c" = platform-pg-client ]; then exec ${clientDocker} "$@"; fi\nexec ${containerDocker} "$@"\n`, { mode: 0o755 });
         sshLog = path.join(dir, "ssh.log");
-        const script = path.join(__dirname, "..", "scripts", "backup.sh");
+        const script = path.join(__dirname, "..", "hostScripts", "backup.sh");
         fs.writeFileSync(
             path.join(bin, "ssh"),
             [

@@ -1,19 +1,19 @@
 // Moving from the container database to the managed one, against real PostgreSQL: one throwaway
 // cluster stands in for the container database, a second for Scaleway's managed instance (with a
 // non-superuser admin that has CREATEROLE and CREATEDB, as Scaleway's first user, and the app roles
-// and empty databases it created the way @pulumi/postgresql does). The real scripts/backup.sh takes
+// and empty databases it created the way @pulumi/postgresql does). The real hostScripts/backup.sh takes
 // the backup (through the stand-in docker), the real age encrypts it; then freeze, restore, switch.
 import * as assert from "assert";
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { DirectoryBackupStore, directRunner } from "../lib/restore";
-import { freeze, restoreIntoManaged, unfreeze } from "../scripts/migrate-to-managed";
+import { DirectoryBackupStore, directRunner } from "../io/restore";
+import { freeze, restoreIntoManaged, unfreeze } from "../commands/migrate-to-managed";
 import { requireBinary } from "./support/edge";
 import { Cluster, fakeDocker, requirePostgres, startCluster } from "./support/postgres";
 
-const SCRIPT = path.join(__dirname, "..", "scripts", "backup.sh");
+const SCRIPT = path.join(__dirname, "..", "hostScripts", "backup.sh");
 const ADMIN = "platform_admin";
 const ADMIN_PASSWORD = "Admin-Pass_word.123";
 

@@ -1,8 +1,8 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { stablePort } from "../lib/adminChannel";
-import { definePlatform } from "../platform";
-import { ForwardOptions } from "../lib/adminChannel";
+import { stablePort } from "../io/adminChannel";
+import { definePlatform } from "../components/platform";
+import { ForwardOptions } from "../io/adminChannel";
 import { FAKE_HOST_KEY, FAKE_IP, Registration, RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
 import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
 

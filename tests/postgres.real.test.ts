@@ -6,11 +6,12 @@
 import * as assert from "assert";
 import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
-import { findPostgresBinDir } from "../lib/throwawayPostgres";
+import { findPostgresBinDir } from "../io/throwawayPostgres";
 import * as os from "os";
 import * as path from "path";
-import { ensureAppDatabaseSql, psqlInContainerCommand, serverReconcileSql } from "../lib/postgres";
-import { readScript, runScript } from "../lib/shell";
+import { ensureAppDatabaseSql, psqlInContainerCommand, serverReconcileSql } from "../render/postgres";
+import { readHostScript } from "../hostScripts";
+import { runScript } from "../render/shell";
 import { freePort, requireBinary, sleep } from "./support/edge";
 
 // Whatever major is installed (Debian 12: 15, Ubuntu 24.04: 16); a missing one fails in CI below.
@@ -245,7 +246,7 @@ describe("PostgreSQL reconcile, ensure and isolation (real PostgreSQL, stand-in 
     });
 });
 
-describe("scripts/check-postgres-data.sh (real data directory from initdb, stand-in docker)", function () {
+describe("hostScripts/check-postgres-data.sh (real data directory from initdb, stand-in docker)", function () {
     this.timeout(60000);
     let c: Cluster;
     // The installed server's major stands in for the image's: the data directory comes from its initdb.
@@ -262,7 +263,7 @@ describe("scripts/check-postgres-data.sh (real data directory from initdb, stand
 
     const check = (env: Record<string, string>) => {
         fs.writeFileSync(c.dockerLog, "");
-        const command = runScript(readScript("check-postgres-data.sh"), { VOLUME: "platform-pgdata", IMAGE: image, MAJOR: major, PG_UID: String(c.pgUid), ...env });
+        const command = runScript(readHostScript("check-postgres-data.sh"), { VOLUME: "platform-pgdata", IMAGE: image, MAJOR: major, PG_UID: String(c.pgUid), ...env });
         return hostCommand(c, command);
     };
 
@@ -280,7 +281,7 @@ describe("scripts/check-postgres-data.sh (real data directory from initdb, stand
         const r = check({ MAJOR: newer, IMAGE: `postgres:${newer}.6-bookworm` });
         assert.notStrictEqual(r.status, 0);
         assert.ok(r.stderr.includes(`refusing to start PostgreSQL ${newer} (postgres:${newer}.6-bookworm) on platform-pgdata: it holds a PostgreSQL ${major} data directory`), r.stderr);
-        assert.ok(r.stderr.includes(`keep POSTGRES_IMAGE in lib/postgres.ts at a ${major} image`), r.stderr);
+        assert.ok(r.stderr.includes(`keep POSTGRES_IMAGE in render/postgres.ts at a ${major} image`), r.stderr);
         assert.match(r.stderr, /pg_dumpall/);
         assert.match(r.stderr, /restore/);
         const older = check({ MAJOR: other(-1), IMAGE: `postgres:${other(-1)}.15-bookworm` });

@@ -1,4 +1,4 @@
-// The pure parts of lib/postgres.ts: the connection budget the lead's config validation calls, the
+// The pure parts of render/postgres.ts: the connection budget the lead's config validation calls, the
 // settings rendered from the same numbers, and the refusals of anything that would reach SQL or a shell.
 import * as assert from "assert";
 import { catalog } from "../apps";
@@ -20,12 +20,12 @@ import {
     quoteIdentifier,
     quoteLiteral,
     serverReconcileSql,
-} from "../lib/postgres";
+} from "../render/postgres";
 
 const app = (name: string, limit?: number, database = true): AppDefinition => ({ ...catalog.demo, name, database, databaseConnectionLimit: limit });
 const PASSWORD = "a-long-enough-password-1234";
 
-describe("connection budget (lib/postgres.ts)", () => {
+describe("connection budget (render/postgres.ts)", () => {
     it("max_connections is rendered from the same constant the budget uses, with the superuser slots inside the reserve", () => {
         const settings = postgresSettings(1024);
         assert.strictEqual(settings.max_connections, String(POSTGRES_MAX_CONNECTIONS));
@@ -61,7 +61,7 @@ describe("connection budget (lib/postgres.ts)", () => {
     });
 });
 
-describe("names, SQL and commands refuse hostile input (lib/postgres.ts)", () => {
+describe("names, SQL and commands refuse hostile input (render/postgres.ts)", () => {
     it("the image's tag is of the declared major", () => {
         assert.ok(POSTGRES_IMAGE.startsWith(`postgres:${POSTGRES_MAJOR}.`));
     });

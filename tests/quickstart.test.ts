@@ -4,7 +4,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { POSTGRES_VOLUME } from "../lib/postgres";
+import { POSTGRES_VOLUME } from "../render/postgres";
 
 const root = path.join(__dirname, "..");
 
@@ -23,7 +23,7 @@ function pathWith(tools: Record<string, string>): string {
 
 describe("local quickstart (npm run local:up)", () => {
     it("names every missing tool and exits non-zero before touching anything", () => {
-        const r = spawnSync("/bin/sh", [path.join(root, "scripts", "local-up.sh")], { encoding: "utf8", env: { PATH: pathWith({}) } });
+        const r = spawnSync("/bin/sh", [path.join(root, "commands", "local-up.sh")], { encoding: "utf8", env: { PATH: pathWith({}) } });
         assert.notStrictEqual(r.status, 0);
         assert.match(r.stderr, /the Pulumi CLI/);
         assert.match(r.stderr, /Docker: /);
@@ -31,7 +31,7 @@ describe("local quickstart (npm run local:up)", () => {
         assert.ok(!fs.existsSync(path.join(root, ".pulumi-state", "never")), "nothing created");
     });
     it("tells a stopped Docker engine apart from a missing one", () => {
-        const r = spawnSync("/bin/sh", [path.join(root, "scripts", "local-up.sh")], {
+        const r = spawnSync("/bin/sh", [path.join(root, "commands", "local-up.sh")], {
             encoding: "utf8",
             env: { PATH: pathWith({ pulumi: "exit 0", npm: "exit 0", docker: 'echo "Cannot connect to the Docker daemon" >&2; exit 1' }) },
         });
@@ -42,7 +42,7 @@ describe("local quickstart (npm run local:up)", () => {
     it("with the tools present, uses a file backend inside the repo and the local stack only", () => {
         const calls = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "platform-calls-")), "calls");
         const record = `echo "$PULUMI_BACKEND_URL|$*" >> ${calls}`;
-        const r = spawnSync("/bin/sh", [path.join(root, "scripts", "local-up.sh")], {
+        const r = spawnSync("/bin/sh", [path.join(root, "commands", "local-up.sh")], {
             encoding: "utf8",
             env: {
                 PATH: pathWith({ pulumi: `${record}; case "$*" in *"stack output"*) echo '{"demo":{"url":"http://localhost:8080/demo/","apiUrl":"http://localhost:8080/api/demo/"}}';; esac`, npm: "exit 0", docker: "exit 0" }),
@@ -85,7 +85,7 @@ describe("local teardown (npm run local:down)", () => {
             `esac`,
         ].join("\n");
         const PATH = pathWith({ pulumi, docker, npm: "exit 0" });
-        const run = (script: string, args: string[] = []) => spawnSync("/bin/sh", [path.join(root, "scripts", script), ...args], { encoding: "utf8", env: { PATH }, cwd: root });
+        const run = (script: string, args: string[] = []) => spawnSync("/bin/sh", [path.join(root, "commands", script), ...args], { encoding: "utf8", env: { PATH }, cwd: root });
         const log = () => (fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").trim().split("\n") : []);
         return { run, log, volumeExists: () => !fs.existsSync(`${volume}.gone`) };
     }
@@ -150,8 +150,8 @@ describe("local teardown (npm run local:down)", () => {
     });
 
     it("names the same volume the program declares", () => {
-        const script = fs.readFileSync(path.join(root, "scripts", "local-down.sh"), "utf8");
+        const script = fs.readFileSync(path.join(root, "commands", "local-down.sh"), "utf8");
         assert.match(script, new RegExp(`^VOLUME=${POSTGRES_VOLUME}$`, "m"));
-        assert.strictEqual(JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")).scripts["local:down"], "sh scripts/local-down.sh");
+        assert.strictEqual(JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")).scripts["local:down"], "sh commands/local-down.sh");
     });
 });

@@ -2,7 +2,7 @@
 // server (the platform's own sshd drop-in, root by key, on 127.x.y.z:22 as the program reaches port
 // 22) in front of a real PostgreSQL: the managed shape's client container is a stand-in `docker` on
 // the server's PATH running the cluster's psql/pg_restore as the non-superuser admin. The program's
-// SSH files are written by lib/sshFiles.ts exactly as ScalewayHost writes them; the state stand-in is
+// SSH files are written by io/sshFiles.ts exactly as ScalewayHost writes them; the state stand-in is
 // what `pulumi stack export` shows for host 0. Then an impostor server with another host key at the
 // same address: refused before any command runs, the database untouched.
 import * as assert from "assert";
@@ -10,12 +10,12 @@ import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { MANAGED_DATABASE_TARGET, renderBackupSettings } from "../lib/backup";
-import { renderSshdHardening } from "../lib/cloudInit";
-import { DirectoryBackupStore, restoreBackup } from "../lib/restore";
-import { SSH_DIR_ENV, knownHostsLine, stackSshDirectory, writeStackSshFiles } from "../lib/sshFiles";
-import { parseMigrateArgs, runMigration } from "../scripts/migrate-to-managed";
-import { parseArgs, resolveTargets } from "../scripts/restore";
+import { MANAGED_DATABASE_TARGET, renderBackupSettings } from "../render/backup";
+import { renderSshdHardening } from "../render/cloudInit";
+import { DirectoryBackupStore, restoreBackup } from "../io/restore";
+import { SSH_DIR_ENV, knownHostsLine, stackSshDirectory, writeStackSshFiles } from "../io/sshFiles";
+import { parseMigrateArgs, runMigration } from "../commands/migrate-to-managed";
+import { parseArgs, resolveTargets } from "../commands/restore";
 import { requireBinary } from "./support/edge";
 import { Cluster, fakeDocker, requirePostgres, startCluster } from "./support/postgres";
 import { SSHD, Sshd, UBUNTU_MAIN_SETTINGS, keygen, randomLoopbackAddress, startSshd } from "./support/sshd";
@@ -81,7 +81,7 @@ describe("restore over SSH pins host 0's key (real OpenSSH, real PostgreSQL, man
         backupDir = path.join(dir, "backups");
         const settings = path.join(dir, "backup.env");
         fs.writeFileSync(settings, renderBackupSettings({ apps: ["app1"], recipient: { key: recipient }, destination: { kind: "directory", directory: backupDir }, workDir: dir, database: MANAGED_DATABASE_TARGET }));
-        const r = spawnSync("sh", [path.join(__dirname, "..", "scripts", "backup.sh"), settings], { env: { PATH: `${fakeDir}:${process.env.PATH}` }, encoding: "utf8" });
+        const r = spawnSync("sh", [path.join(__dirname, "..", "hostScripts", "backup.sh"), settings], { env: { PATH: `${fakeDir}:${process.env.PATH}` }, encoding: "utf8" });
         assert.strictEqual(r.status, 0, r.stderr);
 
         publicKey = keygen(path.join(dir, "id"));
@@ -111,7 +111,7 @@ describe("restore over SSH pins host 0's key (real OpenSSH, real PostgreSQL, man
 
     it("the options are the program's: BatchMode, StrictHostKeyChecking=yes, the stack's known_hosts, IdentitiesOnly with the stack's key", () => {
         // eslint-disable-next-line @typescript-eslint/no-var-requires
-        const { hostZeroRunner } = require("../scripts/restore") as typeof import("../scripts/restore");
+        const { hostZeroRunner } = require("../commands/restore") as typeof import("../commands/restore");
         const h = hostZeroRunner({ stack, database: "managed", readers: { state: () => stateWithHostZero(address, sshd!.hostPublicKey), project: "platform", env: env() } });
         const dirForSsh = stackSshDirectory("platform", stack, env()).forSsh;
         assert.strictEqual(h.pinned.source, "program");
@@ -122,7 +122,7 @@ describe("restore over SSH pins host 0's key (real OpenSSH, real PostgreSQL, man
     it("with no program file on this machine, the state's key is pinned in a private temporary known_hosts, removed afterwards", async () => {
         const elsewhere = { [SSH_DIR_ENV]: path.join(dir, "empty-ssh-base") };
         // eslint-disable-next-line @typescript-eslint/no-var-requires
-        const { hostZeroRunner } = require("../scripts/restore") as typeof import("../scripts/restore");
+        const { hostZeroRunner } = require("../commands/restore") as typeof import("../commands/restore");
         const h = hostZeroRunner({ stack, database: "managed", readers: { state: () => stateWithHostZero(address, sshd!.hostPublicKey), project: "platform", env: elsewhere } });
         try {
             assert.strictEqual(h.pinned.source, "state");

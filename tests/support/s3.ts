@@ -2,7 +2,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { S3Client } from "../../lib/s3";
+import { S3Client } from "../../io/s3";
 import { freeLoopbackPort } from "./postgres";
 
 // s3rver ships no types.

@@ -11,11 +11,11 @@ import * as os from "os";
 import * as path from "path";
 import * as yaml from "js-yaml";
 import { catalog } from "../apps";
-import { MAX_BACKUP_AGE_HOURS, freshnessProblems, isBucketName, isS3Endpoint, regionOfEndpoint, restoreDatabaseName } from "../lib/backup";
-import { BackupStore, Log, PgRunner, S3BackupStore, directRunner, openBackup, restoreIntoNewDatabase, sql } from "../lib/restore";
-import { quoteIdentifier, quoteLiteral } from "../lib/postgres";
-import { S3Client } from "../lib/s3";
-import { startCluster } from "../lib/throwawayPostgres";
+import { MAX_BACKUP_AGE_HOURS, freshnessProblems, isBucketName, isS3Endpoint, regionOfEndpoint, restoreDatabaseName } from "../render/backup";
+import { BackupStore, Log, PgRunner, S3BackupStore, directRunner, openBackup, restoreIntoNewDatabase, sql } from "../io/restore";
+import { quoteIdentifier, quoteLiteral } from "../render/postgres";
+import { S3Client } from "../io/s3";
+import { startCluster } from "../io/throwawayPostgres";
 
 export interface DrillOptions {
     readonly store: BackupStore;

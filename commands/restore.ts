@@ -9,7 +9,7 @@
 // Where things are, per stack (each can be overridden):
 //   prod:  bucket and endpoint from `pulumi stack output backupBucket/backupEndpoint`; host 0's address
 //          and pinned host key from the stack state (`pulumi stack export`), reached with the program's
-//          own SSH files and options (lib/hostAccess.ts: a server with another host key is refused;
+//          own SSH files and options (io/hostAccess.ts: a server with another host key is refused;
 //          the operator's ssh config is not what trusts it). On host 0, `docker exec` runs:
 //            database container (platform:database container): the PostgreSQL container's own
 //              psql/pg_restore as its superuser over the local socket (no password needed, the
@@ -24,10 +24,10 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { CONTAINER_DATABASE_TARGET, MANAGED_DATABASE_TARGET, formatBytes, isBucketName, isS3Endpoint, regionOfEndpoint } from "../lib/backup";
-import { HostZero, PinnedSsh, hostZeroFromState, pinnedSsh, projectName, stackDatabase } from "../lib/hostAccess";
-import { BackupStore, DirectoryBackupStore, PgRunner, S3BackupStore, directRunner, dockerExecRunner, restoreBackup, sshDockerRunner } from "../lib/restore";
-import { S3Client } from "../lib/s3";
+import { CONTAINER_DATABASE_TARGET, MANAGED_DATABASE_TARGET, formatBytes, isBucketName, isS3Endpoint, regionOfEndpoint } from "../render/backup";
+import { HostZero, PinnedSsh, hostZeroFromState, pinnedSsh, projectName, stackDatabase } from "../io/hostAccess";
+import { BackupStore, DirectoryBackupStore, PgRunner, S3BackupStore, directRunner, dockerExecRunner, restoreBackup, sshDockerRunner } from "../io/restore";
+import { S3Client } from "../io/s3";
 import { localBackupPaths } from "../components/backups";
 
 export interface RestoreArgs {
@@ -116,9 +116,9 @@ export interface StackReaders {
 }
 
 /**
- * How the operator's commands reach host 0's database: a pinned ssh (lib/hostAccess.ts) and the
+ * How the operator's commands reach host 0's database: a pinned ssh (io/hostAccess.ts) and the
  * container and user for `docker exec` (container database or managed client). Shared with
- * scripts/migrate-to-managed.ts.
+ * commands/migrate-to-managed.ts.
  */
 export function hostZeroRunner(o: { stack: string; database: "container" | "managed"; ssh?: string; readers: StackReaders }): { runner: PgRunner; pinned: PinnedSsh; describe: string } {
     const project = o.readers.project ?? projectName(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));

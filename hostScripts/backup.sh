@@ -82,7 +82,7 @@ cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-# Same text as ROW_COUNT_SQL in lib/backup.ts (a test keeps them equal).
+# Same text as ROW_COUNT_SQL in render/backup.ts (a test keeps them equal).
 ROW_COUNT_SQL="SELECT coalesce(jsonb_agg(jsonb_build_object('schema', n.nspname, 'table', c.relname, 'rows', (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint) ORDER BY n.nspname, c.relname), '[]'::jsonb) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%';"
 SERVER_SQL="SELECT jsonb_build_object('version', current_setting('server_version'), 'versionNum', current_setting('server_version_num')::int);"
 

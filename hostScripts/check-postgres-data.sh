@@ -49,7 +49,7 @@ version)
     if [ "$found" != "$MAJOR" ]; then
         fail "refusing to start PostgreSQL $MAJOR ($IMAGE) on $VOLUME: it holds a PostgreSQL $found data directory, which a different major version cannot open. The running server was left as it is.
 An upgrade is a dump and restore, not a new image on the old data:
-  1. keep POSTGRES_IMAGE in lib/postgres.ts at a $found image and deploy, so the old server runs;
+  1. keep POSTGRES_IMAGE in render/postgres.ts at a $found image and deploy, so the old server runs;
   2. dump everything: docker exec platform-postgres pg_dumpall -U postgres > platform-$found.sql (and keep a copy off the host);
   3. put the old volume aside and give the new server an empty one (docker volume rm only after the dump is verified);
   4. deploy the $MAJOR image, then restore: docker exec -i platform-postgres psql -U postgres -d postgres < platform-$found.sql"

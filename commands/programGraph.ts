@@ -1,6 +1,6 @@
 // The program's resource URNs for a stack config, without the Pulumi CLI or any cloud: the program
 // runs here under the SDK's mocks (a preview), and every registration's type, name and URN is kept.
-// The migration command (scripts/migrate-to-managed.ts) uses it to print the exact `--target` list of
+// The migration command (commands/migrate-to-managed.ts) uses it to print the exact `--target` list of
 // its step 2 (what `database: managed` adds to the stack) and the volume's URN of its step 4.
 //
 // Nothing of the operator's machine is touched: ScalewayHost writes its SSH files under a temporary
@@ -12,8 +12,8 @@ import * as path from "path";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { catalog } from "../apps";
-import { RawConfig, SECRET_KEYS, parseStackConfig } from "./config";
-import { SSH_DIR_ENV } from "./sshFiles";
+import { RawConfig, SECRET_KEYS, parseStackConfig } from "../config/platformConfig";
+import { SSH_DIR_ENV } from "../io/sshFiles";
 
 export interface GraphResource {
     readonly type: string;
@@ -99,7 +99,7 @@ export async function programResources(stack: string, project: string, stackConf
         const config = parseStackConfig(platform as RawConfig, { catalog, isSecret: (key) => SECRET_KEYS.has(key) });
         // Loaded here, not at the top: the program's modules must see the mocks.
         // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const { definePlatform } = require("../platform") as typeof import("../platform");
+        const { definePlatform } = require("../components/platform") as typeof import("../components/platform");
         definePlatform(config, {
             openForward: async () => ({ host: "127.0.0.1", port: 1, pid: 0, close: () => undefined }),
             backupAdministrators: ["user_id:00000000-0000-0000-0000-000000000000"],

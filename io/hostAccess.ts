@@ -2,7 +2,7 @@
 // SSH: with the host key the program pinned, never with whatever the operator's ssh config would
 // accept. ScalewayHost records host 0's ed25519 key at first contact (its readiness check) in the
 // stack state and writes it, with the identity when platform:sshPrivateKey is set, to
-// ~/.ssh/platform/<project>/<stack>/ (lib/sshFiles.ts). These commands use the same files and the
+// ~/.ssh/platform/<project>/<stack>/ (io/sshFiles.ts). These commands use the same files and the
 // same options (strictSshOptions: BatchMode, StrictHostKeyChecking=yes, that UserKnownHostsFile,
 // IdentitiesOnly with the stack's key), so a server answering with another key is refused, exactly as
 // the program refuses it.
@@ -20,7 +20,7 @@ import * as path from "path";
 import * as yaml from "js-yaml";
 import { knownHostsLine, stackSshDirectory, strictSshOptions } from "./sshFiles";
 
-/** The ScalewayHost component of host 0 (lib/scale.ts hostName(0)). */
+/** The ScalewayHost component of host 0 (render/scale.ts hostName(0)). */
 export const HOST_ZERO_TYPE = "platform:host:ScalewayHost";
 export const HOST_ZERO_NAME = "host";
 

@@ -1,16 +1,16 @@
 // Composes the platform from a validated config. index.ts calls it; tests call it once per stack.
 import * as pulumi from "@pulumi/pulumi";
-import { AppDatabase } from "./components/appDatabase";
-import { Backups, deployingIdentity } from "./components/backups";
-import { Host } from "./components/host";
-import { LocalHost } from "./components/localHost";
-import { OpenAdminChannel, PostgresServer } from "./components/postgresServer";
-import { ReverseProxy } from "./components/reverseProxy";
-import { ScalewayHost } from "./components/scalewayHost";
-import { WebApp } from "./components/webApp";
-import { openForward, stablePort } from "./lib/adminChannel";
-import { DeployedApp, PlatformConfig } from "./lib/config";
-import { databaseConnectionLimit } from "./lib/postgres";
+import { AppDatabase } from "./appDatabase";
+import { Backups, deployingIdentity } from "./backups";
+import { Host } from "./host";
+import { LocalHost } from "./localHost";
+import { OpenAdminChannel, PostgresServer } from "./postgresServer";
+import { ReverseProxy } from "./reverseProxy";
+import { ScalewayHost } from "./scalewayHost";
+import { WebApp } from "./webApp";
+import { openForward, stablePort } from "../io/adminChannel";
+import { DeployedApp, PlatformConfig } from "../config/platformConfig";
+import { databaseConnectionLimit } from "../render/postgres";
 import { defineScaledPlatform, isScaled } from "./platformScale";
 
 /** Port the PostgreSQL forwarder publishes on the host's loopback (the server itself publishes nothing). */

@@ -4,7 +4,7 @@
 // tests check the arguments made with them.
 import { HEALTHCHECK_TIMING, HEALTH_WAIT_SECONDS, STOP_GRACE_SECONDS } from "./containers";
 
-/** Most instances a stack may run (lib/config.ts accepts 1..MAX_HOSTS). */
+/** Most instances a stack may run (config/platformConfig.ts accepts 1..MAX_HOSTS). */
 export const SCALE_MAX_HOSTS = 10;
 
 /**

@@ -2,7 +2,7 @@
 // connection, `docker exec` on this machine, or `docker exec` on the host over SSH), and the restore
 // itself: decrypt, check, restore into a NEW database, compare row counts with the manifest, and
 // only then swap it in for the app (the old database is renamed and kept). Used by
-// scripts/restore.ts (the operator's command), scripts/backup-drill.ts and the tests.
+// commands/restore.ts (the operator's command), commands/backup-drill.ts and the tests.
 import { spawn } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -30,10 +30,10 @@ import {
     restoreDatabaseName,
     sortBackups,
     totalRows,
-} from "./backup";
-import { appDatabaseNames, quoteIdentifier, quoteLiteral } from "./postgres";
+} from "../render/backup";
+import { appDatabaseNames, quoteIdentifier, quoteLiteral } from "../render/postgres";
 import { S3Client } from "./s3";
-import { shellQuote } from "./shell";
+import { shellQuote } from "../render/shell";
 
 // ---------------------------------------------------------------------------------------------
 // Where backups are
@@ -145,7 +145,7 @@ export function dockerExecRunner(where: DatabaseTarget | string = CONTAINER_DATA
  * container database's own pg_restore over its local socket as the superuser (no password needed, the
  * dump's version always matches), or the managed client container as the admin (its password is in
  * that container's environment, never on this machine). `sshOptions` pin the host key
- * (lib/hostAccess.ts); BatchMode is always on. The remote command is one string, every word
+ * (io/hostAccess.ts); BatchMode is always on. The remote command is one string, every word
  * shell-quoted; the dump travels on stdin.
  */
 export function sshDockerRunner(destination: string, sshOptions: readonly string[] = [], where: DatabaseTarget | string = CONTAINER_DATABASE_TARGET): PgRunner {

@@ -2,7 +2,7 @@
 // servers by ScalewayHost's ssh-guard command). Pure, so the real `cloud-init schema`, `sshd -T` and
 // `fail2ban-client -t` can check exactly what is rendered.
 import * as net from "net";
-import { isCidr, isSshPublicKey } from "./config";
+import { isCidr, isSshPublicKey } from "./values";
 import { LOG_OPTIONS } from "./containers";
 
 /** Host directories the platform's containers mount; created at first boot. */

@@ -1,8 +1,8 @@
 // Reads the `platform:*` namespace from the Pulumi runtime and hands it to the pure parser.
 import * as pulumi from "@pulumi/pulumi";
 import { catalog } from "../apps";
-import { ConfigError, PlatformConfig, parseStackConfig } from "./config";
-import { markActionable } from "./runErrors";
+import { ConfigError, PlatformConfig, parseStackConfig } from "./platformConfig";
+import { markActionable } from "../io/runErrors";
 
 // Exported by the SDK's runtime but missing from its type declarations.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -12,7 +12,7 @@ export function readPlatformConfig(): PlatformConfig {
     try {
         return parseStackConfig(pulumi.runtime.allConfig(), { catalog, isSecret: (key) => runtimeConfig.isConfigSecret(`platform:${key}`) });
     } catch (e) {
-        // Its message lists every bad key with its fix: reported alone, without a stack (lib/runErrors.ts).
+        // Its message lists every bad key with its fix: reported alone, without a stack (io/runErrors.ts).
         throw e instanceof ConfigError ? markActionable(e) : e;
     }
 }

@@ -4,7 +4,7 @@
 import { appDatabaseNames } from "./postgres";
 import { MANAGED_ADMIN_USER, MANAGED_CLIENT_CONTAINER } from "./scale";
 import { shellQuote } from "./shell";
-import { isCronSchedule, isHeartbeatUrl } from "./config";
+import { isCronSchedule, isHeartbeatUrl } from "./values";
 
 /** `format` of every manifest this code writes; a restore refuses any other. */
 export const BACKUP_FORMAT = "platform-backup/1";
@@ -24,7 +24,7 @@ export const dumpFileName = (database: string): string => `${database}.pgdump`;
 
 /**
  * Exact row count of every ordinary table (and leaf partition) outside the system schemas, as one
- * line of JSON. scripts/backup.sh runs this same text (a test keeps them equal) inside the snapshot
+ * line of JSON. hostScripts/backup.sh runs this same text (a test keeps them equal) inside the snapshot
  * pg_dump uses, so the manifest describes exactly what the dump holds; a restore runs it on the new
  * database and compares.
  */

@@ -1,5 +1,5 @@
 // Moving a stack from the container database to Scaleway's managed one (issue #12), built on the
-// backup and restore tooling (lib/restore.ts). The operator's command:
+// backup and restore tooling (io/restore.ts). The operator's command:
 //
 //   npm run migrate:managed -- --stack prod                 the whole plan, step by step (changes nothing)
 //   npm run migrate:managed -- --stack prod --step 1        freeze, run the backup job, check the backups
@@ -14,8 +14,8 @@
 //
 // Steps 1 and 3 touch data and run here; 2, 4 and 5 are `pulumi` operations (and one `docker volume
 // rm`) the operator reviews and runs: the command prints them exactly, the `--target` list generated
-// from the program's own URNs (lib/programGraph.ts). Every SSH connection goes to host 0 with the host
-// key the program pinned (lib/hostAccess.ts). Step 1 records the freeze time in
+// from the program's own URNs (commands/programGraph.ts). Every SSH connection goes to host 0 with the host
+// key the program pinned (io/hostAccess.ts). Step 1 records the freeze time in
 // .platform/migrate-<stack>.json; step 3 refuses to run unless the old databases are still frozen and
 // every app's newest backup was taken after that freeze.
 //
@@ -32,16 +32,16 @@
 //   unfreeze  the rollback: the container database's app databases accept writes again.
 import * as fs from "fs";
 import * as path from "path";
-import { PgRunner, RestoreResult, BackupStore, Log, S3BackupStore, restoreBackup, sql } from "../lib/restore";
-import { BACKUP_SCRIPT_PATH, BACKUP_SETTINGS_FILE, MANAGED_DATABASE_TARGET, isBucketName, isS3Endpoint, regionOfEndpoint } from "../lib/backup";
-import { PinnedSsh } from "../lib/hostAccess";
-import { GraphResource, programResources, stackConfigFromYaml } from "../lib/programGraph";
-import { S3Client } from "../lib/s3";
-import { shellQuote } from "../lib/shell";
-import { hostName } from "../lib/scale";
+import { PgRunner, RestoreResult, BackupStore, Log, S3BackupStore, restoreBackup, sql } from "../io/restore";
+import { BACKUP_SCRIPT_PATH, BACKUP_SETTINGS_FILE, MANAGED_DATABASE_TARGET, isBucketName, isS3Endpoint, regionOfEndpoint } from "../render/backup";
+import { PinnedSsh } from "../io/hostAccess";
+import { GraphResource, programResources, stackConfigFromYaml } from "./programGraph";
+import { S3Client } from "../io/s3";
+import { shellQuote } from "../render/shell";
+import { hostName } from "../render/scale";
 import { StackReaders, hostZeroRunner } from "./restore";
 import { stackAppsWithDatabase } from "./backup-drill";
-import { appDatabaseNames, quoteIdentifier, quoteLiteral } from "../lib/postgres";
+import { appDatabaseNames, quoteIdentifier, quoteLiteral } from "../render/postgres";
 
 export const MIGRATION_STEPS: readonly string[] = [
     "0. Preconditions: `pulumi up` is clean on `database: container`, one host; lower the DNS TTL if you will also go to several hosts later.",
@@ -186,7 +186,7 @@ export interface MigrateDeps {
     readonly store?: () => BackupStore;
     /** Runs one command on host 0 over the pinned ssh; resolves its stdout. */
     readonly runOnHost?: (pinned: PinnedSsh, command: string) => Promise<string>;
-    /** The program's resources for a stack config (lib/programGraph.ts). */
+    /** The program's resources for a stack config (commands/programGraph.ts). */
     readonly resources?: (stackConfig: Record<string, string>) => Promise<GraphResource[]>;
     /** Where step 1 records the freeze (default .platform/migrate-<stack>.json). */
     readonly stateFile?: string;

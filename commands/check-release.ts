@@ -1,7 +1,7 @@
-// Validates an app release request from CI (`npx ts-node scripts/check-release.ts <app> <release>`)
+// Validates an app release request from CI (`npx ts-node commands/check-release.ts <app> <release>`)
 // with the same rules as the program, before anything is recorded or deployed.
 import { catalog } from "../apps";
-import { isRelease } from "../lib/config";
+import { isRelease } from "../render/values";
 
 export function checkRelease(app: string, release: string): string[] {
     const problems: string[] = [];

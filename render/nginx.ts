@@ -576,7 +576,7 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
     ];
 
     return [
-        "# Rendered by the platform program (lib/nginx.ts). Do not edit on the host: the next deployment replaces it.",
+        "# Rendered by the platform program (render/nginx.ts). Do not edit on the host: the next deployment replaces it.",
         "worker_processes auto;",
         "# A few regexes run per request (hostile paths, dotfiles, an app's file locations, header checks): compiled, they cost little.",
         "pcre_jit on;",

@@ -3,19 +3,19 @@
 // default config's graph is untouched. Host 0 keeps every name it has in the single-server stack, so
 // moving between 1 and several hosts replaces nothing of it.
 import * as pulumi from "@pulumi/pulumi";
-import { Backups, deployingIdentity } from "./components/backups";
-import { ReverseProxy } from "./components/reverseProxy";
-import { HostAttachment, PlatformNetwork } from "./components/privateNetwork";
-import { ManagedAppDatabase, ManagedDatabase } from "./components/managedDatabase";
-import { PlatformLoadBalancer } from "./components/loadBalancer";
-import { OpenAdminChannel } from "./components/postgresServer";
-import { ScalewayHost } from "./components/scalewayHost";
-import { WebApp } from "./components/webApp";
-import { openForward, stablePort } from "./lib/adminChannel";
-import { MANAGED_DATABASE_TARGET } from "./lib/backup";
-import { PlatformConfig } from "./lib/config";
-import { databaseConnectionLimit } from "./lib/postgres";
-import { MANAGED_ADMIN_PORT, hostName, hostPrefix } from "./lib/scale";
+import { Backups, deployingIdentity } from "./backups";
+import { ReverseProxy } from "./reverseProxy";
+import { HostAttachment, PlatformNetwork } from "./privateNetwork";
+import { ManagedAppDatabase, ManagedDatabase } from "./managedDatabase";
+import { PlatformLoadBalancer } from "./loadBalancer";
+import { OpenAdminChannel } from "./postgresServer";
+import { ScalewayHost } from "./scalewayHost";
+import { WebApp } from "./webApp";
+import { openForward, stablePort } from "../io/adminChannel";
+import { MANAGED_DATABASE_TARGET } from "../render/backup";
+import { PlatformConfig } from "../config/platformConfig";
+import { databaseConnectionLimit } from "../render/postgres";
+import { MANAGED_ADMIN_PORT, hostName, hostPrefix } from "../render/scale";
 import { appOutputs } from "./platform";
 import type { AppOutputs, PlatformDependencies, PlatformOutputs } from "./platform";
 
@@ -49,7 +49,7 @@ function startsAfter(after: pulumi.Resource): pulumi.ResourceTransformation {
 
 export function defineScaledPlatform(config: PlatformConfig, deps: PlatformDependencies = {}): PlatformOutputs {
     if (!isScaled(config)) throw new Error("defineScaledPlatform: this config is the single-server stack (platform.ts)");
-    // lib/config.ts refuses several hosts on the container database; the scaled path is always managed.
+    // config/platformConfig.ts refuses several hosts on the container database; the scaled path is always managed.
     if (config.scale.database !== "managed") throw new Error("several hosts need platform:database managed");
     const scale = config.scale;
     const behindLoadBalancer = scale.hosts > 1;
@@ -114,7 +114,7 @@ export function defineScaledPlatform(config: PlatformConfig, deps: PlatformDepen
     }
 
     // One host after another: host i's containers start only once host i-1's edge has applied the new
-    // routes, so a release that fails its health check stops at the first host (lib/scale.ts).
+    // routes, so a release that fails its health check stops at the first host (render/scale.ts).
     let previousSwitch: pulumi.Resource | undefined;
     hosts.forEach((host, i) => {
         const chain = previousSwitch === undefined ? undefined : { transformations: [startsAfter(previousSwitch)] };

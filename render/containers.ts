@@ -1,5 +1,5 @@
 // Container settings shared by every container the platform runs. Pure.
-import { ContainerDefinition } from "../apps/types";
+import { ContainerDefinition, ContainerSecurity } from "../apps/types";
 
 /** Docker healthcheck `test` for a container: an HTTP GET of its health path, from inside the container. */
 export function healthcheckTest(c: ContainerDefinition): string[] {
@@ -31,23 +31,6 @@ export const HEALTH_WAIT_SECONDS = 120;
 /** In-flight requests get this long after SIGTERM when an old version is removed. */
 export const STOP_GRACE_SECONDS = 30;
 
-/**
- * What a container may do beyond the platform's default (no capabilities, no privilege gain, bounded
- * processes, no swap). The catalog states each exception next to the reason for it.
- */
-export interface ContainerSecurity {
-    /** Linux capabilities added back after all are dropped, e.g. `["CHOWN", "SETUID", "SETGID"]` for an image that starts as root and drops to a user. */
-    readonly capabilities?: readonly string[];
-    /** Mount the image's filesystem read-only; `writablePaths` become tmpfs mounts. */
-    readonly readOnlyRootFilesystem?: boolean;
-    /** Directories that get a private tmpfs (`/tmp` is always one when the root is read-only). */
-    readonly writablePaths?: readonly string[];
-    /**
-     * RLIMIT_NPROC for the container's user. The kernel counts every process of that UID on the host,
-     * so an image that starts as root needs room for the host's own root processes too.
-     */
-    readonly maxProcesses?: number;
-}
 
 /** nproc for containers that run as their own non-root UID. */
 export const DEFAULT_MAX_PROCESSES = 512;

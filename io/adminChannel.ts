@@ -38,7 +38,7 @@ export interface Forward {
 /** Reported to the user as a run error: the message (destination, ssh's words, what to check), no stack. */
 export class AdminChannelError extends ActionableError {}
 
-const FORWARD_SCRIPT = path.join(__dirname, "..", "scripts", "ssh-forward.sh");
+const FORWARD_SCRIPT = path.join(__dirname, "ssh-forward.sh");
 
 /**
  * The local port a stack's forward uses, the same on every run: the provider's configuration then

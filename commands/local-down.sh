@@ -25,8 +25,8 @@ if [ "$purge" = true ] && ! command -v docker >/dev/null 2>&1; then
     echo "local-down --purge-data needs Docker to delete the volume $VOLUME" >&2
     exit 1
 fi
-# shellcheck source=scripts/local-env.sh
-. ./scripts/local-env.sh
+# shellcheck source=commands/local-env.sh
+. ./commands/local-env.sh
 
 if pulumi stack select local --non-interactive >/dev/null 2>&1; then
     # Protection guards the volume against a config change; tearing down on purpose lifts it. The

@@ -1,14 +1,8 @@
-// Turning scripts from scripts/ into the command strings the host runs. Pure.
-import * as fs from "fs";
+// Turning scripts into the command strings the host runs, quoted for sh. Pure.
 import * as path from "path";
 
 export function shellQuote(value: string): string {
     return `'${value.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Text of a script in scripts/, the same file the tests run. */
-export function readScript(name: string): string {
-    return fs.readFileSync(path.join(__dirname, "..", "scripts", name), "utf8");
 }
 
 /** `K='v' … sh -c '<script>'`: runs the script with those variables; stdin passes through to it. */

@@ -1,7 +1,7 @@
 // Names, server settings, the connection budget and the SQL the platform runs on PostgreSQL. Pure, so
 // every statement can be checked against a real PostgreSQL exactly as the host runs it.
 import { AppDefinition } from "../apps/types";
-import { ContainerSecurity } from "./containers";
+import { ContainerSecurity } from "../apps/types";
 
 /** Network alias the backends use to reach PostgreSQL on their own database network. */
 export const POSTGRES_ALIAS = "postgres";
@@ -9,7 +9,7 @@ export const POSTGRES_MAJOR = "15";
 export const POSTGRES_IMAGE = `postgres:${POSTGRES_MAJOR}.10-bookworm`;
 /** Fixed container name: host commands reach the server's local socket through `docker exec`. */
 export const POSTGRES_CONTAINER = "platform-postgres";
-/** The protected data volume (also named by scripts/local-down.sh). */
+/** The protected data volume (also named by commands/local-down.sh). */
 export const POSTGRES_VOLUME = "platform-pgdata";
 /** UID:GID of `postgres` in the official Debian image; the data directory belongs to it. */
 export const POSTGRES_USER = "999:999";
@@ -67,7 +67,7 @@ export function databaseConnectionLimit(app: AppDefinition): number {
 /**
  * What is wrong with the connection limits of the apps a stack runs: each must be a whole number of at
  * least 1, and together they must fit max_connections minus the admin reserve. Empty when all is well.
- * Each message names the file to change and the fix (lib/config.ts reports them under `platform:apps`).
+ * Each message names the file to change and the fix (config/platformConfig.ts reports them under `platform:apps`).
  */
 export function connectionBudgetProblems(apps: readonly AppDefinition[]): string[] {
     const problems: string[] = [];
@@ -89,7 +89,7 @@ export function connectionBudgetProblems(apps: readonly AppDefinition[]): string
         problems.push(
             `database connection limits sum to ${total} (${parts}) but PostgreSQL allows ${budget} for apps ` +
                 `(max_connections ${POSTGRES_MAX_CONNECTIONS} minus ${ADMIN_CONNECTION_RESERVE} kept for the admin and backups). ` +
-                `Fix: lower databaseConnectionLimit in apps/<name>.ts, remove an app, or raise POSTGRES_MAX_CONNECTIONS in lib/postgres.ts`,
+                `Fix: lower databaseConnectionLimit in apps/<name>.ts, remove an app, or raise POSTGRES_MAX_CONNECTIONS in render/postgres.ts`,
         );
     }
     return problems;

@@ -102,7 +102,7 @@ sed "$blank" "$candidate" | sed "s/return 200 \"generation unstamped\\\\n\"/retu
 mv -f "$candidate.stamped" "$candidate"
 if [ "$(generation_of "$candidate")" != "$generation" ]; then
     rm -f "$candidate"
-    echo "apply-nginx-config: the config has no /__platform/generation location to stamp; render it with lib/nginx.ts" >&2
+    echo "apply-nginx-config: the config has no /__platform/generation location to stamp; render it with render/nginx.ts" >&2
     exit 1
 fi
 

@@ -20,8 +20,8 @@ fi
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 mkdir -p .pulumi-state
-# shellcheck source=scripts/local-env.sh
-. ./scripts/local-env.sh
+# shellcheck source=commands/local-env.sh
+. ./commands/local-env.sh
 pulumi stack select local --create --non-interactive >/dev/null
 pulumi up --stack local --yes --non-interactive
 

@@ -1,4 +1,4 @@
-// A throwaway PostgreSQL cluster, for the backup drill (scripts/backup-drill.ts), the tests and the
+// A throwaway PostgreSQL cluster, for the backup drill (commands/backup-drill.ts), the tests and the
 // benches: finds the installed server binaries (whatever major is installed: `pg_config --bindir`,
 // else the newest /usr/lib/postgresql/<major>/bin), initialises a cluster in a temp dir and starts it
 // on a free loopback port with a password-protected superuser. Runs the server as `postgres` when
