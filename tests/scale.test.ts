@@ -85,6 +85,23 @@ describe("scale: the default configs' graphs are the ones recorded before the sc
     }
 });
 
+describe("scale: the scaled shapes' graphs are the ones recorded", () => {
+    // One composition builds every shape (issue #17): these keep the managed and load-balanced shapes
+    // exactly as they were when they had a code path of their own.
+    for (const [fixture, raw] of [
+        ["prod-managed", MANAGED],
+        ["prod-two-hosts", TWO_HOSTS],
+        ["prod-three-hosts", { ...MANAGED, hosts: "3" }],
+    ] as const) {
+        it(`${fixture}: every resource, input, option and dependency as recorded`, async () => {
+            const graph = graphOf(await runProd(raw));
+            if (process.env.UPDATE_GRAPH_FIXTURES === "1") writeGraphFixture(fixture, graph);
+            const diff = graphDifferences(readGraphFixture(fixture), graph);
+            assert.deepStrictEqual(diff, [], `the ${fixture} graph changed (re-record with UPDATE_GRAPH_FIXTURES=1 only for an intended change):\n${diff.join("\n")}`);
+        });
+    }
+});
+
 describe("scale: database managed, one host (mocks)", () => {
     let run: RunResult & { value: ReturnType<typeof definePlatform> };
     let base: RunResult;
