@@ -1,17 +1,26 @@
-// Composes the platform from a validated config. index.ts calls it; tests call it once per stack.
+// The platform, composed from a validated config by one code path for every shape (issue #17):
+// hosts 0..N-1 (host 0 is the default one), a database server (a container on host 0, or Scaleway's
+// managed PostgreSQL), the apps on every host, an edge per host, a load balancer when N > 1, backups,
+// and the outputs. `hosts: 1, database: container` is just the default: host 0 keeps the names the
+// single-server stack always had (render/scale.ts), so moving between shapes replaces nothing of it.
+// index.ts calls definePlatform; tests call it once per stack.
 import * as pulumi from "@pulumi/pulumi";
 import { AppDatabase } from "./appDatabase";
 import { Backups, deployingIdentity } from "./backups";
 import { Host } from "./host";
 import { LocalHost } from "./localHost";
+import { PlatformLoadBalancer } from "./loadBalancer";
+import { ManagedAppDatabase, ManagedDatabase } from "./managedDatabase";
 import { OpenAdminChannel, PostgresServer } from "./postgresServer";
+import { HostAttachment, PlatformNetwork } from "./privateNetwork";
 import { ReverseProxy } from "./reverseProxy";
 import { ScalewayHost } from "./scalewayHost";
 import { WebApp } from "./webApp";
 import { openForward, stablePort } from "../io/adminChannel";
 import { DeployedApp, PlatformConfig } from "../config/platformConfig";
+import { MANAGED_DATABASE_TARGET } from "../render/backup";
 import { databaseConnectionLimit } from "../render/postgres";
-import { defineScaledPlatform, isScaled } from "./platformScale";
+import { MANAGED_ADMIN_PORT, hostName, hostPrefix } from "../render/scale";
 
 /** Port the PostgreSQL forwarder publishes on the host's loopback (the server itself publishes nothing). */
 export const POSTGRES_PUBLISHED_PORT = { scaleway: 5432, local: 15432 } as const;
@@ -52,10 +61,17 @@ export interface PlatformOutputs {
     readonly backupEndpoint?: pulumi.Output<string>;
 }
 
+export interface PlatformDependencies {
+    /** Opens the prod admin channel; tests replace it to observe what the program asks for. */
+    readonly openForward?: typeof openForward;
+    /** Principals keeping full access to the backup bucket; by default the identity of SCW_ACCESS_KEY. */
+    readonly backupAdministrators?: pulumi.Input<string[]>;
+}
+
 /**
- * prod: the provider reaches PostgreSQL through an SSH forward opened during `up`, once the host and
- * the container exist. A preview opens nothing: on an empty stack the endpoint is unknown; on an
- * existing one it is the stack's stable port, so the provider's config reads as unchanged.
+ * prod: the provider reaches PostgreSQL through an SSH forward through host 0, opened during `up` once
+ * the host and the forwarder exist. A preview opens nothing: on an empty stack the endpoint is unknown;
+ * on an existing one it is the stack's stable port, so the provider's config reads as unchanged.
  */
 function sshAdminChannel(host: ScalewayHost, open: typeof openForward): OpenAdminChannel {
     const port = stablePort(pulumi.getProject(), pulumi.getStack());
@@ -70,111 +86,175 @@ function sshAdminChannel(host: ScalewayHost, open: typeof openForward): OpenAdmi
 /** local: PostgreSQL is published on this machine's loopback. */
 const directAdminChannel: OpenAdminChannel = (publishedPort, after) => after.apply(() => ({ host: "127.0.0.1", port: publishedPort }));
 
-export interface PlatformDependencies {
-    /** Opens the prod admin channel; tests replace it to observe what the program asks for. */
-    readonly openForward?: typeof openForward;
-    /** Principals keeping full access to the backup bucket; by default the identity of SCW_ACCESS_KEY. */
-    readonly backupAdministrators?: pulumi.Input<string[]>;
+/**
+ * Makes every container of a component wait for `after` (the previous host's switch): a transformation
+ * reaches the component's children, which a component's own dependsOn does not.
+ */
+function startsAfter(after: pulumi.Resource): pulumi.ResourceTransformation {
+    return (args) =>
+        args.type === "docker:index/container:Container" ? { props: args.props, opts: pulumi.mergeOptions(args.opts, { dependsOn: [after] }) } : undefined;
+}
+
+/** One app's database on either server, as the web apps, the outputs and the backups use it. */
+interface AppDatabaseHandle {
+    readonly databaseUrl: pulumi.Output<string>;
+    readonly databaseName: pulumi.Output<string>;
+    readonly roleName: pulumi.Output<string>;
+    /** The backend's way to the server, when it has one of its own (the container server). */
+    readonly network?: pulumi.Output<string>;
+    /** What the backend waits for. */
+    readonly ready: pulumi.Resource[];
+    /** What the backups wait for. */
+    readonly backupReady: pulumi.Resource[];
 }
 
 export function definePlatform(config: PlatformConfig, deps: PlatformDependencies = {}): PlatformOutputs {
-    // Managed database and/or several hosts (issue #12): composed in platformScale.ts; the default
-    // config (database container, one host) never reaches it.
-    if (isScaled(config)) return defineScaledPlatform(config, deps);
+    const onCloud = config.target === "scaleway";
+    // config/platformConfig.ts refuses several hosts on the container database, and both on the local target.
+    const managed = onCloud && config.scale.database === "managed";
+    const hostCount = onCloud ? config.scale.hosts : 1;
+    const behindLoadBalancer = hostCount > 1;
     const registryAuth =
         config.registryUsername && config.registryToken
             ? [{ address: "ghcr.io", username: config.registryUsername, password: pulumi.secret(config.registryToken) }]
             : undefined;
 
-    let host: Host;
-    let openAdminChannel: OpenAdminChannel;
-    if (config.target === "scaleway") {
-        const scalewayHost = new ScalewayHost("host", {
+    // --- Hosts, and the private network the managed database and the load balancer need. ---
+    const network = managed ? new PlatformNetwork("network") : undefined;
+    const hosts: Host[] = [];
+    const attachments: HostAttachment[] = [];
+    let openAdminChannel: OpenAdminChannel = directAdminChannel;
+    if (!onCloud) hosts.push(new LocalHost("host", { stateDir: ".platform/local", registryAuth }));
+    for (let i = 0; onCloud && i < hostCount; i++) {
+        const containerForward = `127.0.0.1:${POSTGRES_PUBLISHED_PORT.scaleway}`;
+        const host = new ScalewayHost(hostName(i), {
             instanceType: config.instanceType,
             sshPublicKey: config.sshPublicKey,
             sshPrivateKey: config.sshPrivateKey === undefined ? undefined : pulumi.secret(config.sshPrivateKey),
             adminCidrs: config.adminCidrs,
             sshFromAnywhere: config.sshFromAnywhere,
-            // The one forward sshd permits: the admin channel's (sshAdminChannel's `remote`).
-            sshPermitOpen: [`127.0.0.1:${POSTGRES_PUBLISHED_PORT.scaleway}`],
+            // The forwards sshd permits: the admin channel's (sshAdminChannel's `remote`). Host 0 of the
+            // managed shape keeps the container database's (a migrating stack still has it) and adds the managed one's.
+            sshPermitOpen: managed && i === 0 ? [containerForward, `127.0.0.1:${MANAGED_ADMIN_PORT}`] : [containerForward],
             registryAuth,
+            publicWeb: behindLoadBalancer ? false : undefined,
+            stateless: i > 0 ? true : undefined,
         });
-        host = scalewayHost;
-        openAdminChannel = sshAdminChannel(scalewayHost, deps.openForward ?? openForward);
-    } else {
-        host = new LocalHost("host", { stateDir: ".platform/local", registryAuth });
-        openAdminChannel = directAdminChannel;
+        hosts.push(host);
+        if (network !== undefined) attachments.push(new HostAttachment(`${hostName(i)}-private`, { privateNetworkId: network.privateNetwork.id, serverId: host.server.id }));
+        if (i === 0) openAdminChannel = sshAdminChannel(host, deps.openForward ?? openForward);
     }
+    const defaultHost = hosts[0];
 
-    const postgres = new PostgresServer("postgres", {
-        host,
-        memoryMb: config.memory.postgresMb,
-        publishedPort: POSTGRES_PUBLISHED_PORT[config.target],
-        openAdminChannel,
-    });
+    // --- The database server and one database per app. ---
+    const server = managed
+        ? new ManagedDatabase(
+              "managed-db",
+              {
+                  nodeType: config.scale.managedDatabaseNodeType,
+                  ha: config.scale.managedDatabaseHa,
+                  backupRetentionDays: config.scale.managedDatabaseBackupDays,
+                  privateNetworkId: network!.privateNetwork.id,
+                  adminHost: defaultHost,
+                  openAdminChannel,
+              },
+              // Host 0's relay reaches the instance through its private NIC.
+              { dependsOn: [attachments[0].nic] },
+          )
+        : new PostgresServer("postgres", {
+              host: defaultHost,
+              memoryMb: config.memory.postgresMb,
+              publishedPort: POSTGRES_PUBLISHED_PORT[config.target],
+              openAdminChannel,
+          });
 
-    const scheme = config.target === "scaleway" ? "https" : "http";
-    const origin = config.target === "scaleway" ? `https://${config.domain}` : `http://localhost:${config.localHttpPort}`;
-
+    const origin = onCloud ? `https://${config.domain}` : `http://localhost:${config.localHttpPort}`;
     const apps: Record<string, AppOutputs> = {};
     const databaseUrls: Record<string, pulumi.Output<string>> = {};
-    const webApps: WebApp[] = [];
-    const appDatabases: { app: string; database: AppDatabase }[] = [];
+    const appDatabases = new Map<string, AppDatabaseHandle>();
     for (const deployed of config.apps) {
         const name = deployed.definition.name;
-        const database = deployed.definition.database
-            ? new AppDatabase(`${name}-db`, {
-                  app: name,
-                  server: postgres,
-                  passwordVersion: deployed.passwordVersion,
-                  connectionLimit: databaseConnectionLimit(deployed.definition),
-              })
-            : undefined;
-        const webApp = new WebApp(name, {
-            app: deployed.definition,
-            release: deployed.release,
-            provider: host.docker,
-            databaseUrl: database?.databaseUrl,
-            databaseNetwork: database?.network.name,
-            databaseReady: database?.ready,
-        });
-        webApps.push(webApp);
-        if (database !== undefined) databaseUrls[name] = database.databaseUrl;
-        if (database !== undefined) appDatabases.push({ app: name, database });
-        apps[name] = appOutputs(origin, deployed, database);
+        const args = { app: name, passwordVersion: deployed.passwordVersion, connectionLimit: databaseConnectionLimit(deployed.definition) };
+        let db: AppDatabaseHandle | undefined;
+        if (deployed.definition.database && server instanceof ManagedDatabase) {
+            const d = new ManagedAppDatabase(`${name}-db`, { ...args, server });
+            db = { ...pick(d), ready: d.ready, backupReady: [...d.ready, d.backupMembership] };
+        } else if (deployed.definition.database && server instanceof PostgresServer) {
+            const d = new AppDatabase(`${name}-db`, { ...args, server });
+            db = { ...pick(d), network: d.network.name, ready: d.ready, backupReady: [d] };
+        }
+        if (db !== undefined) {
+            appDatabases.set(name, db);
+            databaseUrls[name] = db.databaseUrl;
+        }
+        apps[name] = appOutputs(origin, deployed, db);
     }
 
-    new ReverseProxy("edge", {
-        host,
-        mode: scheme,
-        domain: config.domain,
-        acmeEmail: config.acmeEmail,
-        acmeStaging: config.acmeStaging,
-        localHttpPort: config.localHttpPort,
-        routes: webApps.map((w) => w.route),
-        appNetworks: webApps.map((w) => ({ app: w.appName, network: w.network.name })),
-        memoryMb: config.memory.edgeMb,
+    // --- The apps and an edge on every host, one host after another: host i's containers start only
+    // once host i-1's edge has applied the new routes, so a release that fails its health check stops
+    // at the first host (render/scale.ts). ---
+    let previousSwitch: pulumi.Resource | undefined;
+    hosts.forEach((host, i) => {
+        const chain = previousSwitch === undefined ? undefined : { transformations: [startsAfter(previousSwitch)] };
+        const webApps = config.apps.map((deployed) => {
+            const db = appDatabases.get(deployed.definition.name);
+            return new WebApp(
+                `${hostPrefix(i)}${deployed.definition.name}`,
+                { app: deployed.definition, release: deployed.release, provider: host.docker, databaseUrl: db?.databaseUrl, databaseNetwork: db?.network, databaseReady: db?.ready },
+                chain,
+            );
+        });
+        const edge = new ReverseProxy(
+            `${hostPrefix(i)}edge`,
+            {
+                host,
+                mode: onCloud ? "https" : "http",
+                domain: config.domain,
+                acmeEmail: config.acmeEmail,
+                acmeStaging: config.acmeStaging,
+                localHttpPort: config.localHttpPort,
+                routes: webApps.map((w) => w.route),
+                appNetworks: webApps.map((w) => ({ app: w.appName, network: w.network.name })),
+                memoryMb: config.memory.edgeMb,
+                behindLoadBalancer: behindLoadBalancer ? { trustedCidrs: [network!.subnet], localListen: "127.0.0.1:80" } : undefined,
+            },
+            chain,
+        );
+        previousSwitch = edge.config;
     });
 
+    // --- Nightly encrypted backups of every app database, from host 0: the same bucket, lock, put-only
+    // host key and policy on every shape (a stack moving to the managed database keeps it, URN and all).
+    // On the managed shape the cron job dumps through the client container as the admin, a member of
+    // every app role. ---
     const backups =
-        appDatabases.length === 0
+        appDatabases.size === 0
             ? undefined
             : new Backups("backups", {
-                  host,
-                  apps: appDatabases.map((d) => d.app),
+                  host: defaultHost,
+                  apps: [...appDatabases.keys()],
                   settings: config.backup,
                   region: new pulumi.Config("scaleway").get("region"),
-                  administrators: config.target === "scaleway" ? (deps.backupAdministrators ?? deployingIdentity()) : undefined,
-                  localDir: ".platform/local",
-                  dependsOn: appDatabases.map((d) => d.database),
+                  administrators: onCloud ? (deps.backupAdministrators ?? deployingIdentity()) : undefined,
+                  localDir: managed ? undefined : ".platform/local",
+                  database: managed ? MANAGED_DATABASE_TARGET : undefined,
+                  dependsOn: [...(server instanceof ManagedDatabase ? [server.client] : []), ...[...appDatabases.values()].flatMap((d) => d.backupReady)],
               });
 
+    const publicIp = behindLoadBalancer
+        ? new PlatformLoadBalancer("lb", { domain: config.domain, privateNetworkId: network!.privateNetwork.id, serverIps: attachments.map((a) => a.address) }).address
+        : defaultHost.publicAddress;
+
     return {
-        publicIp: host.publicAddress,
+        publicIp,
         baseUrl: pulumi.output(`${origin}/`),
         apps,
         databaseUrls: pulumi.secret(pulumi.all(databaseUrls)),
         backupBucket: backups?.bucket,
         backupEndpoint: backups?.endpoint,
     };
+}
+
+function pick(d: { databaseUrl: pulumi.Output<string>; databaseName: pulumi.Output<string>; roleName: pulumi.Output<string> }) {
+    return { databaseUrl: d.databaseUrl, databaseName: d.databaseName, roleName: d.roleName };
 }
