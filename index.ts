@@ -1,6 +1,6 @@
 // The platform program: validate the stack config (before any resource exists), compose, export.
 import { definePlatform } from "./components/platform";
-import { readPlatformConfig } from "./config/readConfig";
+import { readPlatformConfig } from "./io/readConfig";
 import { reportErrorsAsRunErrors } from "./io/runErrors";
 
 // Under `pulumi preview`/`up`, every error from here on (config, admin channel, host key, readiness, any

@@ -1,8 +1,8 @@
 // Reads the `platform:*` namespace from the Pulumi runtime and hands it to the pure parser.
 import * as pulumi from "@pulumi/pulumi";
 import { catalog } from "../apps";
-import { ConfigError, PlatformConfig, parseStackConfig } from "./platformConfig";
-import { markActionable } from "../io/runErrors";
+import { ConfigError, PlatformConfig, parseStackConfig } from "../config/platformConfig";
+import { markActionable } from "./runErrors";
 
 // Exported by the SDK's runtime but missing from its type declarations.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
