@@ -42,6 +42,7 @@ import { hostName } from "../render/scale";
 import { StackReaders, hostZeroRunner } from "./restore";
 import { stackAppsWithDatabase } from "./backup-drill";
 import { appDatabaseNames, quoteIdentifier, quoteLiteral } from "../render/postgres";
+import { APP_DATABASE_TYPE } from "../components/appDatabase";
 
 export const MIGRATION_STEPS: readonly string[] = [
     "0. Preconditions: `pulumi up` is clean on `database: container`, one host; lower the DNS TTL if you will also go to several hosts later.",
@@ -108,8 +109,8 @@ export async function restoreIntoManaged(o: RestoreIntoManagedOptions): Promise<
     const results: RestoreResult[] = [];
     for (const app of o.apps) {
         const { role } = appDatabaseNames(app);
-        // The managed stack makes the admin a member of every app role (ManagedAppDatabase's
-        // backupMembership: the nightly backups read as it). A stack declared before that has no
+        // The managed stack makes the admin a member of every app role (AppDatabase declares it: the
+        // nightly backups read as it). A stack declared before that has no
         // membership yet: then it is granted for this restore only and revoked again; an existing one
         // is left as it is.
         const member = (await sql(o.target, "postgres", `SELECT pg_has_role(current_user, ${quoteLiteral(role)}, 'MEMBER');\n`)).trim() === "t";
@@ -206,7 +207,9 @@ const quoted = (words: readonly string[]) => words.map(shellQuote).join(" ");
 /** The `pulumi up --target` list of step 2: what `database: managed` adds, plus host 0's ssh-guard (it must permit the new admin forward). */
 export function stepTwoTargets(container: readonly GraphResource[], managed: readonly GraphResource[]): string[] {
     const before = new Set(container.map((r) => r.urn));
-    const added = managed.filter((r) => !before.has(r.urn));
+    // The app databases keep their URNs and move to the managed server: an update that declares each
+    // role and database there (their server is a compared property), leaving the container's as it is.
+    const added = managed.filter((r) => !before.has(r.urn) || r.type === APP_DATABASE_TYPE);
     const guard = managed.find((r) => r.type === "command:remote:Command" && r.name === `${hostName(0)}-ssh-guard`);
     if (guard === undefined) throw new Error("the program declares no ssh-guard on host 0");
     if (!added.some((r) => r.type === "scaleway:databases/instance:Instance")) throw new Error("the managed config adds no managed database instance: is platform:database already managed?");
@@ -313,14 +316,14 @@ export async function runMigration(args: MigrateArgs, deps: MigrateDeps): Promis
         const before = await resources({ ...stackConfig, "platform:database": "container" });
         const after = await resources({ ...stackConfig, "platform:database": "managed" });
         const targets = stepTwoTargets(before, after);
-        log(`   does (through pulumi): creates ${targets.length - 1} resources (private network, host 0's NIC, the managed instance, its relay and client containers on host 0, each app's role, database, PUBLIC revoke and the admin's membership) and updates host 0's sshd guard (the admin forward to 127.0.0.1:5433)`);
+        log(`   does (through pulumi): creates the private network, host 0's NIC, the managed instance and its relay and client containers on host 0; updates host 0's sshd guard (the admin forward to 127.0.0.1:5433) and each app's database, which moves to the managed instance (its role and database are declared there, with the admin a member; the container's stay as they are)`);
         const targetArgs = targets.map((u) => `--target ${shellQuote(u)}`).join(" \\\n       ");
         youRun([
             `pulumi config set --stack ${stack} platform:database managed`,
             `pulumi preview --stack ${stack} ${targetArgs}`,
             `pulumi up --stack ${stack} ${targetArgs}`,
         ]);
-        log("   check in the preview: only creates, and one update (host-ssh-guard); no app container, no backups-schedule, nothing of PostgresServer.");
+        log("   check in the preview: only creates, and updates of host-ssh-guard and each *-db-role-database; no app container, no backups-schedule, nothing of PostgresServer.");
         log(`   next: ${cmd("--step 3")}`);
         return 0;
     };

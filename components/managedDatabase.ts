@@ -1,10 +1,9 @@
 import * as docker from "@pulumi/docker";
-import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as scaleway from "@pulumiverse/scaleway";
 import { containerHardening, containerRuntime } from "../render/containers";
-import { FORWARDER_IMAGE, FORWARDER_MEMORY_MB, FORWARDER_SECURITY, appDatabaseNames, databaseUrl } from "../render/postgres";
+import { DatabaseAdmin, FORWARDER_IMAGE, FORWARDER_MEMORY_MB, FORWARDER_SECURITY } from "../render/postgres";
 import {
     MANAGED_ADMIN_PORT,
     MANAGED_ADMIN_USER,
@@ -13,9 +12,10 @@ import {
     MANAGED_CLIENT_IMAGE,
     MANAGED_ENGINE,
     MANAGED_FORWARDER_CONTAINER,
-    MANAGED_MAJOR,
     MANAGED_NETWORK,
 } from "../render/scale";
+import { AdminConnection } from "../io/appDatabaseProvider";
+import { AppEndpoint, DatabaseServer } from "./appDatabase";
 import { Host } from "./host";
 import { AdminEndpoint, OpenAdminChannel } from "./postgresServer";
 
@@ -51,15 +51,21 @@ export interface PrivateEndpoint {
  *   is reached through host 0, where a small relay listens on 127.0.0.1:MANAGED_ADMIN_PORT only;
  *   the SSH admin channel forwards to it, exactly as it does for the container database.
  */
-export class ManagedDatabase extends pulumi.ComponentResource {
+export class ManagedDatabase extends pulumi.ComponentResource implements DatabaseServer {
     public readonly adminPassword: random.RandomPassword;
     public readonly instance: scaleway.databases.Instance;
     public readonly endpoint: pulumi.Output<PrivateEndpoint>;
     public readonly network: docker.Network;
     public readonly forwarder: docker.Container;
     public readonly client: docker.Container;
-    public readonly provider: postgresql.Provider;
-    public readonly adminUser = MANAGED_ADMIN_USER;
+    /** Secret. The admin's connection through host 0's relay, for every AppDatabase. */
+    public readonly adminConnection: pulumi.Output<AdminConnection>;
+    /** The instance's first user: CREATEROLE and CREATEDB, no superuser. */
+    public readonly admin: DatabaseAdmin = { user: MANAGED_ADMIN_USER, superuser: false };
+    public readonly serverId: pulumi.Output<string>;
+    /** The backends connect to the private endpoint, over TLS. */
+    public readonly appEndpoint: pulumi.Output<AppEndpoint>;
+    public readonly ready: pulumi.Resource[];
 
     constructor(name: string, args: ManagedDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
         super("platform:database:ManagedDatabase", name, {}, opts);
@@ -150,113 +156,16 @@ export class ManagedDatabase extends pulumi.ComponentResource {
 
         const ready = pulumi.all([this.forwarder.id, this.instance.id]).apply(([id]) => id);
         const admin: pulumi.Output<AdminEndpoint> = args.openAdminChannel(MANAGED_ADMIN_PORT, ready);
-        this.provider = new postgresql.Provider(
-            `${name}-admin`,
-            {
-                host: admin.host,
-                port: admin.port,
-                username: MANAGED_ADMIN_USER,
-                password: pulumi.secret(this.adminPassword.result),
-                database: "postgres",
-                // Scaleway's endpoint speaks TLS; the name checked would be the forward's, so no verify-full.
-                sslmode: "require",
-                // The admin is not a superuser: the provider grants itself an owner role only while it sets it.
-                superuser: false,
-                expectedVersion: MANAGED_MAJOR,
-                connectTimeout: 10,
-            },
-            { parent: this, dependsOn: [this.instance, this.forwarder] },
+        // Scaleway's endpoint speaks TLS; the name seen would be the forward's, so no verify-full.
+        this.adminConnection = pulumi.secret(
+            pulumi
+                .all([admin, this.adminPassword.result])
+                .apply(([a, password]) => ({ host: a.host, port: a.port, user: MANAGED_ADMIN_USER, password, database: "postgres", ssl: true })),
         );
+        this.serverId = pulumi.interpolate`managed:${this.instance.id}`;
+        this.appEndpoint = this.endpoint.apply((e) => ({ host: e.ip, port: e.port, sslmode: "require" }));
+        this.ready = [this.instance, this.forwarder];
 
         this.registerOutputs({ instanceId: this.instance.id, endpoint: this.endpoint });
-    }
-}
-
-export interface ManagedAppDatabaseArgs {
-    readonly app: string;
-    readonly server: ManagedDatabase;
-    /** Bump to rotate the password: the role and the backends' DATABASE_URL change in one `up`. */
-    readonly passwordVersion: number;
-    /** Most connections the app's role may hold, over every host together. */
-    readonly connectionLimit: number;
-}
-
-/**
- * One app's login role and database on the managed instance, declared through the admin channel with
- * @pulumi/postgresql (not Scaleway's Database/User/Privilege: those cannot make the app's role the
- * database's owner, nor revoke CONNECT from PUBLIC, so every user could connect to every database).
- *
- * The role owns its database; CONNECT (and TEMP) are revoked from PUBLIC. The admin is made a member
- * of the role (backupMembership): the nightly logical backups and the restore command run as the
- * admin, which is no superuser, and read and recreate what the app owns through that membership. It
- * gives the admin nothing it could not take anyway (CREATEROLE; PostgreSQL 16 makes the creator of a
- * role its admin); no app role is a member of another. Removing the app keeps role and database
- * (retainOnDelete), as on the container database.
- */
-export class ManagedAppDatabase extends pulumi.ComponentResource {
-    public readonly password: random.RandomPassword;
-    public readonly role: postgresql.Role;
-    public readonly database: postgresql.Database;
-    public readonly revokePublicConnect: postgresql.Grant;
-    /** The admin's membership in the app's role, for the backups and restores. */
-    public readonly backupMembership: postgresql.GrantRole;
-    public readonly ready: pulumi.Resource[];
-    /** Secret. */
-    public readonly databaseUrl: pulumi.Output<string>;
-    public readonly databaseName: pulumi.Output<string>;
-    public readonly roleName: pulumi.Output<string>;
-
-    constructor(name: string, args: ManagedAppDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("platform:database:ManagedAppDatabase", name, {}, opts);
-        const { server } = args;
-        const names = appDatabaseNames(args.app);
-        if (!Number.isInteger(args.connectionLimit) || args.connectionLimit < 1) throw new Error(`${args.app}: connection limit ${args.connectionLimit} is not a positive whole number`);
-        const pgOpts = { parent: this, provider: server.provider };
-
-        this.password = new random.RandomPassword(
-            `${name}-password`,
-            { length: 32, special: false, keepers: { version: String(args.passwordVersion) } },
-            { parent: this },
-        );
-        this.role = new postgresql.Role(
-            `${name}-role`,
-            {
-                name: names.role,
-                login: true,
-                password: pulumi.secret(this.password.result),
-                connectionLimit: args.connectionLimit,
-                createDatabase: false,
-                createRole: false,
-                inherit: true,
-                superuser: false,
-            },
-            { ...pgOpts, retainOnDelete: true },
-        );
-        this.database = new postgresql.Database(
-            `${name}-database`,
-            { name: names.database, owner: this.role.name, encoding: "UTF8", template: "template0", allowConnections: true },
-            { ...pgOpts, retainOnDelete: true },
-        );
-        this.revokePublicConnect = new postgresql.Grant(
-            `${name}-revoke-public`,
-            { database: this.database.name, role: "public", objectType: "database", privileges: [] },
-            pgOpts,
-        );
-        // After the database: the provider grants itself the owner role while it sets the owner and
-        // revokes only a membership it granted, so from here on the membership stays.
-        this.backupMembership = new postgresql.GrantRole(
-            `${name}-backup-membership`,
-            { role: server.adminUser, grantRole: this.role.name, withAdminOption: false },
-            { ...pgOpts, dependsOn: [this.database, this.revokePublicConnect] },
-        );
-        this.ready = [this.role, this.database, this.revokePublicConnect];
-        this.databaseName = this.database.name;
-        this.roleName = this.role.name;
-        this.databaseUrl = pulumi.secret(
-            pulumi
-                .all([this.password.result, server.endpoint, this.role.id, this.database.id, this.revokePublicConnect.id])
-                .apply(([password, endpoint]) => databaseUrl(names.role, password, endpoint.ip, endpoint.port, names.database, "require")),
-        );
-        this.registerOutputs({ databaseName: this.databaseName, roleName: this.roleName, databaseUrl: this.databaseUrl });
     }
 }

@@ -10,7 +10,7 @@ import { Backups, deployingIdentity } from "./backups";
 import { Host } from "./host";
 import { LocalHost } from "./localHost";
 import { PlatformLoadBalancer } from "./loadBalancer";
-import { ManagedAppDatabase, ManagedDatabase } from "./managedDatabase";
+import { ManagedDatabase } from "./managedDatabase";
 import { OpenAdminChannel, PostgresServer } from "./postgresServer";
 import { HostAttachment, PlatformNetwork } from "./privateNetwork";
 import { ReverseProxy } from "./reverseProxy";
@@ -95,19 +95,6 @@ function startsAfter(after: pulumi.Resource): pulumi.ResourceTransformation {
         args.type === "docker:index/container:Container" ? { props: args.props, opts: pulumi.mergeOptions(args.opts, { dependsOn: [after] }) } : undefined;
 }
 
-/** One app's database on either server, as the web apps, the outputs and the backups use it. */
-interface AppDatabaseHandle {
-    readonly databaseUrl: pulumi.Output<string>;
-    readonly databaseName: pulumi.Output<string>;
-    readonly roleName: pulumi.Output<string>;
-    /** The backend's way to the server, when it has one of its own (the container server). */
-    readonly network?: pulumi.Output<string>;
-    /** What the backend waits for. */
-    readonly ready: pulumi.Resource[];
-    /** What the backups wait for. */
-    readonly backupReady: pulumi.Resource[];
-}
-
 export function definePlatform(config: PlatformConfig, deps: PlatformDependencies = {}): PlatformOutputs {
     const onCloud = config.target === "scaleway";
     // config/platformConfig.ts refuses several hosts on the container database, and both on the local target.
@@ -171,18 +158,17 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
     const origin = onCloud ? `https://${config.domain}` : `http://localhost:${config.localHttpPort}`;
     const apps: Record<string, AppOutputs> = {};
     const databaseUrls: Record<string, pulumi.Output<string>> = {};
-    const appDatabases = new Map<string, AppDatabaseHandle>();
+    const appDatabases = new Map<string, AppDatabase>();
     for (const deployed of config.apps) {
         const name = deployed.definition.name;
-        const args = { app: name, passwordVersion: deployed.passwordVersion, connectionLimit: databaseConnectionLimit(deployed.definition) };
-        let db: AppDatabaseHandle | undefined;
-        if (deployed.definition.database && server instanceof ManagedDatabase) {
-            const d = new ManagedAppDatabase(`${name}-db`, { ...args, server });
-            db = { ...pick(d), ready: d.ready, backupReady: [...d.ready, d.backupMembership] };
-        } else if (deployed.definition.database && server instanceof PostgresServer) {
-            const d = new AppDatabase(`${name}-db`, { ...args, server });
-            db = { ...pick(d), network: d.network.name, ready: d.ready, backupReady: [d] };
-        }
+        const db = deployed.definition.database
+            ? new AppDatabase(`${name}-db`, {
+                  app: name,
+                  server,
+                  passwordVersion: deployed.passwordVersion,
+                  connectionLimit: databaseConnectionLimit(deployed.definition),
+              })
+            : undefined;
         if (db !== undefined) {
             appDatabases.set(name, db);
             databaseUrls[name] = db.databaseUrl;
@@ -200,7 +186,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
             const db = appDatabases.get(deployed.definition.name);
             return new WebApp(
                 `${hostPrefix(i)}${deployed.definition.name}`,
-                { app: deployed.definition, release: deployed.release, provider: host.docker, databaseUrl: db?.databaseUrl, databaseNetwork: db?.network, databaseReady: db?.ready },
+                { app: deployed.definition, release: deployed.release, provider: host.docker, databaseUrl: db?.databaseUrl, databaseNetwork: db?.network?.name, databaseReady: db?.ready },
                 chain,
             );
         });
@@ -238,7 +224,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
                   administrators: onCloud ? (deps.backupAdministrators ?? deployingIdentity()) : undefined,
                   localDir: managed ? undefined : ".platform/local",
                   database: managed ? MANAGED_DATABASE_TARGET : undefined,
-                  dependsOn: [...(server instanceof ManagedDatabase ? [server.client] : []), ...[...appDatabases.values()].flatMap((d) => d.backupReady)],
+                  dependsOn: [...(server instanceof ManagedDatabase ? [server.client] : []), ...appDatabases.values()],
               });
 
     const publicIp = behindLoadBalancer
@@ -253,8 +239,4 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
         backupBucket: backups?.bucket,
         backupEndpoint: backups?.endpoint,
     };
-}
-
-function pick(d: { databaseUrl: pulumi.Output<string>; databaseName: pulumi.Output<string>; roleName: pulumi.Output<string> }) {
-    return { databaseUrl: d.databaseUrl, databaseName: d.databaseName, roleName: d.roleName };
 }

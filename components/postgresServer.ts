@@ -1,6 +1,5 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
-import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ContainerSecurity } from "../apps/types";
@@ -22,12 +21,15 @@ import {
     postgresCommand,
     psqlInContainerCommand,
     serverReconcileSql,
+    DatabaseAdmin,
 } from "../render/postgres";
 import { readHostScript } from "../hostScripts";
 import { runScript } from "../render/shell";
+import { AdminConnection } from "../io/appDatabaseProvider";
+import { AppEndpoint, AppNetworkAttachment, DatabaseServer } from "./appDatabase";
 import { Host } from "./host";
 
-/** Where @pulumi/postgresql reaches the server from the machine running Pulumi. */
+/** Where the admin reaches the server from the machine running Pulumi. */
 export interface AdminEndpoint {
     readonly host: string;
     readonly port: number;
@@ -69,7 +71,7 @@ export const POSTGRES_SECURITY: ContainerSecurity = {
  * by a small forwarder, and each app's backend reaches it on that app's own database network
  * (AppDatabase attaches them, without recreating this container).
  */
-export class PostgresServer extends pulumi.ComponentResource {
+export class PostgresServer extends pulumi.ComponentResource implements DatabaseServer {
     /** Where commands run and the Docker provider of the host. */
     public readonly host: Host;
     /** Internal network of the server and the forwarder. */
@@ -84,13 +86,17 @@ export class PostgresServer extends pulumi.ComponentResource {
     /** Sets the admin password from state and locks the maintenance databases, after every (re)start. */
     public readonly reconcile: command.remote.Command | command.local.Command;
     public readonly forwarder: docker.Container;
-    /** Used by every AppDatabase for what the provider manages. */
-    public readonly provider: postgresql.Provider;
+    /** Secret. The superuser's connection through the admin channel, for every AppDatabase. */
+    public readonly adminConnection: pulumi.Output<AdminConnection>;
+    public readonly admin: DatabaseAdmin = { user: "postgres", superuser: true };
+    /** One container server per stack, whatever its container's id. */
+    public readonly serverId = pulumi.output("container");
+    /** The backends connect to `postgres`, on their own database network. */
+    public readonly appEndpoint: pulumi.Output<AppEndpoint>;
+    public readonly appNetworks: AppNetworkAttachment;
+    public readonly ready: pulumi.Resource[];
     /** Fixed container name, for `docker exec` and `docker network connect`. */
     public readonly containerName = POSTGRES_CONTAINER;
-    /** Name the backends connect to, on their database network. */
-    public readonly hostname = POSTGRES_ALIAS;
-    public readonly port = 5432;
 
     constructor(name: string, args: PostgresServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("platform:database:PostgresServer", name, {}, opts);
@@ -201,22 +207,13 @@ ${psqlInContainerCommand(POSTGRES_CONTAINER)}`;
 
         const ready = pulumi.all([this.forwarder.id, this.reconcile.id]).apply(([forwarderId]) => forwarderId);
         const endpoint = args.openAdminChannel(args.publishedPort, ready);
-        this.provider = new postgresql.Provider(
-            `${name}-admin`,
-            {
-                host: endpoint.host,
-                port: endpoint.port,
-                username: "postgres",
-                password: pulumi.secret(this.adminPassword.result),
-                database: "postgres",
-                // Loopback (or the SSH tunnel) only: the container speaks plain TCP.
-                sslmode: "disable",
-                superuser: true,
-                expectedVersion: POSTGRES_MAJOR,
-                connectTimeout: 10,
-            },
-            { parent: this, dependsOn: [this.container, this.reconcile, this.forwarder] },
+        // Loopback (or the SSH tunnel) only: the container speaks plain TCP.
+        this.adminConnection = pulumi.secret(
+            pulumi.all([endpoint, this.adminPassword.result]).apply(([e, password]) => ({ host: e.host, port: e.port, user: "postgres", password, database: "postgres", ssl: false })),
         );
+        this.appEndpoint = pulumi.output({ host: POSTGRES_ALIAS, port: 5432, sslmode: "disable" });
+        this.appNetworks = { host: args.host, container: this.container, containerName: POSTGRES_CONTAINER, hostname: POSTGRES_ALIAS };
+        this.ready = [this.container, this.reconcile, this.forwarder];
 
         this.registerOutputs({ containerName: this.container.name, forwardNetwork: this.forwardNetwork.name });
     }

@@ -1,5 +1,6 @@
 // Names, server settings, the connection budget and the SQL the platform runs on PostgreSQL. Pure, so
 // every statement can be checked against a real PostgreSQL exactly as the host runs it.
+import * as crypto from "crypto";
 import { AppDefinition } from "../apps/types";
 import { ContainerSecurity } from "../apps/types";
 
@@ -166,29 +167,141 @@ export function serverReconcileSql(adminPassword: string): string {
     ].join("\n");
 }
 
+/** One statement the admin runs for an app database; skipped when `unless` (a query) returns a row. */
+export interface SqlStep {
+    readonly sql: string;
+    readonly unless?: string;
+}
+
+/** Who administers the server the app database lives in. */
+export interface DatabaseAdmin {
+    /** The admin's role name. */
+    readonly user: string;
+    /**
+     * The container server's admin is a superuser. The managed server's is not (CREATEROLE and CREATEDB
+     * only): it may set no superuser-only attribute, and must be a member of the app's role to make it
+     * the database's owner and, later, to dump and restore what it owns.
+     */
+    readonly superuser: boolean;
+    /** Most connections one role may be given (the server's max_connections less the admin's reserve). */
+    readonly maxConnectionLimit?: number;
+}
+
+const SCRAM_ITERATIONS = 4096;
+
+/**
+ * The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 7677, as libpq's
+ * PQencryptPasswordConn makes it). The role's password is set with it, so the password itself never
+ * reaches the server, its logs or its statistics. The salt is derived from role and password: the same
+ * inputs give the same verifier, so a plan renders identically on every run.
+ */
+export function scramVerifier(role: string, password: string): string {
+    const salt = crypto.createHmac("sha256", password).update(`platform scram salt\0${role}`).digest().subarray(0, 16);
+    const salted = crypto.pbkdf2Sync(password.normalize("NFKC"), salt, SCRAM_ITERATIONS, 32, "sha256");
+    const clientKey = crypto.createHmac("sha256", salted).update("Client Key").digest();
+    const storedKey = crypto.createHash("sha256").update(clientKey).digest();
+    const serverKey = crypto.createHmac("sha256", salted).update("Server Key").digest();
+    return `SCRAM-SHA-256$${SCRAM_ITERATIONS}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
+}
+
 /**
  * Declares an app's role and database idempotently: creates what is missing, adopts what a removed
- * app left behind (role and database are retained), and sets the role's password, limits and
- * privileges to the declared ones every time. Safe to run any number of times.
+ * app left behind (role and database are retained), and sets the role's login, password, limits and
+ * privileges, and the database's owner, to the declared ones every time. Safe to run any number of
+ * times; every name is quoted for SQL, and system objects are schema-qualified.
  */
-export function ensureAppDatabaseSql(app: string, password: string, connectionLimit: number): string {
+export function ensureAppDatabaseSteps(app: string, password: string, connectionLimit: number, admin: DatabaseAdmin): SqlStep[] {
     const { database, role } = appDatabaseNames(app);
     checkPassword(password, `the password of ${role}`);
-    if (!Number.isInteger(connectionLimit) || connectionLimit < 1 || connectionLimit > POSTGRES_MAX_CONNECTIONS) {
-        throw new Error(`connection limit ${connectionLimit} of ${role} must be a whole number from 1 to ${POSTGRES_MAX_CONNECTIONS}`);
+    const max = admin.maxConnectionLimit ?? POSTGRES_MAX_CONNECTIONS;
+    if (!Number.isInteger(connectionLimit) || connectionLimit < 1 || connectionLimit > max) {
+        throw new Error(`connection limit ${connectionLimit} of ${role} must be a whole number from 1 to ${max}`);
     }
     const r = quoteIdentifier(role);
     const d = quoteIdentifier(database);
+    // Superuser-only attributes are said explicitly where the admin may (so an attribute set by hand is
+    // undone); a CREATEROLE admin cannot set them at all, nor give them.
+    const attributes = admin.superuser ? "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS" : "LOGIN NOCREATEDB NOCREATEROLE";
     return [
-        ...QUIET_SESSION,
-        // CREATE DATABASE cannot run in a DO block: psql's \gexec runs the statement only when the SELECT yields it.
-        `SELECT ${quoteLiteral(`CREATE ROLE ${r}`)} WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${quoteLiteral(role)})\\gexec`,
-        `ALTER ROLE ${r} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT ${connectionLimit} PASSWORD ${quoteLiteral(password)};`,
-        `SELECT ${quoteLiteral(`CREATE DATABASE ${d} OWNER ${r} ENCODING 'UTF8' TEMPLATE template0`)} WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = ${quoteLiteral(database)})\\gexec`,
-        `REVOKE ALL ON DATABASE ${d} FROM PUBLIC;`,
-        `ALTER DATABASE ${d} OWNER TO ${r};`,
-        "",
-    ].join("\n");
+        { sql: `CREATE ROLE ${r}`, unless: `SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) ${quoteLiteral(role)}` },
+        { sql: `ALTER ROLE ${r} WITH ${attributes} CONNECTION LIMIT ${connectionLimit} PASSWORD ${quoteLiteral(scramVerifier(role, password))}` },
+        ...(admin.superuser ? [] : [{ sql: `GRANT ${r} TO ${quoteIdentifier(admin.user)}` }]),
+        {
+            sql: `CREATE DATABASE ${d} OWNER ${r} ENCODING 'UTF8' TEMPLATE template0`,
+            unless: `SELECT FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) ${quoteLiteral(database)}`,
+        },
+        { sql: `REVOKE ALL ON DATABASE ${d} FROM PUBLIC` },
+        { sql: `ALTER DATABASE ${d} OWNER TO ${r}` },
+    ];
+}
+
+/**
+ * When an app leaves the config: its role may no longer log in and its sessions end. Role and
+ * database stay, with the data; re-adding the app adopts them and logs in again with the new password.
+ */
+export function retireAppDatabaseSteps(app: string): SqlStep[] {
+    const { role } = appDatabaseNames(app);
+    const r = quoteIdentifier(role);
+    return [
+        { sql: `ALTER ROLE ${r} WITH NOLOGIN`, unless: `SELECT WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) ${quoteLiteral(role)} AND rolcanlogin)` },
+        { sql: `SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename OPERATOR(pg_catalog.=) ${quoteLiteral(role)}` },
+    ];
+}
+
+/**
+ * What is in place for an app database, as refresh and every create or update read it back: one row
+ * when the role exists ($1 role, $2 database, $3 admin), none when it does not. Only catalog objects,
+ * schema-qualified: the query runs as the admin in the maintenance database.
+ */
+export const APP_DATABASE_STATE_SQL = `SELECT r.rolcanlogin AS login, r.rolconnlimit AS "connectionLimit",
+  (SELECT pg_catalog.pg_get_userbyid(d.datdba) FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $2) AS owner,
+  (SELECT pg_catalog.has_database_privilege('public', d.oid, 'CONNECT') FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $2) AS "publicConnect",
+  pg_catalog.pg_has_role($3, r.oid, 'USAGE') AS "adminMember"
+FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1`;
+
+/** An app database as declared: what the server must hold, and the statements that make and read it. */
+export interface AppDatabaseDeclaration {
+    /** Which server holds it ("container", or "managed:<instance id>"): moving to another is an update that declares it there. */
+    readonly server: string;
+    readonly role: string;
+    readonly database: string;
+    readonly connectionLimit: number;
+    /** The SCRAM verifier the role's password is set with. */
+    readonly passwordHash: string;
+    readonly login: boolean;
+    readonly owner: string;
+    /** Whether PUBLIC may connect to the database. */
+    readonly publicConnect: boolean;
+    /** Whether the admin is a member of the role (declared, and observed, only where it is no superuser). */
+    readonly adminMember: boolean;
+    /** The admin must be a member of the role (the managed server, where it is no superuser). */
+    readonly wantsAdminMember: boolean;
+    /** Creates or adopts the role and database and sets everything declared. */
+    readonly ensure: SqlStep[];
+    /** Run when the app leaves the config: no more logins, data kept. */
+    readonly retire: SqlStep[];
+    /** Reads back what is in place: $1 role, $2 database, $3 admin; no row when the role is gone. */
+    readonly stateSql: string;
+}
+
+/** The declaration of an app's database on a server administered by `admin`. */
+export function declareAppDatabase(app: string, password: string, connectionLimit: number, admin: DatabaseAdmin, server: string): AppDatabaseDeclaration {
+    const { database, role } = appDatabaseNames(app);
+    return {
+        server,
+        role,
+        database,
+        connectionLimit,
+        passwordHash: scramVerifier(role, password),
+        login: true,
+        owner: role,
+        publicConnect: false,
+        adminMember: !admin.superuser,
+        wantsAdminMember: !admin.superuser,
+        ensure: ensureAppDatabaseSteps(app, password, connectionLimit, admin),
+        retire: retireAppDatabaseSteps(app),
+        stateSql: APP_DATABASE_STATE_SQL,
+    };
 }
 
 /** postgres://role:password@host:port/database, with the credentials URL-encoded. */

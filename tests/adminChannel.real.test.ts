@@ -8,7 +8,8 @@ import { findPostgresBinDir } from "../io/throwawayPostgres";
 import * as os from "os";
 import * as path from "path";
 import { Forward, openForward } from "../io/adminChannel";
-import { ensureAppDatabaseSql, serverReconcileSql } from "../render/postgres";
+import { serverReconcileSql } from "../render/postgres";
+import { ensureAppDatabase } from "./support/appDatabase";
 import { knownHostsLine, strictSshOptions } from "../io/sshFiles";
 import { freePort, requireBinary, sleep } from "./support/edge";
 
@@ -135,7 +136,7 @@ describe("SSH admin channel against real OpenSSH and PostgreSQL", function () {
         ...overrides,
     });
 
-    it("opens, carries the per-app statements, enforces the privilege model, and leaves no ssh behind", async () => {
+    it("opens, carries the app-database provider's statements, enforces the privilege model, and leaves no ssh behind", async () => {
         // The forward lives as long as this stand-in for the Pulumi language host.
         const languageHost = spawn("sleep", ["60"]);
         let forward: Forward | undefined;
@@ -149,7 +150,9 @@ describe("SSH admin channel against real OpenSSH and PostgreSQL", function () {
             const reconciled = psqlScript(forward.port, "postgres", ADMIN_PASSWORD, serverReconcileSql(ADMIN_PASSWORD));
             assert.strictEqual(reconciled.status, 0, reconciled.stderr);
             for (const app of ["app1", "app2"] as const) {
-                const r = psqlScript(forward.port, "postgres", ADMIN_PASSWORD, ensureAppDatabaseSql(app, passwords[app], 20));
+                // The app-database provider, as the admin through the forward (what `up` does).
+                const admin = { host: forward.host, port: forward.port, user: "postgres", password: ADMIN_PASSWORD, database: "postgres", ssl: false };
+                const r = await ensureAppDatabase(admin, app, passwords[app], 20);
                 assert.strictEqual(r.status, 0, `${app}: ${r.stderr}`);
             }
             const own = psql(forward.port, "app_app1", passwords.app1, "app1_db", "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1); SELECT count(*) FROM orders;");

@@ -133,6 +133,8 @@ export const T = {
     role: "postgresql:index/role:Role",
     database: "postgresql:index/database:Database",
     grant: "postgresql:index/grant:Grant",
+    /** components/appDatabase.ts's one mechanism, on both servers. */
+    appDatabase: "pulumi-nodejs:dynamic/database:RoleAndDatabase",
     password: "random:index/randomPassword:RandomPassword",
     remoteCommand: "command:remote:Command",
     localCommand: "command:local:Command",

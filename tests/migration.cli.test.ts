@@ -75,8 +75,9 @@ describe("the migration command's arguments (npm run migrate:managed)", () => {
     it("step 2's targets: what database managed adds, plus host 0's ssh-guard; refused when nothing is added", () => {
         const r = (type: string, name: string, urn = `urn:${name}`) => ({ type, name, urn, custom: true });
         const container = [r("command:remote:Command", "host-ssh-guard"), r("docker:index/volume:Volume", "postgres-data")];
-        const managed = [r("command:remote:Command", "host-ssh-guard"), r("scaleway:databases/instance:Instance", "managed-db-instance"), r("postgresql:index/role:Role", "app1-db-role")];
-        assert.deepStrictEqual(stepTwoTargets(container, managed), ["urn:host-ssh-guard", "urn:managed-db-instance", "urn:app1-db-role"]);
+        const managed = [r("command:remote:Command", "host-ssh-guard"), r("scaleway:databases/instance:Instance", "managed-db-instance"), r("pulumi-nodejs:dynamic/database:RoleAndDatabase", "app1-db-role-database")];
+        // The app database is in both graphs (same URN): it is targeted, since it moves to the managed server.
+        assert.deepStrictEqual(stepTwoTargets([...container, managed[2]], managed), ["urn:host-ssh-guard", "urn:managed-db-instance", "urn:app1-db-role-database"]);
         assert.throws(() => stepTwoTargets(managed, managed), /adds no managed database instance/);
     });
 });
@@ -191,7 +192,7 @@ describe("the migration command, step by step, against real PostgreSQL (stand-in
             "urn:pulumi:prod::platform::platform:host:ScalewayHost$command:remote:Command::host-ssh-guard",
             "urn:pulumi:prod::platform::platform:database:ManagedDatabase$scaleway:databases/instance:Instance::managed-db-instance",
             "urn:pulumi:prod::platform::platform:database:ManagedDatabase$docker:index/container:Container::managed-db-client",
-            "urn:pulumi:prod::platform::platform:database:ManagedAppDatabase$postgresql:index/grantRole:GrantRole::app2-db-backup-membership",
+            "urn:pulumi:prod::platform::platform:database:AppDatabase$pulumi-nodejs:dynamic/database:RoleAndDatabase::app2-db-role-database",
             "urn:pulumi:prod::platform::platform:network:HostAttachment$scaleway:instance/privateNic:PrivateNic::host-private-nic",
         ]) {
             assert.ok(unique.includes(expected), `${expected} is targeted`);

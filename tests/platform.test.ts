@@ -5,6 +5,11 @@ import { definePlatform } from "../components/platform";
 import { ForwardOptions } from "../io/adminChannel";
 import { FAKE_HOST_KEY, FAKE_IP, Registration, RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
 import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
+import { SqlStep, ensureAppDatabaseSteps, retireAppDatabaseSteps, scramVerifier } from "../render/postgres";
+
+const stepsText = (steps: SqlStep[]) => steps.map((s) => `${s.sql};${s.unless ? ` -- unless ${s.unless}` : ""}`).join("\n");
+/** The app-database resource's rendered statements (a secret input: they carry the password's verifier). */
+const ensureSql = (r: Registration) => stepsText(reveal(r.inputs.ensure) as SqlStep[]);
 
 const appContainers = (run: RunResult, app: string) => run.byType(T.container).filter((c) => c.name === `${app}-frontend` || c.name === `${app}-backend`);
 const networksOf = (c: Registration): string[] => (c.inputs.networksAdvanced ?? []).map((n: { name: string }) => n.name);
@@ -156,35 +161,38 @@ describe("local stack (mocks)", () => {
         assert.strictEqual(reconcile.inputs.update, reconcile.inputs.create);
         const pg = run.one(T.container, "postgres-container");
         assert.ok(reconcile.dependencies.includes(pg.urn));
-        const provider = run.byType(T.pgProvider)[0];
-        for (const dep of [reconcile.urn, run.one(T.container, "postgres-forwarder").urn]) assert.ok(provider.dependencies.includes(dep), `the provider waits for ${dep}`);
+        const appDatabase = run.one(T.appDatabase, "demo-db-role-database");
+        for (const dep of [reconcile.urn, run.one(T.container, "postgres-forwarder").urn]) assert.ok(appDatabase.dependencies.includes(dep), `the app database waits for ${dep}`);
     });
 
-    it("per-app database: role and database ensured idempotently (adopted if retained), CONNECT revoked from PUBLIC, kept on removal", () => {
-        assert.strictEqual(run.byType(T.role).length + run.byType(T.database).length, 0, "no provider Role/Database: their create fails on a retained role");
-        const ensure = run.one(T.localCommand, "demo-db-ensure");
-        assert.strictEqual(ensure.retainOnDelete, true);
-        assert.strictEqual(ensure.inputs.delete, "true", "removing the app drops nothing");
-        assert.ok(isSecretValue(ensure.inputs.stdin));
-        const sql: string = reveal(ensure.inputs.stdin);
-        assert.ok(sql.includes(`SELECT 'CREATE ROLE "app_demo"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app_demo')\\gexec`));
-        assert.ok(sql.includes(`ALTER ROLE "app_demo" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 5 PASSWORD 'generated-demo-db-password-0';`), "the catalog's limit and the password in state");
+    it("per-app database: one resource creates or adopts role and database, CONNECT revoked from PUBLIC; removal revokes the login and keeps the data", () => {
+        assert.strictEqual(run.byType(T.role).length + run.byType(T.database).length + run.byType(T.grant).length, 0, "no provider Role/Database: their create fails on a retained role");
+        assert.strictEqual(run.byType(T.pgProvider).length, 0, "one mechanism: no @pulumi/postgresql provider");
+        const db = run.one(T.appDatabase, "demo-db-role-database");
+        assert.strictEqual(db.retainOnDelete, false, "its delete runs: it revokes the role's login");
+        assert.deepStrictEqual(db.inputs.retire, retireAppDatabaseSteps("demo"));
+        assert.doesNotMatch(JSON.stringify(db.inputs.retire), /DROP/i, "removing the app drops nothing");
+        for (const key of ["ensure", "passwordHash", "admin"]) assert.ok(isSecretValue(db.inputs[key]), `${key} is a secret`);
+        assert.deepStrictEqual(reveal(db.inputs.ensure), ensureAppDatabaseSteps("demo", "generated-demo-db-password-0", 5, { user: "postgres", superuser: true }));
+        const sql = ensureSql(db);
+        assert.ok(sql.includes(`CREATE ROLE "app_demo"; -- unless SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'app_demo'`));
+        assert.ok(
+            sql.includes(`ALTER ROLE "app_demo" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 5 PASSWORD '${scramVerifier("app_demo", "generated-demo-db-password-0")}';`),
+            "the catalog's limit and the password in state",
+        );
+        assert.ok(!sql.includes("generated-demo-db-password-0"), "only the password's verifier reaches the server");
         assert.ok(sql.includes(`REVOKE ALL ON DATABASE "demo_db" FROM PUBLIC;`));
         assert.ok(sql.includes(`ALTER DATABASE "demo_db" OWNER TO "app_demo";`));
-        for (const key of ["create", "update"]) {
-            assert.strictEqual(ensure.inputs[key], "docker exec -i platform-postgres psql -X -q -v ON_ERROR_STOP=1 -U postgres -d postgres");
-        }
-        assert.ok(ensure.dependencies.includes(run.one(T.localCommand, "postgres-reconcile").urn));
-        const grant = run.one(T.grant, "demo-db-revoke-public");
-        assert.deepStrictEqual([grant.inputs.database, grant.inputs.role, grant.inputs.objectType, grant.inputs.privileges], ["demo_db", "public", "database", []]);
-        assert.ok(grant.dependencies.includes(ensure.urn));
-        const pgProvider = run.byType(T.pgProvider)[0];
-        assert.strictEqual(grant.provider.slice(0, grant.provider.lastIndexOf("::")), pgProvider.urn, "the grant uses the server's admin provider");
-        assert.strictEqual(pgProvider.inputs.host, "127.0.0.1");
-        assert.strictEqual(pgProvider.inputs.port, "15432");
-        assert.strictEqual(pgProvider.inputs.sslmode, "disable");
+        // What a preview compares and a refresh reads back.
+        assert.deepStrictEqual(
+            [db.inputs.role, db.inputs.database, db.inputs.connectionLimit, db.inputs.login, db.inputs.owner, db.inputs.publicConnect, db.inputs.adminMember],
+            ["app_demo", "demo_db", 5, true, "app_demo", false, false],
+        );
+        assert.ok(db.dependencies.includes(run.one(T.localCommand, "postgres-reconcile").urn));
+        const admin = reveal(db.inputs.admin);
+        assert.deepStrictEqual([admin.host, admin.port, admin.user, admin.database, admin.ssl], ["127.0.0.1", 15432, "postgres", "postgres", false]);
         const backend = run.one(T.container, "demo-backend");
-        assert.ok(backend.dependencies.includes(ensure.urn), "the backend starts once its role has the password it is given");
+        assert.ok(backend.dependencies.includes(db.urn), "the backend starts once its role has the password it is given");
     });
 
     it("every platform container is hardened: no capabilities but the catalog's, no-new-privileges, nproc cap, no swap", () => {
@@ -260,10 +268,14 @@ describe("local stack (mocks)", () => {
 });
 
 describe("removing an app from a stack (mocks)", () => {
-    it("its containers, network and database network go, PostgreSQL is untouched, its database and role are retained", async () => {
+    it("its containers, network and database network go, PostgreSQL is untouched, its database and role are retained without a login", async () => {
         const withApp = await runProgram("local", () => definePlatform(parse(LOCAL_RAW)));
         const retained = withApp.resources.filter((r) => r.retainOnDelete).map((r) => r.name).sort();
-        assert.deepStrictEqual(retained, ["demo-db-ensure", "postgres-data"]);
+        assert.deepStrictEqual(retained, ["postgres-data"]);
+        // The app database's delete only retires the role: no login, no session; role and database stay.
+        const retire = stepsText(withApp.one(T.appDatabase, "demo-db-role-database").inputs.retire);
+        assert.match(retire, /ALTER ROLE "app_demo" WITH NOLOGIN/);
+        assert.doesNotMatch(retire, /DROP/i);
         for (const c of appContainers(withApp, "demo")) assert.strictEqual(c.retainOnDelete, false, "containers really go");
 
         const without = await runProgram("local", () => definePlatform(parse({ ...LOCAL_RAW, apps: "{}" })));
@@ -275,12 +287,13 @@ describe("removing an app from a stack (mocks)", () => {
         assert.deepStrictEqual(server(without), server(withApp), "adding or removing an app changes no input of the server container");
     });
 
-    it("re-adding the app declares the same idempotent ensure: it adopts the retained role and database with the password in state", async () => {
+    it("re-adding the app declares the same create-or-adopt: it adopts the retained role and database, and logs in with the password in state", async () => {
         const readded = await runProgram("local", () => definePlatform(parse({ ...LOCAL_RAW, passwordVersions: JSON.stringify({ demo: 3 }) })));
-        const sql: string = reveal(readded.one(T.localCommand, "demo-db-ensure").inputs.stdin);
-        assert.match(sql, /WHERE NOT EXISTS \(SELECT FROM pg_roles WHERE rolname = 'app_demo'\)\\gexec/);
-        assert.match(sql, /WHERE NOT EXISTS \(SELECT FROM pg_database WHERE datname = 'demo_db'\)\\gexec/);
-        assert.match(sql, /PASSWORD 'generated-demo-db-password-3'/);
+        const sql = ensureSql(readded.one(T.appDatabase, "demo-db-role-database"));
+        assert.ok(sql.includes(`CREATE ROLE "app_demo"; -- unless SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'app_demo'`));
+        assert.ok(sql.includes(`-- unless SELECT FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) 'demo_db'`));
+        assert.ok(sql.includes(`WITH LOGIN `), "the retired role logs in again");
+        assert.ok(sql.includes(`PASSWORD '${scramVerifier("app_demo", "generated-demo-db-password-3")}'`));
         const url = (reveal(readded.one(T.container, "demo-backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="))!;
         assert.ok(url.includes("generated-demo-db-password-3"), "the backend gets the password the ensure step set");
     });
@@ -355,11 +368,13 @@ describe("prod stack (mocks)", () => {
         assert.ok(cert.dependencies.includes(routes.urn));
     });
 
-    it("the postgresql provider reaches the server through the SSH forward, never the public IP", () => {
-        const provider = run.byType(T.pgProvider)[0];
-        assert.strictEqual(provider.inputs.host, "127.0.0.1");
-        assert.notStrictEqual(provider.inputs.host, FAKE_IP);
-        assert.strictEqual(provider.inputs.port, "40123");
+    it("the app databases reach the server through the SSH forward, never the public IP", () => {
+        for (const app of ["app1", "app2"]) {
+            const admin = reveal(run.one(T.appDatabase, `${app}-db-role-database`).inputs.admin);
+            assert.strictEqual(admin.host, "127.0.0.1");
+            assert.notStrictEqual(admin.host, FAKE_IP);
+            assert.strictEqual(admin.port, 40123);
+        }
         assert.strictEqual(forwards.length, 1);
         assert.strictEqual(forwards[0].destination, `root@${FAKE_IP}`);
         assert.strictEqual(forwards[0].remote, "127.0.0.1:5432");
@@ -382,7 +397,7 @@ describe("prod stack (mocks)", () => {
     it("two apps: separate networks, database networks, databases and roles", () => {
         assert.deepStrictEqual(networksOf(run.one(T.container, "app1-backend")).sort(), ["platform-app-app1", "platform-db-app1"]);
         assert.deepStrictEqual(networksOf(run.one(T.container, "app2-backend")).sort(), ["platform-app-app2", "platform-db-app2"]);
-        const sql = (app: string) => reveal(run.one(T.remoteCommand, `${app}-db-ensure`).inputs.stdin) as string;
+        const sql = (app: string) => ensureSql(run.one(T.appDatabase, `${app}-db-role-database`));
         assert.match(sql("app1"), /CREATE DATABASE "app1_db" OWNER "app_app1"/);
         assert.match(sql("app2"), /CREATE DATABASE "app2_db" OWNER "app_app2"/);
         for (const app of ["app1", "app2"]) {
@@ -440,12 +455,12 @@ describe("prod preview (mocks)", () => {
             { preview: true },
         );
         assert.strictEqual(opened, 0);
-        const provider = run.byType(T.pgProvider)[0];
-        assert.notStrictEqual(provider.inputs.host, FAKE_IP);
+        const admin = reveal(run.one(T.appDatabase, "app1-db-role-database").inputs.admin);
+        assert.notStrictEqual(admin.host, FAKE_IP);
         // The mocks know the container's id in preview, as an existing stack would: the endpoint is the
         // stack's stable port on loopback, with no forward behind it.
-        assert.strictEqual(provider.inputs.host, "127.0.0.1");
-        assert.strictEqual(provider.inputs.port, String(stablePort("platform", "prod")));
+        assert.strictEqual(admin.host, "127.0.0.1");
+        assert.strictEqual(admin.port, stablePort("platform", "prod"));
         assert.ok(pulumi.runtime.isDryRun());
     });
 });
@@ -454,13 +469,18 @@ describe("password rotation (mocks)", () => {
     it("bumping passwordVersions changes the role's password and the backend's DATABASE_URL together", async () => {
         const before = await runProgram("local", () => definePlatform(parse(LOCAL_RAW)));
         const after = await runProgram("local", () => definePlatform(parse({ ...LOCAL_RAW, passwordVersions: JSON.stringify({ demo: 1 }) })));
-        const pw = (r: RunResult) => /PASSWORD '([^']+)'/.exec(reveal(r.one(T.localCommand, "demo-db-ensure").inputs.stdin))![1];
+        const db = (r: RunResult) => r.one(T.appDatabase, "demo-db-role-database");
+        // The password as the backend's DATABASE_URL carries it.
+        const pw = (r: RunResult) => decodeURIComponent(/^DATABASE_URL=postgres:\/\/[^:]+:([^@]+)@/.exec(url(r)!)![1]);
+        const verifier = (r: RunResult) => reveal(db(r).inputs.passwordHash) as string;
         const url = (r: RunResult) => (reveal(r.one(T.container, "demo-backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="));
         assert.notStrictEqual(pw(before), pw(after));
         assert.strictEqual(after.one(T.password, "demo-db-password").inputs.keepers.version, "1");
         assert.ok(url(after)!.includes(pw(after)), "the new URL carries the new password");
         assert.ok(!url(after)!.includes(pw(before)));
-        const ensure = after.one(T.localCommand, "demo-db-ensure");
-        assert.strictEqual(ensure.inputs.create, ensure.inputs.update, "a new password updates the role in place");
+        assert.strictEqual(verifier(before), scramVerifier("app_demo", pw(before)), "the role gets the password the URL carries");
+        assert.strictEqual(verifier(after), scramVerifier("app_demo", pw(after)));
+        assert.ok(ensureSql(db(after)).includes(verifier(after)), "a new password updates the role in place (the same resource, a changed input)");
+        assert.strictEqual(db(after).urn, db(before).urn);
     });
 });

@@ -9,7 +9,8 @@ import * as fs from "fs";
 import { findPostgresBinDir } from "../io/throwawayPostgres";
 import * as os from "os";
 import * as path from "path";
-import { ensureAppDatabaseSql, psqlInContainerCommand, serverReconcileSql } from "../render/postgres";
+import { psqlInContainerCommand, serverReconcileSql } from "../render/postgres";
+import { declaredState, ensureAppDatabase, provider } from "./support/appDatabase";
 import { readHostScript } from "../hostScripts";
 import { runScript } from "../render/shell";
 import { freePort, requireBinary, sleep } from "./support/edge";
@@ -88,7 +89,9 @@ function psqlTcp(c: Cluster, user: string, password: string, database: string, s
 }
 
 const reconcileCommand = `# postgres container postgres-container-id\n${psqlInContainerCommand()}`;
-const ensureCommand = psqlInContainerCommand();
+/** The app-database provider's create, as the superuser over TCP (the admin channel's far end). */
+const ensure = (c: Cluster, app: string, password: string, limit: number) =>
+    ensureAppDatabase({ host: "127.0.0.1", port: c.port, user: "postgres", password: ADMIN_FROM_STATE, database: "postgres", ssl: false }, app, password, limit);
 
 function requirePostgres(ctx: Mocha.Context): void {
     for (const bin of ["psql", "setpriv"]) requireBinary(ctx, bin);
@@ -157,9 +160,9 @@ describe("PostgreSQL reconcile, ensure and isolation (real PostgreSQL, stand-in 
         assert.strictEqual(again.status, 0, `re-running is harmless: ${again.stderr}`);
     });
 
-    it("creates each app's role and database; app1 cannot connect to postgres, template1 or app2_db, nor read app2's tables", () => {
+    it("creates each app's role and database; app1 cannot connect to postgres, template1 or app2_db, nor read app2's tables", async () => {
         for (const app of ["app1", "app2"] as const) {
-            const r = hostCommand(c, ensureCommand, ensureAppDatabaseSql(app, passwords[app], 20));
+            const r = (await ensure(c, app, passwords[app], 20));
             assert.strictEqual(r.status, 0, `${app}: ${r.stderr}`);
         }
         assert.strictEqual(psqlTcp(c, "app_app1", passwords.app1, "app1_db", "CREATE TABLE orders (id int); INSERT INTO orders VALUES (42);").status, 0);
@@ -184,29 +187,97 @@ describe("PostgreSQL reconcile, ensure and isolation (real PostgreSQL, stand-in 
         assert.strictEqual(owner.stdout.trim(), "app_app1|UTF8");
     });
 
-    it("removed (role and database retained, nothing run) then re-added with a new password in state: adopted, data kept, isolation holds", () => {
-        // Removal: the ensure command is retained and its delete is `true`, so nothing touches the server.
-        // Re-adding declares a new ensure with the new password in state; it must not fail on what exists.
-        const r = hostCommand(c, ensureCommand, ensureAppDatabaseSql("app1", passwords.app1Readded, 20));
+    it("removed: the role can no longer log in and its sessions end, role and database stay; re-added with a new password: adopted, data kept, isolation holds", async () => {
+        const admin = { host: "127.0.0.1", port: c.port, user: "postgres", password: ADMIN_FROM_STATE, database: "postgres", ssl: false };
+        // A session of the app's, open while the app is removed.
+        const session: ChildProcess = spawn("psql", ["-X", "-h", "127.0.0.1", "-p", String(c.port), "-U", "app_app1", "-d", "app1_db", "-c", "SELECT pg_sleep(30)"], {
+            env: { ...process.env, PGPASSWORD: passwords.app1 },
+            stdio: "ignore",
+        });
+        const ended = new Promise<void>((resolve) => session.on("exit", () => resolve()));
+        try {
+            for (let i = 0; i < 40; i++) {
+                if (psqlTcp(c, "postgres", ADMIN_FROM_STATE, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_app1'").stdout.trim() === "1") break;
+                await sleep(100);
+            }
+            // Removal: the engine deletes the resource, which retires the role.
+            await provider.delete!("app_app1", declaredState(admin, "app1", passwords.app1, 20));
+            await Promise.race([ended, sleep(5000).then(() => assert.fail("the removed app's session was not ended"))]);
+            const refused = psqlTcp(c, "app_app1", passwords.app1, "app1_db", "SELECT 1");
+            assert.notStrictEqual(refused.status, 0, "a removed app's role must not log in");
+            assert.match(refused.stderr, /not permitted to log in/);
+            assert.strictEqual(psqlTcp(c, "postgres", ADMIN_FROM_STATE, "app1_db", "SELECT id FROM orders").stdout.trim(), "42", "the data stays");
+            // Deleting again (a retried destroy) is harmless.
+            await provider.delete!("app_app1", declaredState(admin, "app1", passwords.app1, 20));
+        } finally {
+            session.kill();
+        }
+        // Re-adding declares the role with the new password in state; it must not fail on what exists.
+        const r = (await ensure(c, "app1", passwords.app1Readded, 20));
         assert.strictEqual(r.status, 0, `no "already exists": ${r.stderr}`);
+        assert.strictEqual(r.state?.login, true);
         const data = psqlTcp(c, "app_app1", passwords.app1Readded, "app1_db", "SELECT id FROM orders");
         assert.strictEqual(data.status, 0, data.stderr);
         assert.strictEqual(data.stdout.trim(), "42", "the data survived the removal");
         assert.notStrictEqual(psqlTcp(c, "app_app1", passwords.app1, "app1_db", "SELECT 1").status, 0, "the old password is gone");
         for (const db of ["postgres", "app2_db"]) assert.notStrictEqual(psqlTcp(c, "app_app1", passwords.app1Readded, db, "SELECT 1").status, 0, `still no access to ${db}`);
-        const twice = hostCommand(c, ensureCommand, ensureAppDatabaseSql("app1", passwords.app1Readded, 20));
+        const twice = (await ensure(c, "app1", passwords.app1Readded, 20));
         assert.strictEqual(twice.status, 0, `idempotent: ${twice.stderr}`);
     });
 
-    it("a role whose privileges drifted (superuser, public CONNECT) is put back by the next ensure", () => {
+    it("a refresh reads drift back (login, limit, PUBLIC CONNECT) and a dropped role leaves the state; a preview diffs only what is declared", async () => {
+        const admin = { host: "127.0.0.1", port: c.port, user: "postgres", password: ADMIN_FROM_STATE, database: "postgres", ssl: false };
+        const declared = declaredState(admin, "app2", passwords.app2, 20);
+        const clean = await provider.read!("app_app2", declared);
+        assert.strictEqual(clean.id, "app_app2");
+        assert.deepStrictEqual((await provider.diff!("app_app2", clean.props, declared)).changes, false, "as declared: no change");
+        // Another forward port and re-rendered statements are no change either.
+        assert.strictEqual((await provider.diff!("app_app2", clean.props, { ...declared, admin: { ...admin, port: admin.port + 1 }, ensure: [] })).changes, false);
+        assert.strictEqual((await provider.diff!("app_app2", clean.props, declaredState(admin, "app2", passwords.app2, 7))).changes, true, "a new limit is a change");
+        assert.strictEqual((await provider.diff!("app_app2", clean.props, declaredState(admin, "app2", passwords.app1Readded, 20))).changes, true, "a new password is a change");
+
+        assert.strictEqual(psqlTcp(c, "postgres", ADMIN_FROM_STATE, "postgres", "ALTER ROLE app_app2 NOLOGIN CONNECTION LIMIT 3; GRANT CONNECT ON DATABASE app2_db TO PUBLIC;").status, 0);
+        const drifted = await provider.read!("app_app2", declared);
+        assert.deepStrictEqual([drifted.props.login, drifted.props.connectionLimit, drifted.props.publicConnect], [false, 3, true]);
+        assert.strictEqual((await provider.diff!("app_app2", drifted.props, declared)).changes, true, "drift reads as a change the next up undoes");
+        await provider.update!("app_app2", drifted.props, declared);
+        assert.strictEqual(psqlTcp(c, "postgres", ADMIN_FROM_STATE, "postgres", "SELECT rolcanlogin, rolconnlimit, has_database_privilege('public', 'app2_db', 'CONNECT') FROM pg_roles WHERE rolname = 'app_app2'").stdout.trim(), "t|20|f");
+
+        // A role dropped by hand (a scratch app, so app2's data stays for the next tests).
+        assert.strictEqual((await ensure(c, "scratch", passwords.app2, 5)).status, 0);
+        for (const drop of ["DROP DATABASE scratch_db", "DROP ROLE app_scratch"]) assert.strictEqual(psqlTcp(c, "postgres", ADMIN_FROM_STATE, "postgres", drop).status, 0, drop);
+        const gone = await provider.read!("app_scratch", declaredState(admin, "scratch", passwords.app2, 5));
+        assert.strictEqual(gone.id, "", "a dropped role leaves the state");
+        // Deleting what is gone is harmless too.
+        await provider.delete!("app_scratch", declaredState(admin, "scratch", passwords.app2, 5));
+    });
+
+    it("an admin that is no superuser (CREATEROLE, CREATEDB: the managed server's) declares, owns through membership, and reads back its membership", async () => {
+        const adminPassword = `managed-admin-${stamp}-0123456789`;
+        assert.strictEqual(psqlTcp(c, "postgres", ADMIN_FROM_STATE, "postgres", `CREATE ROLE platform_admin LOGIN CREATEROLE CREATEDB PASSWORD '${adminPassword}'; GRANT CONNECT ON DATABASE postgres TO platform_admin;`).status, 0);
+        const admin = { host: "127.0.0.1", port: c.port, user: "platform_admin", password: adminPassword, database: "postgres", ssl: false };
+        const managed = { user: "platform_admin", superuser: false };
+        const r = await ensureAppDatabase(admin, "managed", passwords.app2, 10, managed);
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.deepStrictEqual([r.state?.owner, r.state?.adminMember, r.state?.login, r.state?.connectionLimit], ["app_managed", true, true, 10]);
+        assert.strictEqual(psqlTcp(c, "app_managed", passwords.app2, "managed_db", "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").stdout.trim(), "f");
+        assert.strictEqual(psqlTcp(c, "postgres", ADMIN_FROM_STATE, "postgres", "REVOKE app_managed FROM platform_admin").status, 0);
+        const state = declaredState(admin, "managed", passwords.app2, 10, managed);
+        const read = await provider.read!("app_managed", state);
+        assert.strictEqual(read.props.adminMember, false, "a lost membership reads as drift");
+        assert.strictEqual((await provider.diff!("app_managed", read.props, state)).changes, true);
+        assert.strictEqual((await ensureAppDatabase(admin, "managed", passwords.app2, 10, managed)).state?.adminMember, true, "and the next up grants it again");
+    });
+
+    it("a role whose privileges drifted (superuser, public CONNECT) is put back by the next ensure", async () => {
         assert.strictEqual(psqlTcp(c, "postgres", ADMIN_FROM_STATE, "postgres", "ALTER ROLE app_app2 SUPERUSER; GRANT CONNECT ON DATABASE app2_db TO PUBLIC;").status, 0);
-        assert.strictEqual(hostCommand(c, ensureCommand, ensureAppDatabaseSql("app2", passwords.app2, 20)).status, 0);
+        assert.strictEqual((await ensure(c, "app2", passwords.app2, 20)).status, 0);
         assert.strictEqual(psqlTcp(c, "postgres", ADMIN_FROM_STATE, "postgres", "SELECT rolsuper FROM pg_roles WHERE rolname = 'app_app2'").stdout.trim(), "f");
         assert.notStrictEqual(psqlTcp(c, "app_app1", passwords.app1Readded, "app2_db", "SELECT 1").status, 0);
     });
 
     it("the connection limit is enforced by the server", async () => {
-        assert.strictEqual(hostCommand(c, ensureCommand, ensureAppDatabaseSql("app2", passwords.app2, 1)).status, 0);
+        assert.strictEqual((await ensure(c, "app2", passwords.app2, 1)).status, 0);
         const holder: ChildProcess = spawn("psql", ["-X", "-h", "127.0.0.1", "-p", String(c.port), "-U", "app_app2", "-d", "app2_db", "-c", "SELECT pg_sleep(5)"], {
             env: { ...process.env, PGPASSWORD: passwords.app2 },
             stdio: "ignore",
@@ -225,18 +296,18 @@ describe("PostgreSQL reconcile, ensure and isolation (real PostgreSQL, stand-in 
         } finally {
             holder.kill();
         }
-        assert.strictEqual(hostCommand(c, ensureCommand, ensureAppDatabaseSql("app2", passwords.app2, 20)).status, 0);
+        assert.strictEqual((await ensure(c, "app2", passwords.app2, 20)).status, 0);
     });
 
-    it("a hostile password is stored literally: no statement or psql meta-command escapes the literal", () => {
+    it("a hostile password is stored literally: no statement or psql meta-command escapes the literal", async () => {
         const marker = path.join(c.dir, "pwned");
         const hostile = `x'; DROP ROLE app_app2; -- \\! touch ${marker} \\gexec "$(id)" \\\\ end`;
-        const r = hostCommand(c, ensureCommand, ensureAppDatabaseSql("app1", hostile, 20));
+        const r = (await ensure(c, "app1", hostile, 20));
         assert.strictEqual(r.status, 0, r.stderr);
         assert.ok(!fs.existsSync(marker), "no shell escape ran");
         assert.strictEqual(psqlTcp(c, "app_app1", hostile, "app1_db", "SELECT 1").status, 0, "the exact string is the password");
         assert.strictEqual(psqlTcp(c, "postgres", ADMIN_FROM_STATE, "postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'app_app2'").stdout.trim(), "1");
-        assert.strictEqual(hostCommand(c, ensureCommand, ensureAppDatabaseSql("app1", passwords.app1Readded, 20)).status, 0);
+        assert.strictEqual((await ensure(c, "app1", passwords.app1Readded, 20)).status, 0);
     });
 
     it("no password reached the server log, though it logs every statement", () => {

@@ -14,7 +14,10 @@ import {
     appDatabaseNetwork,
     connectionBudgetProblems,
     databaseConnectionLimit,
-    ensureAppDatabaseSql,
+    declareAppDatabase,
+    ensureAppDatabaseSteps,
+    retireAppDatabaseSteps,
+    scramVerifier,
     postgresSettings,
     psqlInContainerCommand,
     quoteIdentifier,
@@ -24,6 +27,8 @@ import {
 
 const app = (name: string, limit?: number, database = true): AppDefinition => ({ ...catalog.demo, name, database, databaseConnectionLimit: limit });
 const PASSWORD = "a-long-enough-password-1234";
+const SUPERUSER = { user: "postgres", superuser: true };
+const MANAGED_ADMIN = { user: "platform_admin", superuser: false };
 
 describe("connection budget (render/postgres.ts)", () => {
     it("max_connections is rendered from the same constant the budget uses, with the superuser slots inside the reserve", () => {
@@ -70,7 +75,7 @@ describe("names, SQL and commands refuse hostile input (render/postgres.ts)", ()
         for (const bad of ['a"b', "a;b", "A", "1app", "app name", "a'b", "x".repeat(40), "app\n", "../x"]) {
             assert.throws(() => appDatabaseNames(bad), /cannot name a database/, bad);
             assert.throws(() => appDatabaseNetwork(bad), /cannot name a network/, bad);
-            assert.throws(() => ensureAppDatabaseSql(bad, PASSWORD, 5));
+            assert.throws(() => ensureAppDatabaseSteps(bad, PASSWORD, 5, SUPERUSER));
         }
         assert.deepStrictEqual(appDatabaseNames("my-app"), { database: "my_app_db", role: "app_my_app" });
         assert.strictEqual(appDatabaseNetwork("my-app"), "platform-db-my-app");
@@ -85,18 +90,49 @@ describe("names, SQL and commands refuse hostile input (render/postgres.ts)", ()
 
     it("passwords with a newline, a control byte or non-ASCII are refused (a newline could start a psql meta-command)", () => {
         for (const bad of [`${PASSWORD}\n\\! id`, `${PASSWORD}\r`, `${PASSWORD}\t`, `${PASSWORD}\u00e9`, "short", "x".repeat(129)]) {
-            assert.throws(() => ensureAppDatabaseSql("demo", bad, 5), /printable ASCII/, JSON.stringify(bad));
+            assert.throws(() => ensureAppDatabaseSteps("demo", bad, 5, SUPERUSER), /printable ASCII/, JSON.stringify(bad));
             assert.throws(() => serverReconcileSql(bad), /printable ASCII/, JSON.stringify(bad));
         }
     });
 
-    it("a quote in a password stays inside its literal", () => {
-        const sql = ensureAppDatabaseSql("demo", "pass'word-long-enough;--", 5);
-        assert.ok(sql.includes("PASSWORD 'pass''word-long-enough;--';"));
+    it("the password never reaches the server: only its SCRAM verifier, deterministic per role and password", () => {
+        const hostile = "pass'word-long-enough;--";
+        const text = (steps: { sql: string; unless?: string }[]) => steps.map((s) => `${s.sql}\n${s.unless ?? ""}`).join("\n");
+        for (const admin of [SUPERUSER, MANAGED_ADMIN]) {
+            const sql = text(ensureAppDatabaseSteps("demo", hostile, 5, admin));
+            assert.ok(!sql.includes(hostile) && !sql.includes("pass''word"), "no form of the password");
+            assert.ok(sql.includes(`PASSWORD '${scramVerifier("app_demo", hostile)}'`));
+        }
+        assert.match(scramVerifier("app_demo", PASSWORD), /^SCRAM-SHA-256\$4096:[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$/);
+        assert.strictEqual(scramVerifier("app_demo", PASSWORD), scramVerifier("app_demo", PASSWORD), "the same on every run: a plan renders identically");
+        assert.notStrictEqual(scramVerifier("app_demo", PASSWORD), scramVerifier("app_other", PASSWORD), "another role, another salt");
+        assert.notStrictEqual(scramVerifier("app_demo", PASSWORD), scramVerifier("app_demo", PASSWORD + "x"));
+    });
+
+    it("a superuser admin resets every attribute; an admin that is no superuser sets only what it may, and becomes a member of the role", () => {
+        const superSteps = ensureAppDatabaseSteps("demo", PASSWORD, 5, SUPERUSER).map((s) => s.sql);
+        assert.ok(superSteps.some((s) => s.startsWith('ALTER ROLE "app_demo" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 5 ')));
+        assert.ok(!superSteps.some((s) => s.startsWith("GRANT")));
+        const managedSteps = ensureAppDatabaseSteps("demo", PASSWORD, 5, MANAGED_ADMIN).map((s) => s.sql);
+        assert.ok(managedSteps.some((s) => s.startsWith('ALTER ROLE "app_demo" WITH LOGIN NOCREATEDB NOCREATEROLE CONNECTION LIMIT 5 ')));
+        assert.ok(!managedSteps.join("\n").includes("SUPERUSER") && !managedSteps.join("\n").includes("BYPASSRLS"));
+        const grant = managedSteps.indexOf('GRANT "app_demo" TO "platform_admin"');
+        assert.ok(grant >= 0 && grant < managedSteps.findIndex((s) => s.startsWith("CREATE DATABASE")), "a member before it makes the role an owner");
+        assert.deepStrictEqual(
+            [declareAppDatabase("demo", PASSWORD, 5, SUPERUSER, "x").wantsAdminMember, declareAppDatabase("demo", PASSWORD, 5, MANAGED_ADMIN, "x").wantsAdminMember],
+            [false, true],
+        );
+    });
+
+    it("retiring an app revokes its login and ends its sessions, and drops nothing", () => {
+        const sql = retireAppDatabaseSteps("demo").map((s) => s.sql).join("\n");
+        assert.match(sql, /ALTER ROLE "app_demo" WITH NOLOGIN/);
+        assert.match(sql, /pg_catalog\.pg_terminate_backend/);
+        assert.doesNotMatch(sql, /DROP/i);
     });
 
     it("a connection limit must be a whole number in range", () => {
-        for (const bad of [0, 1.5, 101, -3]) assert.throws(() => ensureAppDatabaseSql("demo", PASSWORD, bad), /connection limit/);
+        for (const bad of [0, 1.5, 101, -3]) assert.throws(() => ensureAppDatabaseSteps("demo", PASSWORD, bad, SUPERUSER), /connection limit/);
     });
 
     it("the docker exec command takes only a plain container name, and no secret", () => {
@@ -105,12 +141,11 @@ describe("names, SQL and commands refuse hostile input (render/postgres.ts)", ()
     });
 
     it("every session carrying a password first keeps its statements out of the server log", () => {
-        for (const sql of [serverReconcileSql(PASSWORD), ensureAppDatabaseSql("demo", PASSWORD, 5)]) {
-            const firstPassword = sql.indexOf(PASSWORD);
-            for (const setting of ["SET log_statement = 'none';", "SET log_min_duration_statement = -1;", "SET log_min_error_statement = panic;"]) {
-                const at = sql.indexOf(setting);
-                assert.ok(at >= 0 && at < firstPassword, setting);
-            }
+        const sql = serverReconcileSql(PASSWORD);
+        const firstPassword = sql.indexOf(PASSWORD);
+        for (const setting of ["SET log_statement = 'none';", "SET log_min_duration_statement = -1;", "SET log_min_error_statement = panic;"]) {
+            const at = sql.indexOf(setting);
+            assert.ok(at >= 0 && at < firstPassword, setting);
         }
     });
 });

@@ -150,40 +150,38 @@ describe("scale: database managed, one host (mocks)", () => {
         assert.strictEqual(run.byType(T.container).filter((c) => c.name === "postgres-container").length, 0, "no container database on a managed stack");
     });
 
-    it("per app: a login role that owns its database, CONNECT revoked from PUBLIC, through the admin channel; retained on removal", () => {
-        const provider = run.one(T.pgProvider, "managed-db-admin");
-        // Provider inputs reach the monitor as strings.
-        assert.strictEqual(String(provider.inputs.superuser), "false");
-        assert.strictEqual(provider.inputs.sslmode, "require");
-        assert.strictEqual(String(provider.inputs.port), "40123");
-        assert.strictEqual(provider.inputs.username, "platform_admin");
+    it("per app: a login role that owns its database, CONNECT revoked from PUBLIC, through the admin channel; login revoked (data kept) on removal", () => {
+        assert.strictEqual(run.byType(T.pgProvider).length + run.byType(T.role).length + run.byType(T.database).length + run.byType(T.grant).length, 0, "the same one mechanism as the container server");
         for (const app of ["app1", "app2"]) {
-            const role = run.one(T.role, `${app}-db-role`);
-            const database = run.one(T.database, `${app}-db-database`);
-            const grant = run.one(T.grant, `${app}-db-revoke-public`);
-            assert.strictEqual(role.inputs.name, `app_${app}`);
-            assert.strictEqual(role.inputs.login, true);
-            assert.strictEqual(role.inputs.superuser, false);
-            assert.strictEqual(role.inputs.createRole, false);
-            assert.ok(isSecretValue(role.inputs.password));
-            assert.strictEqual(database.inputs.name, `${app}_db`);
-            assert.strictEqual(database.inputs.owner, `app_${app}`);
-            assert.ok(database.dependencies.includes(role.urn));
-            assert.deepStrictEqual([grant.inputs.role, grant.inputs.objectType, grant.inputs.privileges], ["public", "database", []]);
-            for (const r of [role, database]) assert.strictEqual(r.retainOnDelete, true, `${r.name} is kept when the app is removed`);
-            for (const r of [role, database, grant]) assert.ok(r.provider.startsWith(provider.urn), `${r.name} goes through the managed admin channel`);
+            const db = run.one(T.appDatabase, `${app}-db-role-database`);
+            const admin = reveal(db.inputs.admin);
+            assert.deepStrictEqual([admin.host, admin.port, admin.user, admin.ssl], ["127.0.0.1", 40123, "platform_admin", true], "TLS, through the admin channel, as the managed admin");
+            assert.deepStrictEqual(
+                [db.inputs.role, db.inputs.database, db.inputs.owner, db.inputs.login, db.inputs.publicConnect, db.inputs.adminMember],
+                [`app_${app}`, `${app}_db`, `app_${app}`, true, false, true],
+            );
+            assert.ok(isSecretValue(db.inputs.passwordHash) && isSecretValue(db.inputs.ensure));
+            const steps = (reveal(db.inputs.ensure) as { sql: string }[]).map((x) => x.sql);
+            // The admin is no superuser: it sets only what it may, and is a member before it makes the role the owner.
+            assert.ok(steps.some((x) => x.startsWith(`ALTER ROLE "app_${app}" WITH LOGIN NOCREATEDB NOCREATEROLE CONNECTION LIMIT `)));
+            assert.ok(!steps.join("\n").includes("SUPERUSER"));
+            assert.ok(steps.indexOf(`GRANT "app_${app}" TO "platform_admin"`) < steps.findIndex((x) => x.startsWith("CREATE DATABASE")));
+            assert.ok(steps.includes(`REVOKE ALL ON DATABASE "${app}_db" FROM PUBLIC`));
+            assert.strictEqual(db.retainOnDelete, false, "its delete retires the role (NOLOGIN), dropping nothing");
+            assert.doesNotMatch(JSON.stringify(db.inputs.retire), /DROP/i);
+            for (const dep of [run.one(S.instance, "managed-db-instance").urn, run.one(T.container, "managed-db-forwarder").urn]) assert.ok(db.dependencies.includes(dep));
+            // The managed shape's component type is kept as an alias: its password keeps its URN.
+            assert.ok(run.one(T.password, `${app}-db-password`).urn.includes("platform:database:AppDatabase$random:index/randomPassword:RandomPassword"));
         }
     });
 
-    it("backends get DATABASE_URL of the private endpoint with TLS required, as a secret, after role, database and grant", () => {
+    it("backends get DATABASE_URL of the private endpoint with TLS required, as a secret, after role and database", () => {
         for (const app of ["app1", "app2"]) {
             const backend = run.one(T.container, `${app}-backend`);
             assert.ok(isSecretValue(backend.inputs.envs), "the environment carrying DATABASE_URL is a secret");
             const env = (reveal(backend.inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="));
             assert.match(String(env), new RegExp(`^DATABASE_URL=postgres://app_${app}:[^@]+@${DB_IP.replace(/\./g, "\\.")}:${DB_PORT}/${app}_db\\?sslmode=require$`));
-            for (const n of [`${app}-db-role`, `${app}-db-database`, `${app}-db-revoke-public`]) {
-                assert.ok(backend.dependencies.some((d) => d.endsWith(`::${n}`)), `${app}-backend waits for ${n}`);
-            }
+            assert.ok(backend.dependencies.includes(run.one(T.appDatabase, `${app}-db-role-database`).urn), `${app}-backend waits for its role and database`);
         }
     });
 
@@ -412,7 +410,7 @@ describe("scale: nightly backups of the managed database (mocks)", () => {
             const client = run.one(T.container, "managed-db-client");
             assert.ok(schedule.dependencies.includes(client.urn), "the first backup waits for the client container");
             for (const app of ["app1", "app2"]) {
-                assert.ok(schedule.dependencies.includes(run.one(B.grantRole, `${app}-db-backup-membership`).urn), `it waits for the admin's membership in app_${app}`);
+                assert.ok(schedule.dependencies.includes(run.one(T.appDatabase, `${app}-db-role-database`).urn), `it waits for the admin's membership in app_${app}`);
             }
         }
         // The single-server stack's settings name no container: the script's defaults (platform-postgres, postgres).
@@ -420,16 +418,14 @@ describe("scale: nightly backups of the managed database (mocks)", () => {
         assert.ok(!two.resources.some((r) => r.name === "h1-backups-schedule" || (r.type === T.remoteCommand && r.name.includes("backups") && r.urn.includes("host-1"))));
     });
 
-    it("the admin becomes a member of each app role (no admin option), after the database and the PUBLIC revoke, through the admin channel", () => {
-        const provider = one.one(T.pgProvider, "managed-db-admin");
+    it("the admin becomes a member of each app role (no admin option), through the admin channel; the container server's superuser needs none", () => {
         for (const app of ["app1", "app2"]) {
-            const m = one.one(B.grantRole, `${app}-db-backup-membership`);
-            assert.deepStrictEqual([m.inputs.role, m.inputs.grantRole, m.inputs.withAdminOption], ["platform_admin", `app_${app}`, false]);
-            assert.ok(m.provider.startsWith(provider.urn));
-            assert.ok(m.dependencies.includes(one.one(T.database, `${app}-db-database`).urn));
-            assert.ok(m.dependencies.includes(one.one(T.grant, `${app}-db-revoke-public`).urn));
+            const db = one.one(T.appDatabase, `${app}-db-role-database`);
+            assert.strictEqual(db.inputs.wantsAdminMember, true);
+            assert.ok((reveal(db.inputs.ensure) as { sql: string }[]).some((x) => x.sql === `GRANT "app_${app}" TO "platform_admin"`), "no WITH ADMIN OPTION");
+            assert.strictEqual(reveal(db.inputs.admin).port, 40123);
         }
-        assert.strictEqual(base.byType(B.grantRole).length, 0, "the container database needs none (backups run as its superuser)");
+        for (const db of base.byType(T.appDatabase)) assert.strictEqual(db.inputs.wantsAdminMember, false, "the container database needs none (backups run as its superuser)");
     });
 
     it("stack outputs name the bucket and its endpoint, as on the single-server stack", async () => {

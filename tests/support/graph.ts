@@ -41,7 +41,8 @@ export function graphOf(run: RunResult): GraphNode[] {
         parent: r.parent,
         provider: r.provider,
         custom: r.custom,
-        inputs: markSecrets(r.inputs),
+        // A dynamic resource's serialized provider is its code: a fixture records that it has one, not the text.
+        inputs: markSecrets("__provider" in r.inputs ? { ...r.inputs, __provider: "<serialized dynamic provider>" } : r.inputs),
         deleteBeforeReplace: r.deleteBeforeReplace,
         deleteBeforeReplaceDefined: r.deleteBeforeReplaceDefined,
         protect: r.protect,
