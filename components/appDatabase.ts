@@ -104,7 +104,6 @@ export class AppDatabase extends pulumi.ComponentResource {
         super("platform:database:AppDatabase", name, {}, pulumi.mergeOptions(opts, { aliases }));
         const { server } = args;
         const names = appDatabaseNames(args.app);
-        if (!Number.isInteger(args.connectionLimit) || args.connectionLimit < 1) throw new Error(`${args.app}: connection limit ${args.connectionLimit} is not a positive whole number`);
 
         const attach = server.appNetworks;
         if (attach !== undefined) {
