@@ -76,7 +76,7 @@ async function main(): Promise<void> {
         console.log(backup.err.trim());
 
         // The operator's command, as run by hand (direct connection instead of ssh + docker exec).
-        const restore = await run(process.execPath, [require.resolve("ts-node/dist/bin"), path.join(__dirname, "..", "commands", "restore.ts"), "--app", "app1", "--latest", "--identity", identity, "--bucket", s3.bucket, "--endpoint", s3.endpoint, "--region", s3.region, "--pg", `127.0.0.1:${cluster.port}`], {
+        const restore = await run(process.execPath, [path.join(__dirname, "..", "launch", "command.js"), "restore", "--app", "app1", "--latest", "--identity", identity, "--bucket", s3.bucket, "--endpoint", s3.endpoint, "--region", s3.region, "--pg", `127.0.0.1:${cluster.port}`], {
             ...process.env,
             SCW_ACCESS_KEY: s3.accessKey,
             SCW_SECRET_KEY: s3.secretKey,
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
         console.log(`  dump (custom format)     ${formatBytes(dumpBytes)}`);
         console.log(`  encrypted object         ${formatBytes(object.size)}`);
         console.log(`  backup.sh (dump, counts, encrypt, upload)  ${backup.seconds.toFixed(1)} s`);
-        console.log(`  restore command (list, download, decrypt, restore, verify, swap)  ${restore.seconds.toFixed(1)} s (includes ts-node start-up)`);
+        console.log(`  restore command (list, download, decrypt, restore, verify, swap)  ${restore.seconds.toFixed(1)} s (includes the command's start-up)`);
     } finally {
         cluster.stop();
         await s3.stop();

@@ -1,18 +1,33 @@
-// npm run bench:program [-- --apps 20 --runs 7 --node /path/to/node]
+// npm run bench:program [-- --apps 20 --small 2 --rounds 5 --node /path/to/node --compare tsnode,sourcemaps,fastfloor]
 //
 // What every `pulumi preview`/`up` pays before the engine can work: the prod program with N generated apps,
 // run the way the language host runs it (`@pulumi/pulumi/cmd/run`, Pulumi.yaml's runtime options and main)
-// against the fake engine of tests/support/fakeEngine.ts. Measured per run: process start to the last
-// resource registered, and the process's peak RSS. One untimed warm-up run first (caches, page cache), then
-// `runs` timed runs, then one run in the language host's type-checking mode (typescript: true, no
-// transpile-only) for comparison. Prints figures; asserts nothing. The last line is the summary.
+// against the fake engine of tests/support/fakeEngine.ts, measured from process start to the last resource
+// registered, and the process's peak RSS.
+//
+// Its floor: bench/programFloor.js, a plain JavaScript program that replays the graph this very program
+// registered (recorded in the untimed warm-up run: the same types, names, parents, inputs, options and
+// dependencies) through the same SDK path, with the SDK's own stack formatting. What remains above the floor
+// is the program's own cost; below it, what the program avoids that any program pays by default.
+//
+// The program and its floor run alternately (the order swapped every round), several rounds, with the small
+// program (--small apps) in every round too, so a noisy shared machine weighs on all of them alike; figures
+// are medians. --compare adds other routes to every round, for side by side figures:
+//   tsnode      today's route before the build: typescript true, ts-node transpile-only (tsconfig.program.json)
+//   sourcemaps  the precompiled program with node --enable-source-maps (Node maps every captured stack)
+//   fastfloor   the floor with V8's native stack formatting (what an SDK that formats stacks lazily would pay)
+//   typecheck   typescript true with ts-node's type check (the language host's default)
+// --profile DIR writes a V8 CPU profile of every program run there.
+// Prints figures; asserts nothing but that the floor replays the program's graph. The last line is the summary:
+//   program: N apps, median X.XX s, peak Y MiB, floor F.FF s, program/floor R.RR (2 apps: Z.ZZ s)
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { catalog } from "../apps";
 import { AppDefinition } from "../apps/types";
 import { PROD_RAW } from "../tests/fixtures";
-import { ProjectRuntime, projectRuntime, runThroughLanguageHost } from "../tests/support/fakeEngine";
+import { LanguageHostRun, ProjectRuntime, projectRuntime, runThroughLanguageHost } from "../tests/support/fakeEngine";
 
 function flag(name: string, fallback: string): string {
     const i = process.argv.indexOf(`--${name}`);
@@ -20,15 +35,12 @@ function flag(name: string, fallback: string): string {
 }
 
 const APPS = Number(flag("apps", "20"));
-const RUNS = Number(flag("runs", "7"));
+const SMALL = Number(flag("small", "2"));
+const ROUNDS = Number(flag("rounds", "5"));
 const NODE = flag("node", process.execPath);
-/**
- * How the language host loads the program: `project` (what Pulumi.yaml says), `typecheck` (typescript: true,
- * main index.ts), `nocheck` (typescript: true, tsconfig tsconfig.program.json).
- */
-const ROUTE = flag("route", "project");
-/** `--profile DIR`: write a V8 CPU profile of every run there (open in Chrome DevTools). */
+const COMPARE = flag("compare", "").split(",").filter(Boolean);
 const PROFILE = flag("profile", "");
+const ROOT = path.resolve(__dirname, "..");
 
 /** N apps shaped like the catalog's first one (database, private images), sized so that N fit one GP1-S. */
 function generatedCatalog(n: number): Record<string, AppDefinition> {
@@ -51,56 +63,114 @@ function median(xs: number[]): number {
     return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+interface Route {
+    label: string;
+    runtime: ProjectRuntime;
+    apps: number;
+    /** Replays the recorded graph instead of running the program. */
+    floor?: boolean;
+}
+
+interface Figures {
+    seconds: number;
+    exit: number;
+    peak: number;
+    cpu: number;
+    run: LanguageHostRun;
+}
+
 async function main(): Promise<void> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-bench-program-"));
-    const catalogFile = path.join(dir, "catalog.json");
-    const apps = generatedCatalog(APPS);
-    fs.writeFileSync(catalogFile, JSON.stringify(apps));
+    const catalogs: Record<number, string> = {};
+    for (const n of [APPS, SMALL]) {
+        catalogs[n] = path.join(dir, `catalog-${n}.json`);
+        fs.writeFileSync(catalogs[n], JSON.stringify(generatedCatalog(n)));
+    }
+    const graphFile = path.join(dir, "graph.json");
+    execFileSync(process.execPath, [path.join(ROOT, "launch", "build.js")], { stdio: "inherit" });
+
     const project = projectRuntime();
-    const routes: Record<string, ProjectRuntime> = {
-        project,
-        typecheck: { typescript: true, entryPoint: ".", nodeArgs: [], env: { PULUMI_NODEJS_TRANSPILE_ONLY: "false" } },
-        nocheck: { typescript: true, entryPoint: ".", nodeArgs: [], env: { PULUMI_NODEJS_TSCONFIG_PATH: "tsconfig.program.json" } },
+    const floorRuntime = (env: Record<string, string> = {}): ProjectRuntime => ({ typescript: false, entryPoint: path.join(__dirname, "programFloor.js"), nodeArgs: [], env: { PLATFORM_FLOOR_GRAPH: graphFile, ...env } });
+    const tsnode: ProjectRuntime = { typescript: true, entryPoint: ".", nodeArgs: [], env: { PULUMI_NODEJS_TSCONFIG_PATH: "tsconfig.program.json" } };
+    const compare: Record<string, Route> = {
+        tsnode: { label: "ts-node transpile-only (before)", runtime: tsnode, apps: APPS },
+        sourcemaps: { label: "precompiled, --enable-source-maps", runtime: { ...project, nodeArgs: [...project.nodeArgs, "--enable-source-maps"] }, apps: APPS },
+        fastfloor: { label: "floor, native stack formatting", runtime: floorRuntime({ PLATFORM_FLOOR_NATIVE_STACKS: "1" }), apps: APPS, floor: true },
+        typecheck: { label: "ts-node type-checking", runtime: { typescript: true, entryPoint: ".", nodeArgs: [], env: { PULUMI_NODEJS_TRANSPILE_ONLY: "false" } }, apps: APPS },
     };
-    const runtime = routes[ROUTE];
-    if (runtime === undefined) throw new Error(`--route ${ROUTE}: one of ${Object.keys(routes).join(", ")}`);
-    const preload = `--require ${path.join(__dirname, "generatedCatalog.js")}`;
-    const config = {
+    for (const c of COMPARE) if (!(c in compare)) throw new Error(`--compare ${c}: one of ${Object.keys(compare).join(", ")}`);
+    const program: Route = { label: `program (${project.typescript ? "typescript" : "precompiled"}, main ${project.entryPoint})`, runtime: project, apps: APPS };
+    const floor: Route = { label: "floor (plain JS replay, SDK formatting)", runtime: floorRuntime(), apps: APPS, floor: true };
+    const small: Route = { label: `program, ${SMALL} apps`, runtime: project, apps: SMALL };
+    const routes: Route[] = [program, floor, small, ...COMPARE.map((c) => compare[c])];
+
+    const config = (n: number) => ({
         ...(PROD_RAW as Record<string, string>),
         instanceType: "GP1-S",
-        apps: JSON.stringify(Object.fromEntries(Object.keys(apps).map((a) => [a, "1.0.0"]))),
-    };
-    const once = async (label: string, typeCheck = false) => {
+        apps: JSON.stringify(Object.fromEntries(Object.keys(generatedCatalog(n)).map((a) => [a, "1.0.0"]))),
+    });
+    const once = async (route: Route, tag: string): Promise<Figures> => {
+        const runtime = route.runtime;
+        const profiling = PROFILE && !route.floor ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(PROFILE)}`] : [];
         const run = await runThroughLanguageHost({
             node: NODE,
             stack: "prod",
             preview: true,
-            config,
+            config: config(route.apps),
             secretKeys: ["sshPrivateKey", "registryToken"],
-            ...(typeCheck
-                ? { ...routes.typecheck, env: { ...routes.typecheck.env, PLATFORM_BENCH_CATALOG: catalogFile } }
-                : { ...runtime, env: { ...runtime.env, PLATFORM_BENCH_CATALOG: catalogFile } }),
-            ...(PROFILE && !typeCheck ? { nodeArgs: [...runtime.nodeArgs, "--cpu-prof", `--cpu-prof-dir=${path.resolve(PROFILE)}`] } : {}),
-            nodeOptions: [preload],
+            typescript: runtime.typescript,
+            entryPoint: runtime.entryPoint,
+            nodeArgs: [...runtime.nodeArgs, ...profiling],
+            env: { ...runtime.env, PLATFORM_BENCH_CATALOG: catalogs[route.apps] },
+            nodeOptions: route.floor ? [] : [`--require ${path.join(__dirname, "generatedCatalog.js")}`],
             timeoutMs: 300000,
         });
         if (run.exitCode !== 0 || run.errors.length > 0) {
-            throw new Error(`${label}: exit ${run.exitCode}: ${run.errors.map((e) => e.message).join("\n")}\n${run.stderr.slice(-3000)}`);
+            throw new Error(`${route.label}: exit ${run.exitCode}: ${run.errors.map((e) => e.message).join("\n")}\n${run.stderr.slice(-3000)}`);
         }
-        const seconds = run.lastRegistrationMs / 1000;
-        console.log(`${label}: ${run.registrations.length} resources, last registered at ${seconds.toFixed(2)} s, exit at ${(run.exitMs / 1000).toFixed(2)} s, peak ${run.peakMiB?.toFixed(0)} MiB, CPU ${((run.cpuMs ?? NaN) / 1000).toFixed(2)} s`);
-        return { seconds, peak: run.peakMiB ?? NaN };
+        const f = { seconds: run.lastRegistrationMs / 1000, exit: run.exitMs / 1000, peak: run.peakMiB ?? NaN, cpu: (run.cpuMs ?? NaN) / 1000, run };
+        console.log(`${tag} ${route.label}: ${run.registrations.length} resources, last registered at ${f.seconds.toFixed(2)} s, exit at ${f.exit.toFixed(2)} s, peak ${f.peak.toFixed(0)} MiB, CPU ${f.cpu.toFixed(2)} s`);
+        return f;
     };
 
-    const version = (await import("child_process")).execFileSync(NODE, ["--version"], { encoding: "utf8" }).trim();
-    console.log(`node ${version}; route ${ROUTE}: typescript ${runtime.typescript}, main ${runtime.entryPoint}${runtime.nodeArgs.length ? `, nodeargs ${runtime.nodeArgs.join(" ")}` : ""}; ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}`);
-    await once("warm-up");
-    const results = [];
-    for (let i = 1; i <= RUNS; i++) results.push(await once(`run ${i}/${RUNS}`));
-    const typeCheck = await once("type-checking mode", true);
+    const version = execFileSync(NODE, ["--version"], { encoding: "utf8" }).trim();
+    console.log(`node ${version}; ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}; ${ROUNDS} rounds; program: typescript ${project.typescript}, main ${project.entryPoint}`);
+    // Warm-up (untimed): page cache, compile cache; it records the graph the floor replays.
+    const recorded = await once(program, "warm-up");
+    const key = (r: { type: string; name: string; parent: string }) => `${r.type}::${r.name}<${r.parent}`;
+    fs.writeFileSync(graphFile, JSON.stringify({ registrations: recorded.run.registrations, outputs: recorded.run.outputs }));
+    const replay = await once(floor, "warm-up");
+    const [want, got] = [recorded, replay].map((f) => f.run.registrations.map(key).sort());
+    if (JSON.stringify(want) !== JSON.stringify(got)) {
+        throw new Error(`the floor did not replay the program's graph: ${want.filter((k) => !got.includes(k)).slice(0, 5).join(", ")} missing, ${got.filter((k) => !want.includes(k)).slice(0, 5).join(", ")} extra`);
+    }
+    for (const r of routes.slice(2)) await once(r, "warm-up");
+
+    const results = new Map<Route, Figures[]>(routes.map((r) => [r, []]));
+    for (let round = 1; round <= ROUNDS; round++) {
+        // Rotate the order so that no route always runs first (or right after the heaviest).
+        const order = routes.map((_, i) => routes[(i + round - 1) % routes.length]);
+        const ratio: number[] = [];
+        for (const r of order) {
+            const f = await once(r, `round ${round}/${ROUNDS}`);
+            results.get(r)!.push(f);
+        }
+        ratio.push(results.get(program)![round - 1].seconds / results.get(floor)![round - 1].seconds);
+        console.log(`round ${round}/${ROUNDS}: program/floor ${ratio[0].toFixed(2)}, load ${os.loadavg()[0].toFixed(2)}`);
+    }
     fs.rmSync(dir, { recursive: true, force: true });
-    const peak = Math.max(...results.map((r) => r.peak));
-    console.log(`program: ${APPS} apps, median ${median(results.map((r) => r.seconds)).toFixed(2)} s, peak ${peak.toFixed(0)} MiB (type-check ${typeCheck.seconds.toFixed(2)} s)`);
+
+    console.log("\nmedians (last registration; exit; peak; CPU):");
+    for (const r of routes) {
+        const fs_ = results.get(r)!;
+        console.log(`  ${r.label}: ${median(fs_.map((f) => f.seconds)).toFixed(2)} s; exit ${median(fs_.map((f) => f.exit)).toFixed(2)} s; peak ${Math.max(...fs_.map((f) => f.peak)).toFixed(0)} MiB; CPU ${median(fs_.map((f) => f.cpu)).toFixed(2)} s`);
+    }
+    const p = results.get(program)!;
+    const programMedian = median(p.map((f) => f.seconds));
+    const floorMedian = median(results.get(floor)!.map((f) => f.seconds));
+    const peak = Math.max(...p.map((f) => f.peak));
+    const smallMedian = median(results.get(small)!.map((f) => f.seconds));
+    console.log(`program: ${APPS} apps, median ${programMedian.toFixed(2)} s, peak ${peak.toFixed(0)} MiB, floor ${floorMedian.toFixed(2)} s, program/floor ${(programMedian / floorMedian).toFixed(2)} (${SMALL} apps: ${smallMedian.toFixed(2)} s)`);
 }
 
 main().catch((e) => {

@@ -16,6 +16,7 @@ import { BackupStore, Log, PgRunner, S3BackupStore, directRunner, openBackup, re
 import { quoteIdentifier, quoteLiteral } from "../render/postgres";
 import { S3Client } from "../io/s3";
 import { startCluster } from "../io/throwawayPostgres";
+import { PROJECT_ROOT } from "../hostScripts";
 
 export interface DrillOptions {
     readonly store: BackupStore;
@@ -89,11 +90,29 @@ function arg(args: string[], name: string): string | undefined {
     return i >= 0 ? args[i + 1] : undefined;
 }
 
+export const DRILL_USAGE = "usage: npm run backup:drill -- [--stack <stack>] [--apps app1,app2]   (environment: SCW_ACCESS_KEY, SCW_SECRET_KEY, BACKUP_BUCKET, BACKUP_ENDPOINT, BACKUP_IDENTITY or BACKUP_IDENTITY_FILE)";
+
+/** The drill's arguments: only --stack and --apps, each with a value. */
+export function drillArgsProblem(argv: readonly string[]): string | undefined {
+    for (let i = 0; i < argv.length; i++) {
+        if (argv[i] !== "--stack" && argv[i] !== "--apps") return `unknown argument ${JSON.stringify(argv[i])}\n${DRILL_USAGE}`;
+        const value = argv[++i];
+        if (value === undefined || value.startsWith("--")) return `${argv[i - 1]} needs a value\n${DRILL_USAGE}`;
+    }
+    return undefined;
+}
+
 async function main(): Promise<number> {
     const args = process.argv.slice(2);
+    if (args.includes("--help") || args.includes("-h")) {
+        console.log(DRILL_USAGE);
+        return 0;
+    }
+    const problem = drillArgsProblem(args);
+    if (problem !== undefined) throw new Error(problem);
     const stack = arg(args, "--stack") ?? "prod";
     if (!/^[a-z0-9-]+$/.test(stack)) throw new Error(`bad stack name ${JSON.stringify(stack)}`);
-    const apps = arg(args, "--apps")?.split(",").filter(Boolean) ?? stackAppsWithDatabase(fs.readFileSync(path.join(__dirname, "..", `Pulumi.${stack}.yaml`), "utf8"));
+    const apps = arg(args, "--apps")?.split(",").filter(Boolean) ?? stackAppsWithDatabase(fs.readFileSync(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`), "utf8"));
     const bucket = process.env.BACKUP_BUCKET ?? "";
     const endpoint = process.env.BACKUP_ENDPOINT ?? "";
     const region = process.env.BACKUP_REGION || regionOfEndpoint(endpoint) || "";

@@ -1,4 +1,4 @@
-// Validates an app release request from CI (`npx ts-node commands/check-release.ts <app> <release>`)
+// Validates an app release request from CI (`npm run check:release -- <app> <release>`)
 // with the same rules as the program, before anything is recorded or deployed.
 import { catalog } from "../apps";
 import { isRelease } from "../render/values";
@@ -10,8 +10,19 @@ export function checkRelease(app: string, release: string): string[] {
     return problems;
 }
 
+export const CHECK_RELEASE_USAGE = "usage: npm run check:release -- <app> <release>   (exit 0 if the catalog has <app> and <release> is an image tag or sha256 digest)";
+
 if (require.main === module) {
-    const [app = "", release = ""] = process.argv.slice(2);
+    const argv = process.argv.slice(2);
+    if (argv.includes("--help") || argv.includes("-h")) {
+        console.log(CHECK_RELEASE_USAGE);
+        process.exit(0);
+    }
+    if (argv.length !== 2) {
+        console.error(`check-release: expected <app> <release>, got ${argv.length} argument(s)\n${CHECK_RELEASE_USAGE}`);
+        process.exit(1);
+    }
+    const [app = "", release = ""] = argv;
     const problems = checkRelease(app, release);
     if (problems.length > 0) {
         for (const p of problems) console.error(`check-release: ${p}`);

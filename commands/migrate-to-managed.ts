@@ -39,10 +39,10 @@ import { GraphResource, programResources, stackConfigFromYaml } from "./programG
 import { S3Client } from "../io/s3";
 import { shellQuote } from "../render/shell";
 import { hostName } from "../render/scale";
-import { StackReaders, hostZeroRunner } from "./restore";
+import { StackReaders, hostZeroRunner, wantsHelp } from "./restore";
 import { stackAppsWithDatabase } from "./backup-drill";
 import { appDatabaseNames, quoteIdentifier, quoteLiteral } from "../render/postgres";
-import { APP_DATABASE_TYPE } from "../components/appDatabase";
+import { PROJECT_ROOT } from "../hostScripts";
 
 export const MIGRATION_STEPS: readonly string[] = [
     "0. Preconditions: `pulumi up` is clean on `database: container`, one host; lower the DNS TTL if you will also go to several hosts later.",
@@ -207,6 +207,9 @@ const quoted = (words: readonly string[]) => words.map(shellQuote).join(" ");
 /** The `pulumi up --target` list of step 2: what `database: managed` adds, plus host 0's ssh-guard (it must permit the new admin forward). */
 export function stepTwoTargets(container: readonly GraphResource[], managed: readonly GraphResource[]): string[] {
     const before = new Set(container.map((r) => r.urn));
+    // Loaded here, not at the top: components/ loads the Pulumi SDK (seconds), which --help and the other steps do not need.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { APP_DATABASE_TYPE } = require("../components/appDatabase") as typeof import("../components/appDatabase");
     // The app databases keep their URNs and move to the managed server: an update that declares each
     // role and database there (their server is a compared property), leaving the container's as it is.
     const added = managed.filter((r) => !before.has(r.urn) || r.type === APP_DATABASE_TYPE);
@@ -411,8 +414,12 @@ export async function runMigration(args: MigrateArgs, deps: MigrateDeps): Promis
 
 
 async function main(): Promise<number> {
+    if (wantsHelp(process.argv.slice(2))) {
+        console.log(MIGRATE_USAGE);
+        return 0;
+    }
     const args = parseMigrateArgs(process.argv.slice(2));
-    const root = path.join(__dirname, "..");
+    const root = PROJECT_ROOT;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { execFileSync } = require("child_process") as typeof import("child_process");
     const pulumiJson = (what: string[]) => JSON.parse(execFileSync("pulumi", [...what, "--stack", args.stack], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 * 1024 * 1024 }));

@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { catalog } from "../apps";
 import { RawConfig, SECRET_KEYS, parseStackConfig } from "../config/platformConfig";
 import { SSH_DIR_ENV } from "../io/sshFiles";
@@ -78,6 +78,10 @@ export async function programResources(stack: string, project: string, stackConf
     const saved = process.env[SSH_DIR_ENV];
     process.env[SSH_DIR_ENV] = sshDir;
     try {
+        // Loaded here, not at the top: the SDK takes seconds to load, and the migration command's other
+        // steps (and its --help) do not need it.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
         const counter = { n: 0 };
         await pulumi.runtime.setMocks(
             { newResource: (args) => ({ id: `${args.name}-id`, state: mockState(args, counter) }), call: (args) => args.inputs },

@@ -26,9 +26,9 @@ import * as fs from "fs";
 import * as path from "path";
 import { CONTAINER_DATABASE_TARGET, MANAGED_DATABASE_TARGET, formatBytes, isBucketName, isS3Endpoint, regionOfEndpoint } from "../render/backup";
 import { HostZero, PinnedSsh, hostZeroFromState, pinnedSsh, projectName, stackDatabase } from "../io/hostAccess";
-import { BackupStore, DirectoryBackupStore, PgRunner, S3BackupStore, directRunner, dockerExecRunner, restoreBackup, sshDockerRunner } from "../io/restore";
+import { BackupStore, DirectoryBackupStore, PgRunner, S3BackupStore, directRunner, dockerExecRunner, localBackupPaths, restoreBackup, sshDockerRunner } from "../io/restore";
 import { S3Client } from "../io/s3";
-import { localBackupPaths } from "../components/backups";
+import { PROJECT_ROOT } from "../hostScripts";
 
 export interface RestoreArgs {
     stack?: string;
@@ -121,7 +121,7 @@ export interface StackReaders {
  * commands/migrate-to-managed.ts.
  */
 export function hostZeroRunner(o: { stack: string; database: "container" | "managed"; ssh?: string; readers: StackReaders }): { runner: PgRunner; pinned: PinnedSsh; describe: string } {
-    const project = o.readers.project ?? projectName(fs.readFileSync(path.join(__dirname, "..", "Pulumi.yaml"), "utf8"));
+    const project = o.readers.project ?? projectName(fs.readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8"));
     if (o.ssh !== undefined && !/^[a-z_][a-z0-9_-]*@[0-9a-fA-F.:]+$/.test(o.ssh)) throw new Error(`ssh destination ${JSON.stringify(o.ssh)} is not user@host (an IP address)`);
     let state: HostZero | undefined;
     let stateError: Error | undefined;
@@ -196,11 +196,20 @@ export function resolveTargets(args: RestoreArgs, outputs: () => Record<string, 
 }
 
 function readStackYaml(stack: string): string {
-    const file = path.join(__dirname, "..", `Pulumi.${stack}.yaml`);
+    const file = path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`);
     return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
 }
 
+/** `--help`/`-h` anywhere in the arguments. */
+export function wantsHelp(argv: readonly string[]): boolean {
+    return argv.includes("--help") || argv.includes("-h");
+}
+
 async function main(): Promise<void> {
+    if (wantsHelp(process.argv.slice(2))) {
+        console.log(USAGE);
+        return;
+    }
     const args = parseArgs(process.argv.slice(2));
     const app = args.app!;
     const { store, runner, identity, cleanup } = resolveTargets(args, () => stackOutputs(args.stack ?? "prod"));

@@ -19,6 +19,7 @@ import {
 import { BackupSettings } from "../config/platformConfig";
 import { readHostScript, hostScriptPath } from "../hostScripts";
 import { shellQuote } from "../render/shell";
+import { localBackupPaths } from "../io/restore";
 import { Host } from "./host";
 
 export interface BackupsArgs {
@@ -45,11 +46,8 @@ export interface BackupsArgs {
     readonly dependsOn?: readonly pulumi.Resource[];
 }
 
-/** Where the local stack keeps its backups and, when no key is configured, its generated age key pair. */
-export function localBackupPaths(localDir: string) {
-    const root = path.resolve(localDir);
-    return { directory: path.join(root, "backups"), identity: path.join(root, "backup-identity.txt"), recipients: path.join(root, "backup-recipient.txt") };
-}
+// In io/ so that the restore command reads it without loading the Pulumi SDK.
+export { localBackupPaths };
 
 /**
  * The principal of the API key this deployment runs with (SCW_ACCESS_KEY or scaleway:accessKey), as

@@ -11,8 +11,14 @@ function projectRoot(from: string): string {
     }
 }
 
+/**
+ * The project's root (Pulumi.yaml, the stack files, the shell scripts), the same from the sources and from
+ * their build in dist/: files that are not TypeScript are read from here, never relative to `__dirname`.
+ */
+export const PROJECT_ROOT = projectRoot(__dirname);
+
 /** This folder in the sources, also when the code runs from a build elsewhere under the root. */
-export const HOST_SCRIPTS_DIR = path.join(projectRoot(__dirname), "hostScripts");
+export const HOST_SCRIPTS_DIR = path.join(PROJECT_ROOT, "hostScripts");
 
 /** Path of a host script, the same file the tests run. */
 export function hostScriptPath(name: string): string {

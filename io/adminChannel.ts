@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { PROJECT_ROOT } from "../hostScripts";
 import { ActionableError } from "./runErrors";
 
 export interface ForwardOptions {
@@ -38,7 +39,8 @@ export interface Forward {
 /** Reported to the user as a run error: the message (destination, ssh's words, what to check), no stack. */
 export class AdminChannelError extends ActionableError {}
 
-const FORWARD_SCRIPT = path.join(__dirname, "ssh-forward.sh");
+// From the sources, also when this module runs from its build in dist/ (which holds JavaScript only).
+const FORWARD_SCRIPT = path.join(PROJECT_ROOT, "io", "ssh-forward.sh");
 
 /**
  * The local port a stack's forward uses, the same on every run: the provider's configuration then

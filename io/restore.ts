@@ -35,6 +35,12 @@ import { appDatabaseNames, quoteIdentifier, quoteLiteral } from "../render/postg
 import { S3Client } from "./s3";
 import { shellQuote } from "../render/shell";
 
+/** Where the local stack keeps its backups and, when no key is configured, its generated age key pair. */
+export function localBackupPaths(localDir: string) {
+    const root = path.resolve(localDir);
+    return { directory: path.join(root, "backups"), identity: path.join(root, "backup-identity.txt"), recipients: path.join(root, "backup-recipient.txt") };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Where backups are
 

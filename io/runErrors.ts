@@ -13,6 +13,7 @@
 // the program raises on purpose (`ActionableError`s, `ConfigError`s) already say what is wrong and how to fix it
 // and are shown as they are; any other error keeps the frames of this program's own files (never the SDK's)
 // below its message, so a bug still shows where it happened.
+import * as fs from "fs";
 import * as path from "path";
 
 const RUN_ERROR = "__pulumiRunError"; // @pulumi/pulumi RunError.isInstance
@@ -38,14 +39,49 @@ export function isActionable(error: unknown): boolean {
     return typeof error === "object" && error !== null && (error as Record<symbol, unknown>)[ACTIONABLE] === true;
 }
 
-/** Frames of this program's own files (no node_modules, no Node internals), relative to `root`. */
+interface SourceMapLike {
+    findEntry(line: number, column: number): { originalSource?: string; originalLine?: number; originalColumn?: number } | undefined;
+}
+const sourceMaps = new Map<string, SourceMapLike | null>();
+
+/**
+ * Where a position in the build (dist/…/x.js, 1-based line and column, as V8 prints them) is in the TypeScript
+ * source, from the build's source map; undefined for any other file or an unmapped position. Read only when an
+ * error is reported, for the few frames it shows: the program runs with V8's own, fast stack formatting.
+ */
+export function sourcePosition(file: string, line: number, column: number): { file: string; line: number; column: number } | undefined {
+    if (!file.endsWith(".js") || !file.includes(`${path.sep}dist${path.sep}`)) return undefined;
+    let map = sourceMaps.get(file);
+    if (map === undefined) {
+        try {
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const { SourceMap } = require("module") as { SourceMap: new (payload: unknown) => SourceMapLike };
+            map = new SourceMap(JSON.parse(fs.readFileSync(`${file}.map`, "utf8")));
+        } catch {
+            map = null;
+        }
+        sourceMaps.set(file, map);
+    }
+    const entry = map?.findEntry(line - 1, column - 1);
+    if (entry?.originalSource === undefined || entry.originalLine === undefined) return undefined;
+    const source = path.resolve(path.dirname(file), entry.originalSource.replace(/^file:\/\//, ""));
+    return { file: source, line: entry.originalLine + 1, column: (entry.originalColumn ?? 0) + 1 };
+}
+
+/**
+ * Frames of this program's own files (no node_modules, no Node internals), relative to `root`; a frame in the
+ * build (dist/) is shown at its place in the TypeScript source.
+ */
 export function programFrames(stack: string | undefined, root: string, limit = 3): string[] {
     const frames: string[] = [];
     for (const line of (stack ?? "").split("\n")) {
         const m = /^\s+at (?:(.*?) \()?(\/[^()]*?):(\d+):(\d+)\)?$/.exec(line);
         if (m === null) continue;
-        const [, fn, file, row, col] = m;
+        const [, fn] = m;
+        let [, , file, row, col] = m;
         if (file.includes(`${path.sep}node_modules${path.sep}`) || !file.startsWith(root + path.sep)) continue;
+        const mapped = sourcePosition(file, Number(row), Number(col));
+        if (mapped !== undefined) [file, row, col] = [mapped.file, String(mapped.line), String(mapped.column)];
         const where = `${path.relative(root, file)}:${row}:${col}`;
         frames.push(fn ? `    at ${fn.replace(/^async /, "")} (${where})` : `    at ${where}`);
         if (frames.length >= limit) break;

@@ -65,11 +65,18 @@ describe("the project file as the language host reads it", () => {
         assert.strictEqual(runtime.name, "nodejs");
         for (const option of Object.keys(runtime.options)) assert.ok(NODEJS_RUNTIME_OPTIONS.includes(option), `runtime.options.${option} is not a nodejs language host option`);
     });
-    it("the tsconfig it names exists and turns the type check off only at run time", () => {
-        const file = runtime.options.tsconfig as string;
-        const text = fs.readFileSync(path.join(root, file), "utf8");
-        assert.match(text, /"noCheck": true/);
-        assert.match(text, /"extends": "\.\/tsconfig\.json"/);
+    it("runs the program precompiled: typescript false, main a committed JavaScript entry that loads the build (dist/, never committed)", () => {
+        const main = (yaml.load(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) as { main: string }).main;
+        assert.strictEqual(runtime.options.typescript, false, "no ts-node at run time");
+        assert.strictEqual(runtime.options.tsconfig, undefined, "a tsconfig only matters to ts-node");
+        assert.match(main, /\.js$/);
+        const entry = fs.readFileSync(path.join(root, main), "utf8");
+        assert.match(entry, /require\("\.\.\/dist\/index\.js"\)/);
+        assert.match(entry, /Error\.prepareStackTrace = undefined/, "V8's native stack formatting");
+        assert.match(fs.readFileSync(path.join(root, ".gitignore"), "utf8"), /^dist\/$/m);
+        const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+        assert.match(pkg.scripts.postinstall, /launch\/build\.js/, "npm ci builds dist/");
+        assert.match(pkg.scripts.test, /^tsc --noEmit(?: -p \.)? && /, "the type check stays in npm test");
     });
 });
 

@@ -11,6 +11,8 @@ import { freeLoopbackPort } from "../io/adminChannel";
 import { ConfigError } from "../config/platformConfig";
 import { ActionableError, markActionable, toRunError } from "../io/runErrors";
 import { PROD_RAW } from "./fixtures";
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { build } = require("../launch/build.js") as { build(): string[] };
 import { LanguageHostRun, nodeBinaries, projectRuntime, providerOutputs, runThroughLanguageHost } from "./support/fakeEngine";
 
 const SECRET_KEYS = ["sshPrivateKey", "registryToken"];
@@ -187,6 +189,29 @@ describe("every way the language host can load the program (issue #8, point 6; i
 
     it("typescript: true with tsconfig tsconfig.program.json (noCheck): transpile-only, the same resources", async () => {
         assert.deepStrictEqual(declared(await preview({ typescript: true, env: { PULUMI_NODEJS_TSCONFIG_PATH: "tsconfig.program.json" } })), reference);
+    });
+
+    it("typescript: false, main launch/program.js (what Pulumi.yaml says): the precompiled program, the same resources, no ts-node loaded", async () => {
+        const runtime = projectRuntime();
+        assert.strictEqual(runtime.typescript, false);
+        // The build `npm ci` made (postinstall); only a stale one makes the entry load TypeScript to rebuild.
+        build();
+        const loadedFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "platform-loaded-")), "modules");
+        const run = await runThroughLanguageHost({
+            stack: "prod",
+            preview: true,
+            config: PROD_RAW as Record<string, string>,
+            secretKeys: SECRET_KEYS,
+            typescript: false,
+            entryPoint: runtime.entryPoint,
+            env: { ...runtime.env, PLATFORM_LOADED_MODULES_FILE: loadedFile },
+            nodeOptions: [`--require ${path.join(__dirname, "support", "loadedModules.js")}`],
+        });
+        assert.deepStrictEqual(declared(run), reference);
+        const loaded = fs.readFileSync(loadedFile, "utf8").split("\n");
+        fs.rmSync(path.dirname(loadedFile), { recursive: true, force: true });
+        assert.ok(loaded.some((f) => f.endsWith(`${path.sep}dist${path.sep}index.js`)), "dist/index.js ran");
+        assert.deepStrictEqual(loaded.filter((f) => /[\\/]node_modules[\\/](ts-node|typescript)[\\/]/.test(f) || f.endsWith(".ts")), [], "no ts-node, no TypeScript source");
     });
 
 });

@@ -37,6 +37,24 @@ export interface EngineRegistration {
     custom: boolean;
     /** Inputs as serialized on the wire (secrets still wrapped). */
     inputs: Record<string, any>;
+    /** The options only the monitor sees, as the request carried them (for a replay of the same graph). */
+    options: {
+        provider: string;
+        dependencies: string[];
+        propertyDependencies: Record<string, string[]>;
+        protect: boolean;
+        deleteBeforeReplace?: boolean;
+        ignoreChanges: string[];
+        replaceOnChanges: string[];
+        additionalSecretOutputs: string[];
+        retainOnDelete: boolean;
+        version: string;
+        pluginDownloadURL: string;
+        customTimeouts?: { create?: string; update?: string; delete?: string };
+        aliases: string[];
+    };
+    /** The SDK's source position of the registration (the frame below the resource's constructor). */
+    sourcePosition?: { uri: string; line: number; column: number };
     /** Milliseconds since the program process was spawned. */
     at: number;
     /** Date.now() when it arrived. */
@@ -54,6 +72,12 @@ export interface EngineLog {
 /** What the fake providers answer for a created resource: its outputs (inputs are echoed under them). */
 export type OutputsFor = (r: EngineRegistration) => Record<string, unknown>;
 
+function propertyDependencies(req: any): Record<string, string[]> {
+    const out: Record<string, string[]> = {};
+    req.getPropertydependenciesMap().forEach((v: any, k: string) => (out[k] = v.getUrnsList()));
+    return out;
+}
+
 /** Unwraps secret envelopes: enough for the fake providers to compute outputs from inputs. */
 export function plain(value: any): any {
     if (Array.isArray(value)) return value.map(plain);
@@ -68,6 +92,8 @@ export interface FakeEngine {
     readonly address: string;
     readonly registrations: EngineRegistration[];
     readonly logs: EngineLog[];
+    /** URN → the outputs its last RegisterResourceOutputs carried (the stack's exports, each component's). */
+    readonly outputs: Record<string, Record<string, any>>;
     /** Marks t=0 for the `at` timestamps (the spawn of the program). */
     start(): void;
     close(): Promise<void>;
@@ -78,6 +104,7 @@ export async function startFakeEngine(options: { project: string; stack: string;
     const now = () => performance.now() - t0;
     const registrations: EngineRegistration[] = [];
     const logs: EngineLog[] = [];
+    const outputs: Record<string, Record<string, any>> = {};
     let rootUrn = "";
     let counter = 0;
 
@@ -103,6 +130,22 @@ export async function startFakeEngine(options: { project: string; stack: string;
                 custom: req.getCustom(),
                 urn: newUrn(req.getParent(), req.getType(), req.getName()),
                 inputs: req.getObject()?.toJavaScript() ?? {},
+                options: {
+                    provider: req.getProvider(),
+                    dependencies: req.getDependenciesList(),
+                    propertyDependencies: propertyDependencies(req),
+                    protect: req.getProtect() === true,
+                    ...(req.getDeletebeforereplacedefined() ? { deleteBeforeReplace: req.getDeletebeforereplace() } : {}),
+                    ignoreChanges: req.getIgnorechangesList(),
+                    replaceOnChanges: req.getReplaceonchangesList(),
+                    additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+                    retainOnDelete: req.getRetainondelete() === true,
+                    version: req.getVersion(),
+                    pluginDownloadURL: req.getPlugindownloadurl(),
+                    ...(req.getCustomtimeouts() ? { customTimeouts: Object.fromEntries(Object.entries(req.getCustomtimeouts().toObject()).filter(([, v]) => v)) } : {}),
+                    aliases: req.getAliasurnsList(),
+                },
+                ...(req.getSourceposition() ? { sourcePosition: { uri: req.getSourceposition().getUri(), line: req.getSourceposition().getLine(), column: req.getSourceposition().getColumn() } } : {}),
                 at: now(),
                 epoch: Date.now(),
             };
@@ -117,7 +160,10 @@ export async function startFakeEngine(options: { project: string; stack: string;
             resp.setObject(structproto.Struct.fromJavaScript(state));
             ok(callback, resp);
         },
-        registerResourceOutputs: (call: any, callback: any) => ok(callback, new emptyproto.Empty()),
+        registerResourceOutputs: (call: any, callback: any) => {
+            outputs[call.request.getUrn()] = call.request.getOutputs()?.toJavaScript() ?? {};
+            ok(callback, new emptyproto.Empty());
+        },
         readResource: (call: any, callback: any) => {
             const resp = new resproto.ReadResourceResponse();
             resp.setUrn(newUrn(call.request.getParent(), call.request.getType(), call.request.getName()));
@@ -165,6 +211,7 @@ export async function startFakeEngine(options: { project: string; stack: string;
         address: `127.0.0.1:${port}`,
         registrations,
         logs,
+        outputs,
         start: () => {
             t0 = performance.now();
         },
@@ -178,6 +225,8 @@ export interface LanguageHostRun {
     stdout: string;
     stderr: string;
     registrations: EngineRegistration[];
+    /** URN → registered outputs (the stack's exports, each component's). */
+    outputs: Record<string, Record<string, any>>;
     logs: EngineLog[];
     errors: EngineLog[];
     /** Milliseconds from spawn to the program's last RegisterResource call. */
@@ -288,6 +337,7 @@ export async function runThroughLanguageHost(options: LanguageHostOptions): Prom
         stdout,
         stderr,
         registrations: engine.registrations,
+        outputs: engine.outputs,
         logs: engine.logs,
         errors: engine.logs.filter((l) => l.severity === "error"),
         lastRegistrationMs: Math.max(0, ...engine.registrations.map((r) => r.at)),

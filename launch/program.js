@@ -1,0 +1,23 @@
+// The program's entry for `pulumi preview`/`up` (Pulumi.yaml: runtime.options.typescript false, main this
+// file). The language host's `@pulumi/pulumi/cmd/run` requires it; it loads the precompiled program,
+// dist/index.js (built from index.ts by launch/build.js; rebuilt here first when a source changed).
+//
+// Why not the sources through ts-node, and why this file at all. Start-up dominates every preview (issue 18):
+// ts-node compiling took 16% of it, and 35-46% went to formatting stack traces: the SDK captures
+// `new Error().stack` about 90 times per resource (runtime/debuggable.js, resource.js) and cmd/run installs
+// source-map-support, whose JavaScript formatter then runs for every frame of every capture. So, before the
+// program loads:
+// - V8's native stack formatting is restored (source-map-support's Error.prepareStackTrace removed). Stacks
+//   then name dist/…/*.js; the run-error handler (io/runErrors.ts) maps the few frames an error report shows
+//   back to the .ts sources through the build's source maps, when the error is reported, not at each capture.
+// - Node's module compile cache (Node 22.1+) keeps V8's compiled code of the SDK's ~1,100 modules on disk.
+"use strict";
+const Module = require("module");
+const path = require("path");
+
+const ROOT = path.resolve(__dirname, "..");
+if (typeof Module.enableCompileCache === "function") Module.enableCompileCache(path.join(ROOT, "node_modules", ".cache", "platform-compile"));
+if (process.env.PLATFORM_SOURCE_MAPPED_STACKS !== "1") Error.prepareStackTrace = undefined;
+
+require("./build").ensureBuilt();
+module.exports = require("../dist/index.js");
