@@ -18,8 +18,9 @@ if (require.main === module) {
         console.log(CHECK_RELEASE_USAGE);
         process.exit(0);
     }
-    if (argv.length !== 2) {
-        console.error(`check-release: expected <app> <release>, got ${argv.length} argument(s)\n${CHECK_RELEASE_USAGE}`);
+    const flag = argv.find((a) => a.startsWith("-"));
+    if (flag !== undefined || argv.length !== 2) {
+        console.error(`check-release: ${flag !== undefined ? `unknown argument ${JSON.stringify(flag)}` : `expected <app> <release>, got ${argv.length} argument(s)`}\n${CHECK_RELEASE_USAGE}`);
         process.exit(1);
     }
     const [app = "", release = ""] = argv;

@@ -6,6 +6,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import * as url from "url";
 import * as util from "util";
 import { freeLoopbackPort } from "../io/adminChannel";
 import { ConfigError } from "../config/platformConfig";
@@ -16,6 +17,7 @@ const { build } = require("../launch/build.js") as { build(): string[] };
 import { LanguageHostRun, nodeBinaries, projectRuntime, providerOutputs, runThroughLanguageHost } from "./support/fakeEngine";
 
 const SECRET_KEYS = ["sshPrivateKey", "registryToken"];
+const ROOT = path.resolve(__dirname, "..");
 /** Generous: a correct report takes milliseconds; the bug takes 25-60 s. */
 const REPORT_BOUND_MS = 2000;
 /** The bug peaks at 3.5-3.9 GiB; a type-checking run stays near 400 MiB. */
@@ -194,7 +196,7 @@ describe("every way the language host can load the program (issue #8, point 6; i
     it("typescript: false, main launch/program.js (what Pulumi.yaml says): the precompiled program, the same resources, no ts-node loaded", async () => {
         const runtime = projectRuntime();
         assert.strictEqual(runtime.typescript, false);
-        // The build `npm ci` made (postinstall); only a stale one makes the entry load TypeScript to rebuild.
+        // The build `npm ci` made (postinstall); only a stale one makes the entry rebuild.
         build();
         const loadedFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "platform-loaded-")), "modules");
         const run = await runThroughLanguageHost({
@@ -210,8 +212,16 @@ describe("every way the language host can load the program (issue #8, point 6; i
         assert.deepStrictEqual(declared(run), reference);
         const loaded = fs.readFileSync(loadedFile, "utf8").split("\n");
         fs.rmSync(path.dirname(loadedFile), { recursive: true, force: true });
+        // Resources' source positions name the .ts sources, as under ts-node, not the build.
+        const positions = run.registrations.flatMap((r) => (r.sourcePosition ? [r.sourcePosition] : []));
+        assert.ok(positions.length > 0, "the SDK sends source positions");
+        const own = positions.filter((p) => p.uri.startsWith(url.pathToFileURL(ROOT + path.sep).toString()) && !p.uri.includes("/node_modules/"));
+        assert.ok(own.length > 0, JSON.stringify(positions.slice(0, 3)));
+        assert.deepStrictEqual(own.filter((p) => !p.uri.endsWith(".ts") || p.uri.includes("/dist/")), [], "positions in the sources");
         assert.ok(loaded.some((f) => f.endsWith(`${path.sep}dist${path.sep}index.js`)), "dist/index.js ran");
-        assert.deepStrictEqual(loaded.filter((f) => /[\\/]node_modules[\\/](ts-node|typescript)[\\/]/.test(f) || f.endsWith(".ts")), [], "no ts-node, no TypeScript source");
+        // (The SDK itself loads the `typescript` package, for its closure serializer, on every route.)
+        assert.deepStrictEqual(loaded.filter((f) => /[\\/]node_modules[\\/]ts-node[\\/]/.test(f) || f.endsWith(".ts")), [], "no ts-node, no TypeScript source");
+        assert.doesNotMatch(run.stderr, /built \d+ file/, "nothing compiled at run time");
     });
 
 });
