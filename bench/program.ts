@@ -87,10 +87,11 @@ async function main(): Promise<void> {
         fs.writeFileSync(catalogs[n], JSON.stringify(generatedCatalog(n)));
     }
     const graphFile = path.join(dir, "graph.json");
+    const reportFile = path.join(dir, "floor-report.json");
     execFileSync(process.execPath, [path.join(ROOT, "launch", "build.js")], { stdio: "inherit" });
 
     const project = projectRuntime();
-    const floorRuntime = (env: Record<string, string> = {}): ProjectRuntime => ({ typescript: false, entryPoint: path.join(__dirname, "programFloor.js"), nodeArgs: [], env: { PLATFORM_FLOOR_GRAPH: graphFile, ...env } });
+    const floorRuntime = (env: Record<string, string> = {}): ProjectRuntime => ({ typescript: false, entryPoint: path.join(__dirname, "programFloor.js"), nodeArgs: [], env: { PLATFORM_FLOOR_GRAPH: graphFile, PLATFORM_FLOOR_REPORT: reportFile, ...env } });
     const tsnode: ProjectRuntime = { typescript: true, entryPoint: ".", nodeArgs: [], env: { PULUMI_NODEJS_TSCONFIG_PATH: "tsconfig.program.json" } };
     const compare: Record<string, Route> = {
         tsnode: { label: "ts-node transpile-only (before)", runtime: tsnode, apps: APPS },
@@ -144,6 +145,11 @@ async function main(): Promise<void> {
     if (JSON.stringify(want) !== JSON.stringify(got)) {
         throw new Error(`the floor did not replay the program's graph: ${want.filter((k) => !got.includes(k)).slice(0, 5).join(", ")} missing, ${got.filter((k) => !want.includes(k)).slice(0, 5).join(", ")} extra`);
     }
+    const inputsOf = (f: Figures) => new Map(f.run.registrations.map((r) => [key(r), JSON.stringify(r.inputs)]));
+    const [programInputs, floorInputs] = [inputsOf(recorded), inputsOf(replay)];
+    const differ = [...programInputs].filter(([k, v]) => floorInputs.get(k) !== v).map(([k]) => k);
+    const through = JSON.parse(fs.readFileSync(reportFile, "utf8")) as { klass: number; generic: number };
+    console.log(`floor: replays all ${want.length} registrations (${through.klass} through their package's class, ${through.generic} generic custom, the rest providers and components); inputs identical for ${want.length - differ.length}${differ.length ? `, differ for ${differ.slice(0, 3).join(", ")}…` : ""}`);
     for (const r of routes.slice(2)) await once(r, "warm-up");
 
     const results = new Map<Route, Figures[]>(routes.map((r) => [r, []]));

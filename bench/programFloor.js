@@ -1,7 +1,8 @@
 // The floor of `npm run bench:program`: a plain JavaScript Pulumi program that replays the program's own
 // recorded graph (PLATFORM_FLOOR_GRAPH, written by bench/program.ts from a run of the real program against the
-// fake engine) through the same path: the SDK's CustomResource/ComponentResource/ProviderResource with the
-// same types, names, parents, inputs (secrets as secrets, unknowns as unknowns, each property depending on the
+// fake engine) through the same path: each custom resource through its package's generated class (the
+// packages loaded as the program loads them), providers and components through the SDK's ProviderResource and
+// ComponentResource, with the same types, names, parents, inputs (secrets as secrets, unknowns as unknowns, each property depending on the
 // same resources), options (provider, protect, deleteBeforeReplace, ignoreChanges, retainOnDelete, version,
 // …) and dependencies, in the order the program registered them, then the same outputs. No TypeScript, no
 // program logic: what any program declaring this graph pays for the SDK alone. It runs as cmd/run loads any
@@ -20,6 +21,19 @@ const RESOURCE = "5cf8f73096256a8f31e491e813e4eb8e";
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 const byUrn = new Map();
 const components = [];
+/** Each type's package: a program declaring this graph loads them and constructs through their classes. */
+const PACKAGES = { docker: "@pulumi/docker", command: "@pulumi/command", random: "@pulumi/random", postgresql: "@pulumi/postgresql", scaleway: "@pulumiverse/scaleway" };
+const through = { klass: 0, generic: 0 };
+
+/** The package's generated class for a type token (`docker:index/container:Container`), if it has one. */
+function classOf(type) {
+    const [pkg, mod, member] = type.split(":");
+    if (!PACKAGES[pkg] || mod === undefined || member === undefined) return undefined;
+    const exports = require(PACKAGES[pkg]);
+    const folder = mod.split("/")[0];
+    const klass = folder === "index" ? exports[member] : exports[folder]?.[member];
+    return typeof klass === "function" && klass.__pulumiType === type ? klass : undefined;
+}
 
 /** An output of `deps` that is unknown in a preview (as the program's values computed from cloud outputs are). */
 function unknownOf(deps) {
@@ -71,7 +85,14 @@ for (const r of graph.registrations) {
     if (r.type.startsWith("pulumi:providers:")) {
         resource = new pulumi.ProviderResource(r.type.slice("pulumi:providers:".length), r.name, inputs, opts);
     } else if (r.custom) {
-        resource = new pulumi.CustomResource(r.type, r.name, inputs, opts);
+        const klass = classOf(r.type);
+        if (klass) {
+            resource = new klass(r.name, inputs, opts);
+            through.klass++;
+        } else {
+            resource = new pulumi.CustomResource(r.type, r.name, inputs, opts);
+            through.generic++;
+        }
     } else {
         resource = new pulumi.ComponentResource(r.type, r.name, {}, opts);
         components.push([resource, r.urn]);
@@ -79,6 +100,8 @@ for (const r of graph.registrations) {
     byUrn.set(r.urn, resource);
 }
 for (const [component, urn] of components) component.registerOutputs(revive(graph.outputs[urn] ?? {}, []));
+
+if (process.env.PLATFORM_FLOOR_REPORT) fs.writeFileSync(process.env.PLATFORM_FLOOR_REPORT, JSON.stringify(through));
 
 const stack = graph.registrations.find((r) => r.type === "pulumi:pulumi:Stack");
 module.exports = revive((stack && graph.outputs[stack.urn]) ?? {}, []);
