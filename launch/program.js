@@ -17,6 +17,10 @@ const Module = require("module");
 const path = require("path");
 
 const ROOT = path.resolve(__dirname, "..");
+// The language host runs the program in the directory of `main` (this folder); the program's relative paths
+// (.platform/local, the stack files) and its error reports are relative to the project's root, as with
+// `main: index.ts`.
+process.chdir(ROOT);
 if (typeof Module.enableCompileCache === "function") Module.enableCompileCache(path.join(ROOT, "node_modules", ".cache", "platform-compile"));
 if (process.env.PLATFORM_SOURCE_MAPPED_STACKS !== "1") Error.prepareStackTrace = undefined;
 

@@ -268,6 +268,12 @@ export interface LanguageHostOptions {
 
 const PEAK_RSS_PRELOAD = path.join(__dirname, "peakRss.js");
 
+/** The directory the language host runs the program in: the project's, or that of `main` when it is a file. */
+function programDirectory(entryPoint: string | undefined): string {
+    const entry = path.resolve(ROOT, entryPoint ?? ".");
+    return fs.existsSync(entry) && fs.statSync(entry).isFile() ? path.dirname(entry) : entry;
+}
+
 function fullKey(key: string): string {
     const [ns, name] = key.includes(":") ? key.split(/:(.*)/s) : ["platform", key];
     return `${ns}:config:${name}`;
@@ -299,7 +305,8 @@ export async function runThroughLanguageHost(options: LanguageHostOptions): Prom
         "--project", project,
         "--root-directory", ROOT,
         "--stack", options.stack,
-        "--pwd", ROOT,
+        // As the Go language host does: the program runs in the directory of `main` when main is a file.
+        "--pwd", programDirectory(options.entryPoint),
         ...(options.preview ? ["--dry-run"] : []),
         "--parallel", "16",
         options.entryPoint ?? ".",
