@@ -309,7 +309,8 @@ export async function runThroughLanguageHost(options: LanguageHostOptions): Prom
         "--pwd", programDirectory(options.entryPoint),
         ...(options.preview ? ["--dry-run"] : []),
         "--parallel", "16",
-        options.entryPoint ?? ".",
+        // A file `main` by its absolute path, since the program runs in its directory.
+        programDirectory(options.entryPoint) === path.resolve(ROOT, options.entryPoint ?? ".") ? (options.entryPoint ?? ".") : path.resolve(ROOT, options.entryPoint!),
     ];
     engine.start();
     const started = performance.now();
