@@ -1,7 +1,7 @@
 // Test-only preload for `npm run bench:program` (NODE_OPTIONS=--require): makes the program's app catalog
 // (apps/index.ts) the generated one in the JSON file PLATFORM_BENCH_CATALOG, so the real program, loaded the
 // way the language host loads it, runs with N apps. The program itself has no hook for this: the module is
-// simply already in Node's module cache when config/readConfig.ts imports it.
+// simply already in Node's module cache when io/readConfig.ts imports it.
 "use strict";
 const file = process.env.PLATFORM_BENCH_CATALOG;
 if (file) {
