@@ -1,3 +1,4 @@
+import { ECHO_SERVER_SAFE_ENV } from "./echoServers";
 import { AppDefinition } from "./types";
 
 /**
@@ -6,6 +7,13 @@ import { AppDefinition } from "./types";
  * (it answers with the request it saw, which makes prefix handling visible).
  * The two images are versioned independently: the stack's release picks the nginx tag,
  * the echo server is pinned here.
+ *
+ * The echo server answers, by default, with its whole environment (`DATABASE_URL` and its password
+ * included), any variable named by `?echo_env_body=`, any file named by `?echo_file=`
+ * (`/proc/self/environ`), and the request's headers and cookies (every app's cookies on the shared
+ * origin, HttpOnly ones too). Its env below turns all of that off; only the method, the path it saw
+ * and the host stay, which is what the demo shows. apps/echoServers.ts checks these knobs for every
+ * catalog container that runs an echo image.
  */
 export const demo: AppDefinition = {
     name: "demo",
@@ -28,7 +36,7 @@ export const demo: AppDefinition = {
         memoryMb: 128,
         user: "1000:1000",
         pinnedRelease: "0.9.2",
-        env: { PORT: "8080" },
+        env: { PORT: "8080", ...ECHO_SERVER_SAFE_ENV },
         // A Node.js echo server as UID 1000: no capability, nothing written outside /tmp.
         security: { readOnlyRootFilesystem: true },
     },
