@@ -181,7 +181,8 @@ export function resolveTargets(args: RestoreArgs, outputs: () => Record<string, 
         if (!process.env.PGPASSWORD) throw new Error("--pg needs PGPASSWORD (the superuser's password) in the environment");
         runner = directRunner({ host: m[1], port: Number(m[2]), user: process.env.PGUSER ?? "postgres", password: process.env.PGPASSWORD, binDir: process.env.PG_BIN_DIR });
     } else if (args.list) {
-        runner = { description: "(listing only)", run: () => Promise.reject(new Error("--list reaches no database")) };
+        const listing: PgRunner = { description: "(listing only)", run: () => Promise.reject(new Error("--list reaches no database")), as: () => listing };
+        runner = listing;
     } else if (args.docker || (isLocal && !args.ssh)) {
         runner = dockerExecRunner(args.docker ?? "platform-postgres");
     } else {

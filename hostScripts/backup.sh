@@ -25,6 +25,9 @@
 #   HEARTBEAT_URL        optional
 #   PG_CONTAINER (default platform-postgres), PG_USER (default postgres): where pg_dump runs, as whom
 #   DOCKER (default docker), WORK_DIR (default /var/tmp)
+#   BACKUP_DEADLINE_SECONDS (default 10800): the whole run is killed after this, and pings /fail
+#   LOCK_WAIT_TIMEOUT (default 300s): how long pg_dump waits for a table lock before it fails
+#   LOCK_FILE (default /run/lock/platform-backup.lock, else WORK_DIR): runs never overlap
 set -eu
 umask 077
 
@@ -56,6 +59,32 @@ case $PG_CONTAINER in *[!a-z0-9_.-]*) die "bad PG_CONTAINER" ;; esac
 case $PG_USER in [a-z_]*) ;; *) die "bad PG_USER" ;; esac
 case $PG_USER in *[!a-z0-9_]*) die "bad PG_USER" ;; esac
 
+deadline=${BACKUP_DEADLINE_SECONDS:-10800}
+case $deadline in "" | *[!0-9]* | 0) die "bad BACKUP_DEADLINE_SECONDS (a positive number of seconds)" ;; esac
+lock_wait=${LOCK_WAIT_TIMEOUT:-300s}
+case $lock_wait in [0-9]*s | [0-9]*ms | [0-9]*min) ;; *) die "bad LOCK_WAIT_TIMEOUT (e.g. 300s, 5min)" ;; esac
+case $lock_wait in *[!0-9a-z]*) die "bad LOCK_WAIT_TIMEOUT (e.g. 300s, 5min)" ;; esac
+
+# The outer run takes the lock (runs never overlap: a second one fails and pings /fail), then runs
+# the work under `timeout`, which kills its whole process group (pg_dump, psql, curl) at the deadline.
+if [ -z "${PLATFORM_BACKUP_INNER:-}" ]; then
+    for tool in flock timeout; do
+        command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
+    done
+    lock=${LOCK_FILE:-}
+    if [ -z "$lock" ]; then
+        if [ -d /run/lock ] && [ -w /run/lock ]; then lock=/run/lock/platform-backup.lock; else lock="${WORK_DIR:-/var/tmp}/platform-backup.lock"; fi
+    fi
+    exec 9>>"$lock" || die "cannot open the lock file $lock"
+    flock -n 9 || die "another backup run holds $lock (runs must not overlap: is one stuck?)"
+    set +e
+    PLATFORM_BACKUP_INNER=1 timeout -k 30 "$deadline" sh "$0" "$@"
+    rc=$?
+    set -e
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then die "the run exceeded its deadline of $deadline s (BACKUP_DEADLINE_SECONDS) and was killed; nothing partial was uploaded"; fi
+    exit "$rc"
+fi
+
 if [ -n "${AGE_RECIPIENT:-}" ]; then
     case $AGE_RECIPIENT in age1*) ;; *) die "AGE_RECIPIENT is not an age1… public key" ;; esac
     set -- -r "$AGE_RECIPIENT"
@@ -82,9 +111,10 @@ cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-# Same text as ROW_COUNT_SQL in render/backup.ts (a test keeps them equal).
-ROW_COUNT_SQL="SELECT coalesce(jsonb_agg(jsonb_build_object('schema', n.nspname, 'table', c.relname, 'rows', (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint) ORDER BY n.nspname, c.relname), '[]'::jsonb) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%';"
-SERVER_SQL="SELECT jsonb_build_object('version', current_setting('server_version'), 'versionNum', current_setting('server_version_num')::int);"
+# Same text as PIN_SEARCH_PATH_SQL and ROW_COUNT_SQL in render/backup.ts (a test keeps them equal).
+PIN_SEARCH_PATH_SQL="SET search_path = pg_catalog, pg_temp;"
+ROW_COUNT_SQL="SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('schema', n.nspname, 'table', c.relname, 'rows', (pg_catalog.xpath('/row/n/text()'::pg_catalog.text, pg_catalog.query_to_xml(pg_catalog.format('SELECT pg_catalog.count(*) AS n FROM %I.%I'::pg_catalog.text, n.nspname, c.relname), false, true, ''::pg_catalog.text)))[1]::pg_catalog.text::pg_catalog.int8) ORDER BY n.nspname, c.relname), '[]'::pg_catalog.jsonb) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.relkind OPERATOR(pg_catalog.=) 'r' AND n.nspname OPERATOR(pg_catalog.<>) 'information_schema' AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\\_%'::pg_catalog.text;"
+SERVER_SQL="SELECT pg_catalog.jsonb_build_object('version', pg_catalog.current_setting('server_version'), 'versionNum', pg_catalog.current_setting('server_version_num')::pg_catalog.int4);"
 
 file_bytes() { wc -c <"$1" | tr -d ' '; }
 if command -v sha256sum >/dev/null 2>&1; then
@@ -101,8 +131,12 @@ backup_one() {
     db=$2
     dir="$work/$app"
     mkdir "$dir"
-    at=$(date -u +%Y%m%dT%H%M%SZ)
-    created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    # One reading of the clock for both the name and createdAt: two readings can straddle a second
+    # boundary, and a restore refuses a manifest whose name does not match its time.
+    stamps=$(date -u '+%Y%m%dT%H%M%SZ %Y-%m-%dT%H:%M:%SZ')
+    at=${stamps% *}
+    created=${stamps#* }
+    case $at in [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;; *) log "$app: unexpected date output: $stamps"; return 1 ;; esac
     name="$app-$at"
     dump="$db.pgdump"
 
@@ -111,14 +145,17 @@ backup_one() {
     mkfifo "$dir/sql" "$dir/out"
     "$DOCKER" exec -i "$PG_CONTAINER" psql -X -q -A -t -v ON_ERROR_STOP=1 -U "$PG_USER" -d "$db" <"$dir/sql" >"$dir/out" 2>"$dir/psql.err" &
     exec 3>"$dir/sql" 4<"$dir/out"
-    printf '%s\n' "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;" "SELECT pg_export_snapshot();" >&3
+    # The session runs as the superuser in a database the app owns: search_path is pinned first (the
+    # app may have set its own on the database, and planted look-alikes of pg_catalog's functions),
+    # and every query names pg_catalog's objects (PIN_SEARCH_PATH_SQL in render/backup.ts).
+    printf '%s\n' "$PIN_SEARCH_PATH_SQL" "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;" "SELECT pg_catalog.pg_export_snapshot();" >&3
     if ! read -r snapshot <&4; then
         log "$app: psql could not open a snapshot of $db: $(cat "$dir/psql.err")"
         return 1
     fi
     case $snapshot in *[!0-9A-F-]* | "") log "$app: unexpected snapshot id"; return 1 ;; esac
 
-    if ! "$DOCKER" exec "$PG_CONTAINER" pg_dump --format=custom --snapshot="$snapshot" -U "$PG_USER" -d "$db" >"$dir/$dump" 2>"$dir/pg_dump.err"; then
+    if ! "$DOCKER" exec "$PG_CONTAINER" pg_dump --format=custom --lock-wait-timeout="$lock_wait" --snapshot="$snapshot" -U "$PG_USER" -d "$db" >"$dir/$dump" 2>"$dir/pg_dump.err"; then
         log "$app: pg_dump failed: $(cat "$dir/pg_dump.err")"
         return 1
     fi

@@ -16,6 +16,7 @@ import {
     GLOBALS_FILE,
     MANIFEST_FILE,
     Manifest,
+    PIN_SEARCH_PATH_SQL,
     ROW_COUNT_SQL,
     TableCount,
     checkArchiveMembers,
@@ -94,13 +95,27 @@ export class DirectoryBackupStore implements BackupStore {
 
 export type PgProgram = "psql" | "pg_restore";
 
+/** A login of its own for one restore: a role that is a member of the app's role only (createRestoreLogin). */
+export interface PgLogin {
+    readonly user: string;
+    readonly password: string;
+}
+
 /** Runs psql or pg_restore as the server's superuser (or the managed admin); stdin from a file or text; resolves stdout. */
 export interface PgRunner {
     readonly description: string;
     run(program: PgProgram, args: readonly string[], stdin?: { file: string } | { text: string }): Promise<string>;
+    /**
+     * The same way to the server, logged in as `login` instead (its password never on a command line:
+     * in the environment, or on the remote command's stdin for ssh). Used to run the tenant's restore
+     * with the tenant's rights only.
+     */
+    as(login: PgLogin): PgRunner;
 }
 
-function runProcess(file: string, args: readonly string[], env: NodeJS.ProcessEnv, stdin?: { file: string } | { text: string }): Promise<string> {
+type Stdin = { file: string; prefix?: string } | { text: string };
+
+function runProcess(file: string, args: readonly string[], env: NodeJS.ProcessEnv, stdin?: Stdin): Promise<string> {
     return new Promise((resolve, reject) => {
         const child = spawn(file, [...args], { env, stdio: ["pipe", "pipe", "pipe"] });
         const out: Buffer[] = [];
@@ -115,7 +130,10 @@ function runProcess(file: string, args: readonly string[], env: NodeJS.ProcessEn
         });
         if (stdin === undefined) child.stdin.end();
         else if ("text" in stdin) child.stdin.end(stdin.text);
-        else fs.createReadStream(stdin.file).on("error", reject).pipe(child.stdin);
+        else {
+            if (stdin.prefix !== undefined) child.stdin.write(stdin.prefix);
+            fs.createReadStream(stdin.file).on("error", reject).pipe(child.stdin);
+        }
     });
 }
 
@@ -126,6 +144,7 @@ export function directRunner(conn: { host: string; port: number; user: string; p
     return {
         description: `${conn.user}@${conn.host}:${conn.port}`,
         run: (program, args, stdin) => runProcess(bin(program), ["-h", conn.host, "-p", String(conn.port), "-U", conn.user, ...args], env, stdin),
+        as: (login) => directRunner({ ...conn, user: login.user, password: login.password }),
     };
 }
 
@@ -143,7 +162,22 @@ export function dockerExecRunner(where: DatabaseTarget | string = CONTAINER_DATA
     return {
         description: `docker exec ${t.container} as ${t.user}`,
         run: (program, args, stdin) => runProcess(docker, ["exec", "-i", t.container, program, "-U", t.user, ...args], process.env, stdin),
+        as: (login) => {
+            checkLoginName(login.user);
+            return {
+                description: `docker exec ${t.container} as ${login.user}`,
+                // `-e PGPASSWORD` without a value: docker passes this process's value, never the command line's.
+                run: (program, args, stdin) => runProcess(docker, ["exec", "-i", "-e", "PGPASSWORD", t.container, program, "-U", login.user, ...args], { ...process.env, PGPASSWORD: login.password }, stdin),
+                as: () => {
+                    throw new Error("a restore login cannot switch again");
+                },
+            };
+        },
     };
+}
+
+function checkLoginName(user: string): void {
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(user)) throw new Error(`login ${JSON.stringify(user)} is not a plain role name`);
 }
 
 /**
@@ -163,12 +197,84 @@ export function sshDockerRunner(destination: string, sshOptions: readonly string
             const remote = ["docker", "exec", "-i", t.container, program, "-U", t.user, ...args].map(shellQuote).join(" ");
             return runProcess("ssh", ["-o", "BatchMode=yes", ...sshOptions, destination, "--", remote], process.env, stdin);
         },
+        as: (login) => {
+            checkLoginName(login.user);
+            if (!/^[A-Za-z0-9_-]+$/.test(login.password)) throw new Error("a restore login's password must be plain (letters, digits, _ and -)");
+            return {
+                description: `ssh ${destination} docker exec ${t.container} as ${login.user}`,
+                // The password is the first line of the remote command's stdin: the remote shell reads it
+                // (byte by byte, so the rest stays for pg_restore) into the environment `docker exec -e` passes on.
+                run: (program, args, stdin) => {
+                    const exec = ["docker", "exec", "-i", "-e", "PGPASSWORD", t.container, program, "-U", login.user, ...args].map(shellQuote).join(" ");
+                    const remote = `IFS= read -r PGPASSWORD && export PGPASSWORD && exec ${exec}`;
+                    const line = `${login.password}\n`;
+                    const input: Stdin = stdin === undefined ? { text: line } : "text" in stdin ? { text: line + stdin.text } : { file: stdin.file, prefix: line };
+                    return runProcess("ssh", ["-o", "BatchMode=yes", ...sshOptions, destination, "--", remote], process.env, input);
+                },
+                as: () => {
+                    throw new Error("a restore login cannot switch again");
+                },
+            };
+        },
     };
 }
 
-/** Runs SQL (on stdin) in `database`; unaligned tuples only. */
+/**
+ * Runs SQL (on stdin) in `database`; unaligned tuples only. The session pins search_path first
+ * (PIN_SEARCH_PATH_SQL): an app database's owner can set its own and plant look-alikes of pg_catalog's
+ * functions and operators, which must never run with the admin's rights.
+ */
 export function sql(runner: PgRunner, database: string, text: string): Promise<string> {
-    return runner.run("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database], { text });
+    return runner.run("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database], { text: `${PIN_SEARCH_PATH_SQL}\n${text}` });
+}
+
+/** SCRAM-SHA-256 verifier of `password` (RFC 5802/7677, PostgreSQL's format): the server never sees the password itself. */
+export function scramVerifier(password: string, salt = crypto.randomBytes(16), iterations = 4096): string {
+    const salted = crypto.pbkdf2Sync(password, salt, iterations, 32, "sha256");
+    const clientKey = crypto.createHmac("sha256", salted).update("Client Key").digest();
+    const storedKey = crypto.createHash("sha256").update(clientKey).digest();
+    const serverKey = crypto.createHmac("sha256", salted).update("Server Key").digest();
+    return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
+}
+
+/**
+ * A login role for one restore: a member of the app's role and of nothing else, no attribute (no
+ * SUPERUSER, CREATEROLE, CREATEDB, BYPASSRLS, REPLICATION), a random password (only its SCRAM
+ * verifier reaches the server), valid for two hours. pg_restore runs as it with `--role <app role>`,
+ * so every expression the dump holds (CHECK and domain constraints, index expressions, the tenant's
+ * functions) runs with the app's rights, never the superuser's or the managed admin's (who is a member
+ * of every app role: a restore of app1 must not reach app2 through it). Not SET ROLE from an admin
+ * session: code running there could RESET ROLE back to the admin.
+ */
+export async function createRestoreLogin(runner: PgRunner, role: string): Promise<PgLogin> {
+    const user = `platform_restore_${crypto.randomBytes(6).toString("hex")}`;
+    const password = crypto.randomBytes(24).toString("base64url");
+    const until = new Date(Date.now() + 2 * 3_600_000).toISOString();
+    await sql(
+        runner,
+        "postgres",
+        `CREATE ROLE ${quoteIdentifier(user)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT 2 VALID UNTIL ${quoteLiteral(until)} PASSWORD ${quoteLiteral(scramVerifier(password))} IN ROLE ${quoteIdentifier(role)};\n`,
+    );
+    return { user, password };
+}
+
+/**
+ * Ends the login's sessions and drops it. pg_restore ran under `--role` the app's role, so the login
+ * owns nothing unless the tenant's code switched back to it: then what it came to own goes to the
+ * app's role first (the admin takes the login's membership to be allowed to, and drops it with the login).
+ */
+export async function dropRestoreLogin(runner: PgRunner, login: PgLogin, role: string, databases: readonly string[]): Promise<void> {
+    const u = quoteIdentifier(login.user);
+    const l = quoteLiteral(login.user);
+    await sql(runner, "postgres", `SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity WHERE usename OPERATOR(pg_catalog.=) ${l};\n`);
+    const owns = (await sql(runner, "postgres", `SELECT count(*) FROM pg_catalog.pg_shdepend d JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) d.refobjid WHERE r.rolname OPERATOR(pg_catalog.=) ${l} AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_authid'::pg_catalog.regclass AND d.deptype OPERATOR(pg_catalog.<>) 'r'::"char";\n`)).trim();
+    if (owns !== "0") {
+        await sql(runner, "postgres", `GRANT ${u} TO CURRENT_USER;\n`);
+        for (const db of [...databases, "postgres"]) {
+            if (await databaseExists(runner, db)) await sql(runner, db, `REASSIGN OWNED BY ${u} TO ${quoteIdentifier(role)};\nDROP OWNED BY ${u};\n`);
+        }
+    }
+    await sql(runner, "postgres", `DROP ROLE ${u};\n`);
 }
 
 export async function countRows(runner: PgRunner, database: string): Promise<TableCount[]> {
@@ -290,8 +396,16 @@ export async function restoreIntoNewDatabase(runner: PgRunner, opened: OpenedBac
     );
     try {
         const started = Date.now();
-        await runner.run("pg_restore", ["--dbname", target, "--exit-on-error", "--single-transaction", "--no-password"], { file: opened.dumpFile });
-        log(`      pg_restore finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        // As a login of its own that holds the app's rights only, objects owned by the app's role.
+        const login = await createRestoreLogin(runner, manifest.role);
+        try {
+            await runner
+                .as(login)
+                .run("pg_restore", ["--dbname", target, "--exit-on-error", "--single-transaction", "--no-password", "--no-owner", `--role=${manifest.role}`], { file: opened.dumpFile });
+        } finally {
+            await dropRestoreLogin(runner, login, manifest.role, [target]);
+        }
+        log(`      pg_restore finished in ${((Date.now() - started) / 1000).toFixed(1)} s, as ${login.user} (a member of ${manifest.role} only, dropped since)`);
         const counts = await countRows(runner, target);
         const problems = compareRowCounts(manifest.tables, counts);
         if (problems.length > 0) throw new BackupRejected(`the restored database does not match the manifest: ${problems.join("; ")}`);

@@ -23,16 +23,27 @@ export const GLOBALS_FILE = "globals.sql";
 export const dumpFileName = (database: string): string => `${database}.pgdump`;
 
 /**
+ * Pins name resolution for a privileged session in a tenant's database: the database's owner (the
+ * app's role) can `ALTER DATABASE … SET search_path` and create functions and operators that are
+ * closer matches than pg_catalog's (`public.format(text, name, name)`), whose body would then run
+ * with the caller's privileges. Every session privileged code opens in an app's database starts
+ * with this line, and its queries qualify names and operators too.
+ */
+export const PIN_SEARCH_PATH_SQL = "SET search_path = pg_catalog, pg_temp;";
+
+/**
  * Exact row count of every ordinary table (and leaf partition) outside the system schemas, as one
  * line of JSON. hostScripts/backup.sh runs this same text (a test keeps them equal) inside the snapshot
  * pg_dump uses, so the manifest describes exactly what the dump holds; a restore runs it on the new
- * database and compares.
+ * database and compares. It runs as the superuser (or the managed admin) in a database the tenant
+ * owns: every function, type and operator is qualified with pg_catalog, so no object of the tenant's
+ * can stand in for one (and the session pins search_path first, PIN_SEARCH_PATH_SQL).
  */
 export const ROW_COUNT_SQL =
-    "SELECT coalesce(jsonb_agg(jsonb_build_object('schema', n.nspname, 'table', c.relname, 'rows', " +
-    "(xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint) " +
-    "ORDER BY n.nspname, c.relname), '[]'::jsonb) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " +
-    "WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%';";
+    "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('schema', n.nspname, 'table', c.relname, 'rows', " +
+    "(pg_catalog.xpath('/row/n/text()'::pg_catalog.text, pg_catalog.query_to_xml(pg_catalog.format('SELECT pg_catalog.count(*) AS n FROM %I.%I'::pg_catalog.text, n.nspname, c.relname), false, true, ''::pg_catalog.text)))[1]::pg_catalog.text::pg_catalog.int8) " +
+    "ORDER BY n.nspname, c.relname), '[]'::pg_catalog.jsonb) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace " +
+    "WHERE c.relkind OPERATOR(pg_catalog.=) 'r' AND n.nspname OPERATOR(pg_catalog.<>) 'information_schema' AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\\_%'::pg_catalog.text;";
 
 const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
 const APP = /^[a-z][a-z0-9-]{0,30}$/;

@@ -26,7 +26,8 @@ export function requirePostgres(ctx: Mocha.Context): string {
  *
  * By default it stands for the container database (platform-postgres, the superuser's password). With
  * `as`, it stands for the managed client container: that container's environment holds the admin's
- * password (PGPASSWORD) and user (PGUSER); a call naming another user with -U fails authentication.
+ * password (PGPASSWORD) and user (PGUSER); a call naming another user with -U fails authentication,
+ * unless it passes that user's password with `-e PGPASSWORD` (as a restore login does).
  */
 export function fakeDocker(cluster: Cluster, container = "platform-postgres", as?: { user: string; password: string }): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-fake-docker-"));
@@ -38,16 +39,23 @@ export function fakeDocker(cluster: Cluster, container = "platform-postgres", as
             "#!/bin/sh",
             "# stand-in for docker exec into a PostgreSQL (or client) container (tests/support/postgres.ts)",
             'echo "$*" >>"${FAKE_DOCKER_LOG:-/dev/null}"',
+            'caller_password=${PGPASSWORD-}',
             '[ "$1" = exec ] || { echo "fake docker: only exec is supported" >&2; exit 1; }',
             "shift",
-            'if [ "$1" = -i ]; then shift; fi',
+            "# -i, and -e PGPASSWORD (docker passes the caller's value into the container's environment)",
+            'pass=""',
+            'while [ "$1" = -i ] || [ "$1" = -e ]; do',
+            '    if [ "$1" = -e ]; then [ "$2" = PGPASSWORD ] || { echo "fake docker: -e $2 is not supported" >&2; exit 1; }; pass=1; shift 2; else shift; fi',
+            "done",
             `[ "$1" = ${q(container)} ] || { echo "Error response from daemon: No such container: $1" >&2; exit 1; }`,
             "shift",
             'program=$1; shift',
             'case $program in psql|pg_dump|pg_dumpall|pg_restore) ;; *) echo "fake docker: $program not allowed" >&2; exit 127 ;; esac',
             'if [ "${FAKE_DOCKER_FAIL:-}" = "$program" ]; then echo "$program: simulated failure" >&2; exit 1; fi',
             'case " $* " in *"${FAKE_DOCKER_FAIL_MATCH:-<never>}"*) echo "$program: error: query failed: ERROR:  permission denied (simulated for: ${FAKE_DOCKER_FAIL_MATCH})" >&2; exit 1 ;; esac',
-            `PGHOST=127.0.0.1 PGPORT=${cluster.port} ${env} exec ${q(cluster.binDir)}/"$program" "$@"`,
+            `export PGHOST=127.0.0.1 PGPORT=${cluster.port} ${env}`,
+            'if [ -n "$pass" ]; then export PGPASSWORD="$caller_password"; fi',
+            `exec ${q(cluster.binDir)}/"$program" "$@"`,
             "",
         ].join("\n"),
         { mode: 0o755 },
