@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
 import * as path from "path";
-import { BackupRef, MANIFEST_FILE, ROW_COUNT_SQL, parseManifest, renderCurlCredentials } from "../render/backup";
+import { BackupRef, MANIFEST_FILE, PIN_SEARCH_PATH_SQL, ROW_COUNT_SQL, parseManifest, renderCurlCredentials } from "../render/backup";
 import { BackupStore, DirectoryBackupStore, S3BackupStore, countRows, directRunner, restoreBackup } from "../io/restore";
 import { runDrill } from "../commands/backup-drill";
 import { requireBinary } from "./support/edge";
@@ -123,6 +123,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         const script = fs.readFileSync(SCRIPT, "utf8");
         const inScript = /^ROW_COUNT_SQL="(.*)"$/m.exec(script)![1].replace(/\\\\/g, "\\");
         assert.strictEqual(inScript, ROW_COUNT_SQL);
+        assert.strictEqual(/^PIN_SEARCH_PATH_SQL="(.*)"$/m.exec(script)![1], PIN_SEARCH_PATH_SQL);
     });
 
     let firstBackups: BackupRef[] = [];
@@ -338,6 +339,102 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         await restoreBackup({ store: local, runner: runner(), app: "app2", identityFile: main.identity, dryRun: true, log });
         assert.match(lines.join("\n"), /\[5\/6\] verify: row counts of 1 table\(s\) match the manifest: public\.items=777/);
         assert.deepStrictEqual(fs.readdirSync(path.join(backupDir, "app2")).filter((f) => f.startsWith(".")), [], "no partial file left");
+    });
+
+    it("a second boundary between clock readings cannot split a backup's name from its createdAt (a fake date ticks on every call)", async () => {
+        const bin = fs.mkdtempSync(path.join(dir, "clock-"));
+        const counter = path.join(bin, "calls");
+        fs.writeFileSync(counter, "0");
+        const real = execFileSync("sh", ["-c", "command -v date"], { encoding: "utf8" }).trim();
+        // Every call is one second later than the one before: any two readings straddle a boundary.
+        fs.writeFileSync(
+            path.join(bin, "date"),
+            `#!/bin/sh\nn=$(cat '${counter}'); echo $((n + 1)) >'${counter}'\nfor a; do case $a in +*) f=$a ;; esac; done\nexec '${real}' -u -d "@$((1767225590 + n))" "$f"\n`,
+            { mode: 0o755 },
+        );
+        const backupDir = path.join(dir, "clock-backups");
+        const r = await runScript({ BACKUP_DIR: backupDir, BACKUP_TARGETS: "app2=app2_db", PATH: `${bin}:${dockerDir}:${process.env.PATH}` });
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.ok(Number(fs.readFileSync(counter, "utf8")) >= 3, "the fake clock was read");
+        const local = new DirectoryBackupStore(backupDir);
+        const [ref] = await local.list("app2");
+        assert.match(ref.name, /^app2-20251231T2359\d\dZ$/);
+        // The restore checks the manifest's name against its createdAt and the object's name.
+        const result = await restoreBackup({ store: local, runner: runner(), app: "app2", identityFile: main.identity, dryRun: true, log: () => undefined });
+        assert.strictEqual(result.manifest.name, ref.name);
+        assert.strictEqual(result.manifest.createdAt.replace(/[-:]/g, ""), ref.name.slice("app2-".length));
+    });
+
+    describe("bounds: a lock wait, a deadline, no overlapping runs", () => {
+        /** A session holding ACCESS EXCLUSIVE on app2's table (an app's migration, stuck). */
+        async function holdLock(): Promise<() => void> {
+            const locker = spawn(path.join(cluster.binDir, "psql"), ["-XAtq", "-d", "app2_db", "-c", "BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);"], { env: cluster.env });
+            for (let i = 0; i < 100 && cluster.query("postgres", "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'items' AND l.mode = 'AccessExclusiveLock' AND l.granted") === "0"; i++) await new Promise((r) => setTimeout(r, 100));
+            return () => {
+                cluster.query("postgres", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE items%' AND pid <> pg_backend_pid()");
+                locker.kill();
+            };
+        }
+
+        it("pg_dump waits for a table lock at most LOCK_WAIT_TIMEOUT, then the app fails and /fail is pinged", async () => {
+            const release = await holdLock();
+            try {
+                heartbeat.pings.length = 0;
+                const started = Date.now();
+                const r = await runScript({ BACKUP_TARGETS: "app2=app2_db", BACKUP_DIR: path.join(dir, "bounded"), LOCK_WAIT_TIMEOUT: "1s" });
+                assert.notStrictEqual(r.status, 0);
+                // pg_dump applies --lock-wait-timeout as the statement timeout of its LOCK TABLE.
+                assert.match(r.stderr, /app2: pg_dump failed: .*canceling statement due to (statement|lock) timeout[\s\S]*LOCK TABLE public\.items/);
+                assert.ok(Date.now() - started < 30000, `took ${Date.now() - started} ms`);
+                assert.deepStrictEqual(heartbeat.pings, ["/ping/abc/fail"]);
+            } finally {
+                release();
+            }
+        });
+
+        it("a run stuck past BACKUP_DEADLINE_SECONDS is killed (pg_dump too), uploads nothing, leaves no plaintext, pings /fail", async () => {
+            const release = await holdLock();
+            try {
+                heartbeat.pings.length = 0;
+                const started = Date.now();
+                const out = path.join(dir, "deadline");
+                const r = await runScript({ BACKUP_TARGETS: "app2=app2_db", BACKUP_DIR: out, LOCK_WAIT_TIMEOUT: "120s", BACKUP_DEADLINE_SECONDS: "3" });
+                const took = Date.now() - started;
+                assert.notStrictEqual(r.status, 0);
+                assert.match(r.stderr, /FAILED: the run exceeded its deadline of 3 s/);
+                assert.ok(took < 40000, `took ${took} ms`);
+                assert.deepStrictEqual(heartbeat.pings, ["/ping/abc/fail"]);
+                assert.ok(!fs.existsSync(path.join(out, "app2")) || fs.readdirSync(path.join(out, "app2")).length === 0, "nothing stored");
+                assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.startsWith("platform-backup.")), [], "no work directory left");
+                // The killed pg_dump is gone from the server.
+                for (let i = 0; i < 50 && cluster.query("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'") !== "0"; i++) await new Promise((res) => setTimeout(res, 100));
+                assert.strictEqual(cluster.query("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"), "0");
+            } finally {
+                release();
+            }
+        });
+
+        it("a second run while one holds the lock fails at once and pings /fail", async () => {
+            const lockFile = path.join(dir, "backup.lock");
+            // Its own process group: flock's child (sleep) holds the lock too, so the whole group is ended.
+            const holder = spawn("flock", [lockFile, "sleep", "30"], { detached: true, stdio: "ignore" });
+            try {
+                for (let i = 0; i < 50 && !fs.existsSync(lockFile); i++) await new Promise((r) => setTimeout(r, 50));
+                await new Promise((r) => setTimeout(r, 200));
+                heartbeat.pings.length = 0;
+                const r = await runScript({ BACKUP_TARGETS: "app2=app2_db", BACKUP_DIR: path.join(dir, "overlap"), LOCK_FILE: lockFile });
+                assert.notStrictEqual(r.status, 0);
+                assert.match(r.stderr, /another backup run holds .*backup\.lock/);
+                assert.deepStrictEqual(heartbeat.pings, ["/ping/abc/fail"]);
+                assert.ok(!fs.existsSync(path.join(dir, "overlap")), "nothing ran");
+            } finally {
+                process.kill(-holder.pid!, "SIGTERM");
+            }
+            // Once the holder is gone, the lock is free again.
+            await new Promise((r) => setTimeout(r, 200));
+            const again = await runScript({ BACKUP_TARGETS: "app2=app2_db", BACKUP_DIR: path.join(dir, "overlap"), LOCK_FILE: lockFile });
+            assert.strictEqual(again.status, 0, again.stderr);
+        });
     });
 
     it("counts taken by the backup are those of its snapshot, even with writes running during the dump", async () => {
