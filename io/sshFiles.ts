@@ -139,10 +139,19 @@ export function knownHostsLine(address: string, hostKey: string, port = 22): str
     return `${host} ${type} ${blob}`;
 }
 
-/** ssh options shared by every connection the program opens: pinned host key, no prompts, fail fast. */
+/**
+ * ssh options shared by every connection the program opens: pinned host key, no prompts, fail fast.
+ * `-F none`: no ssh_config is read, neither the operator's ~/.ssh/config nor /etc/ssh/ssh_config, so
+ * nothing there (a KnownHostsCommand that accepts any key, a GlobalKnownHostsFile, Hostname, Port,
+ * ProxyCommand, another IdentityFile) can stand in for the pin; GlobalKnownHostsFile=/dev/null and
+ * UpdateHostKeys=no say so explicitly, for any ssh that reads options from elsewhere.
+ */
 export function strictSshOptions(knownHostsFile: string, identityFile?: string): string[] {
     return [
+        "-F", "none",
         "-o", "BatchMode=yes",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "UpdateHostKeys=no",
         "-o", "StrictHostKeyChecking=yes",
         "-o", `UserKnownHostsFile=${knownHostsFile}`,
         "-o", "ConnectTimeout=10",
