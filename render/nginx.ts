@@ -305,6 +305,21 @@ function responseHeaders(mode: "https" | "http", csp: string | undefined, cacheC
 
 const IMMUTABLE = "public, max-age=31536000, immutable";
 
+/**
+ * What an upstream must not tell the world about itself: these response headers name its software
+ * and version, and its own 5xx pages often do too (a framework's stack trace, "Apache Tomcat/9.0.1").
+ * Every proxied location drops the headers (a location's own proxy_hide_header replaces the inherited
+ * ones, so each carries the full list) and answers a 5xx with the platform's page, the status kept.
+ * 4xx answers pass as the app sent them (an API's 404 or 422 body is the app's contract).
+ */
+export const HIDDEN_UPSTREAM_HEADERS: readonly string[] = ["X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime", "X-Generator"];
+export const UPSTREAM_ERROR_PAGE = "/platform-internal/upstream-error";
+const UPSTREAM_ERROR_STATUSES = "500 502 503 504";
+
+function hideUpstreamDetails(): string[] {
+    return [...HIDDEN_UPSTREAM_HEADERS.map((h) => `proxy_hide_header ${h};`), `error_page ${UPSTREAM_ERROR_STATUSES} ${UPSTREAM_ERROR_PAGE};`];
+}
+
 function appLocations(r: Route, settings: EdgeSettings): string[] {
     const fe = upstreamName(r.app, "frontend");
     const be = upstreamName(r.app, "backend");
@@ -325,13 +340,16 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         `    proxy_hide_header Cache-Control;`,
         `    proxy_intercept_errors on;`,
         `    error_page 404 = @${a}_index;`,
+        ...indent(hideUpstreamDetails(), 1),
         `    proxy_pass http://${fe};`,
         ...indent(page, 1),
         `    # A file named with a content hash: cached for good.`,
         `    location ~ "^/${a}/.*${HASHED_ASSET}" {`,
         `        rewrite ^/${a}(/.*)$ $1 break;`,
         `        proxy_hide_header Cache-Control;`,
-        `        proxy_intercept_errors off;`,
+        `        # Only the 5xx below are intercepted here: a missing file stays the frontend's 404.`,
+        `        proxy_intercept_errors on;`,
+        ...indent(hideUpstreamDetails(), 2),
         `        proxy_pass http://${fe};`,
         ...indent(responseHeaders(settings.mode, csp, IMMUTABLE), 2),
         `    }`,
@@ -339,7 +357,9 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         `    location ~ ^/${a}/.*\\.[A-Za-z0-9]+$ {`,
         `        rewrite ^/${a}(/.*)$ $1 break;`,
         `        proxy_hide_header Cache-Control;`,
-        `        proxy_intercept_errors off;`,
+        `        # Only the 5xx below are intercepted here: a missing file stays the frontend's 404.`,
+        `        proxy_intercept_errors on;`,
+        ...indent(hideUpstreamDetails(), 2),
         `        proxy_pass http://${fe};`,
         ...indent(page, 2),
         `    }`,
@@ -347,6 +367,8 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         `location @${a}_index {`,
         `    rewrite ^ /index.html break;`,
         `    proxy_hide_header Cache-Control;`,
+        `    proxy_intercept_errors on;`,
+        ...indent(hideUpstreamDetails(), 1),
         `    proxy_pass http://${fe};`,
         ...indent(page, 1),
         `}`,
@@ -357,6 +379,8 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         `location ^~ /api/${a}/ {`,
         `    limit_req zone=api_per_client burst=${settings.apiBurst} nodelay;`,
         ...(r.apiPrefix === "strip" ? [`    rewrite ^/api/${a}(/.*)$ $1 break;`] : []),
+        `    proxy_intercept_errors on;`,
+        ...indent(hideUpstreamDetails(), 1),
         `    proxy_pass http://${be};`,
         ...indent(api, 1),
         `}`,
@@ -380,6 +404,13 @@ function commonServerLines(mode: "https" | "http"): string[] {
         // What every location without its own headers answers with (the edge's own pages, redirects).
         ...responseHeaders(mode, DEFAULT_CSP),
         ...internalLocations(),
+        "# The page an app's 5xx is answered with (its status kept): no upstream's version or stack trace.",
+        `location = ${UPSTREAM_ERROR_PAGE} {`,
+        "    internal;",
+        ...indent(responseHeaders(mode, undefined), 1),
+        "    default_type text/plain;",
+        `    return 200 "the app could not answer this request\\n";`,
+        "}",
     ];
 }
 

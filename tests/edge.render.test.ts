@@ -86,8 +86,8 @@ describe("edge renderer: invariants", () => {
                 if (m && stack.length) stack[stack.length - 1].headers.push(m[1]);
             }
             const withHeaders = blocks.filter((b) => b.headers.length > 0);
-            // The routing server, and per app: SPA, hashed asset, file, fallback, API redirect, API; the /api/ 404.
-            assert.strictEqual(withHeaders.length, 1 + routes.length * 6 + 1, withHeaders.map((b) => b.head).join("\n"));
+            // The routing server, and per app: SPA, hashed asset, file, fallback, API redirect, API; the /api/ 404; the 5xx page.
+            assert.strictEqual(withHeaders.length, 1 + routes.length * 6 + 1 + 1, withHeaders.map((b) => b.head).join("\n"));
             const required = ["X-Request-ID", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", ...(settings.mode === "https" ? ["Strict-Transport-Security"] : [])];
             for (const b of withHeaders) {
                 for (const name of required) assert.ok(b.headers.includes(name), `${b.head} lacks ${name}`);
