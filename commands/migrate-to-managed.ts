@@ -20,16 +20,16 @@
 // every app's newest backup was taken after that freeze.
 //
 // The data steps:
-//   freeze    the container database's app databases turn read-only (new transactions cannot
-//             write; open sessions are ended so they reconnect read-only): from here until the
-//             switch, writes fail loudly instead of being lost in the old database.
+//   freeze    the apps' roles on the container database can no longer log in (NOLOGIN, which the
+//             app cannot lift) and their sessions are ended: from here until the switch the apps
+//             are down, and no write can land in the old database and be lost.
 //   restore   each app's newest backup is restored into the managed instance by restoreBackup
 //             (decrypt, check, restore into a new database owned by the app's role, compare row
 //             counts with the manifest, swap in for the empty database `pulumi up` created there).
 //             The managed admin is not a superuser; the stack makes it a member of every app role
 //             (for the backups); on a stack without that membership it is granted for the restore
 //             only and revoked again.
-//   unfreeze  the rollback: the container database's app databases accept writes again.
+//   unfreeze  the rollback: the apps' roles log in again and their databases accept writes.
 import * as fs from "fs";
 import * as path from "path";
 import { PgRunner, RestoreResult, BackupStore, Log, S3BackupStore, restoreBackup, sql } from "../io/restore";
@@ -46,7 +46,7 @@ import { PROJECT_ROOT } from "../hostScripts";
 
 export const MIGRATION_STEPS: readonly string[] = [
     "0. Preconditions: `pulumi up` is clean on `database: container`, one host; lower the DNS TTL if you will also go to several hosts later.",
-    "1. Back up (`--step 1`): freeze makes every app database of the container database read-only, then the backup job runs once more on host 0 (`sh /srv/platform/bin/backup.sh /srv/platform/backup/backup.env`): that backup is the last state of every app; the command checks it is in the bucket.",
+    "1. Back up (`--step 1`): freeze stops every app's role from logging in to the container database (NOLOGIN; its sessions are ended: the apps are down until step 4), then the backup job runs once more on host 0 (`sh /srv/platform/bin/backup.sh /srv/platform/backup/backup.env`): that backup is the last state of every app; the command checks it is in the bucket.",
     "2. Create the managed instance: `pulumi config set platform:database managed`, then `pulumi up --target` the new resources only (the private network, host 0's NIC, the managed database and its relay and client containers, host 0's ssh-guard, each app's role, database and grant). `pulumi preview` first: nothing of the apps may change in this step.",
     "3. Restore every app's database into it (`--step 3`): through host 0's client container as the admin, per app: restore, verify the row counts, swap in; the empty database `pulumi up` created is kept as `<app>_db_before_<time>`.",
     "4. Switch the apps' DATABASE_URL: `pulumi state unprotect` the container database's volume (its retainOnDelete keeps it on the host), then `pulumi up`: every backend is replaced blue-green with the managed DATABASE_URL (new container healthy first, the edge switches, the old one goes last); the old PostgreSQL container goes at the end of that deployment.",
@@ -61,29 +61,59 @@ function checkApps(apps: readonly string[]): void {
     for (const a of apps) if (!APP.test(a)) throw new Error(`app name ${JSON.stringify(a)} is not a catalog name`);
 }
 
-/** Makes every app database read-only for new transactions and ends its open sessions. Idempotent. */
+/**
+ * Freezes every app for the move: its role can no longer log in (NOLOGIN, which only a superuser or
+ * a CREATEROLE role can lift: the app cannot, unlike a database setting its role owns, and
+ * `BEGIN READ WRITE` cannot bypass it as it bypasses default_transaction_read_only), and its open
+ * sessions are ended, in every database. The app is down (its backend's health fails) from here until
+ * the switch or the rollback: no write can land in the old database and be lost. The database is also
+ * made read-only for new transactions, for the superuser's own sessions. Idempotent.
+ */
 export async function freeze(runner: PgRunner, apps: readonly string[], log: Log = console.log): Promise<void> {
     checkApps(apps);
     for (const app of apps) {
-        const { database } = appDatabaseNames(app);
-        await sql(runner, "postgres", `ALTER DATABASE ${quoteIdentifier(database)} SET default_transaction_read_only = on;\n`);
-        const ended = await sql(
-            runner,
-            "postgres",
-            `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${quoteLiteral(database)} AND pid <> pg_backend_pid();\n`,
-        );
-        log(`freeze: ${database} is read-only for new transactions; ended ${Number(ended.trim()) || 0} session(s)`);
+        const { database, role } = appDatabaseNames(app);
+        await sql(runner, "postgres", `ALTER ROLE ${quoteIdentifier(role)} NOLOGIN;\nALTER DATABASE ${quoteIdentifier(database)} SET default_transaction_read_only = on;\n`);
+        let ended = 0;
+        for (let attempt = 0; attempt < 20; attempt++) {
+            const n = Number(
+                (
+                    await sql(
+                        runner,
+                        "postgres",
+                        `SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity WHERE (usename OPERATOR(pg_catalog.=) ${quoteLiteral(role)} OR datname OPERATOR(pg_catalog.=) ${quoteLiteral(database)}) AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid();\n`,
+                    )
+                ).trim(),
+            );
+            ended += n || 0;
+            if (!n) break;
+            await new Promise((r) => setTimeout(r, 100));
+        }
+        if (!(await isFrozen(runner, app))) throw new Error(`freeze: ${role} still has a session or can log in after NOLOGIN and ending its sessions; nothing is frozen until that holds`);
+        log(`freeze: ${role} can no longer log in (NOLOGIN), ${database} is read-only for new transactions; ended ${ended} session(s); checked: no session of ${role} remains`);
     }
 }
 
-/** The rollback of freeze. */
+/** The rollback of freeze: the role logs in again (with its unchanged password), the database accepts writes. */
 export async function unfreeze(runner: PgRunner, apps: readonly string[], log: Log = console.log): Promise<void> {
     checkApps(apps);
     for (const app of apps) {
-        const { database } = appDatabaseNames(app);
-        await sql(runner, "postgres", `ALTER DATABASE ${quoteIdentifier(database)} RESET default_transaction_read_only;\n`);
-        log(`unfreeze: ${database} accepts writes again`);
+        const { database, role } = appDatabaseNames(app);
+        await sql(runner, "postgres", `ALTER DATABASE ${quoteIdentifier(database)} RESET default_transaction_read_only;\nALTER ROLE ${quoteIdentifier(role)} LOGIN;\n`);
+        log(`unfreeze: ${role} logs in again and ${database} accepts writes again`);
     }
+}
+
+/** What really holds the freeze: the app's role cannot log in and has no session left anywhere. */
+export async function isFrozen(runner: PgRunner, app: string): Promise<boolean> {
+    const { role } = appDatabaseNames(app);
+    const r = quoteLiteral(role);
+    const out = await sql(
+        runner,
+        "postgres",
+        `SELECT (SELECT NOT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) ${r}) AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity WHERE usename OPERATOR(pg_catalog.=) ${r});\n`,
+    );
+    return out.trim() === "t";
 }
 
 export interface RestoreIntoManagedOptions {
@@ -242,14 +272,6 @@ function defaultStore(outputs: Record<string, unknown>, env: NodeJS.ProcessEnv):
     return new S3BackupStore(new S3Client({ endpoint, region, bucket, accessKey: env.SCW_ACCESS_KEY, secretKey: env.SCW_SECRET_KEY }));
 }
 
-async function isFrozen(runner: PgRunner, database: string): Promise<boolean> {
-    const out = await sql(
-        runner,
-        "postgres",
-        `SELECT coalesce(bool_or(c = 'default_transaction_read_only=on'), false) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c WHERE d.datname = ${quoteLiteral(database)} AND s.setrole = 0;\n`,
-    );
-    return out.trim() === "t";
-}
 
 /**
  * Runs one step of the migration (or prints the plan), saying at each point what it does and what the
@@ -286,10 +308,10 @@ export async function runMigration(args: MigrateArgs, deps: MigrateDeps): Promis
         const container = host("container");
         try {
             log(`   host 0: ${container.describe}`);
-            log(`   does: makes ${apps.map((a) => appDatabaseNames(a).database).join(", ")} read-only (ALTER DATABASE … SET default_transaction_read_only = on) and ends their sessions: from now on writes fail instead of being lost`);
+            log(`   does: makes ${apps.map((a) => appDatabaseNames(a).role).join(", ")} NOLOGIN and ends their sessions (the apps are down until the switch): from now on no write can be lost`);
             log(`   does: runs the backup job on host 0: sh ${BACKUP_SCRIPT_PATH} ${BACKUP_SETTINGS_FILE}; then checks that every app's newest backup in the bucket is newer than the freeze`);
             if (args.dryRun) {
-                for (const app of apps) log(`   would freeze ${appDatabaseNames(app).database}: currently ${(await isFrozen(container.runner, appDatabaseNames(app).database)) ? "already read-only" : "writable"}`);
+                for (const app of apps) log(`   would freeze ${appDatabaseNames(app).role}: currently ${(await isFrozen(container.runner, app)) ? "already frozen (NOLOGIN, no session)" : "logging in"}`);
                 return 0;
             }
             const frozenAt = new Date(Math.floor(now().getTime() / 1000) * 1000);
@@ -345,7 +367,7 @@ export async function runMigration(args: MigrateArgs, deps: MigrateDeps): Promis
             log(`   host 0: ${managed.describe}`);
             for (const app of apps) {
                 const { database } = appDatabaseNames(app);
-                if (!(await isFrozen(container.runner, database))) throw new Error(`${database} on the container database is not frozen (writable since step 1?): run step 1 again, so no write is lost`);
+                if (!(await isFrozen(container.runner, app))) throw new Error(`${database} on the container database is not frozen (its role logs in again, or has a session, since step 1?): run step 1 again, so no write is lost`);
                 const newest = (await store().list(app))[0];
                 if (newest === undefined || newest.createdAt.getTime() < frozenAt.getTime()) throw new Error(`${app}: the newest backup (${newest?.name ?? "none"}) is older than the freeze at ${record.frozenAt}: run step 1 again`);
                 log(`   ${app}: ${database} is frozen; restoring ${newest.name} (taken after the freeze at ${record.frozenAt})`);

@@ -209,7 +209,7 @@ describe("the migration command, step by step, against real PostgreSQL (stand-in
 
     it("step 1 --dry-run reads, changes nothing", async () => {
         const { out } = await run(["--step", "1", "--dry-run"]);
-        assert.match(out, /would freeze app1_db: currently writable/);
+        assert.match(out, /would freeze app_app1: currently logging in/);
         assert.strictEqual(psqlAs(source, "app_app1", "old-app1", "app1_db", "INSERT INTO orders (note) VALUES ('still writable');").status, 0);
         assert.ok(!fs.existsSync(stateFile));
         assert.deepStrictEqual(fs.existsSync(path.join(dir, "backups")) ? fs.readdirSync(path.join(dir, "backups")) : [], []);
@@ -217,12 +217,12 @@ describe("the migration command, step by step, against real PostgreSQL (stand-in
 
     it("step 1 freezes the old databases, runs the backup job on host 0, checks the backups and records the freeze", async () => {
         const { out } = await run(["--step", "1"]);
-        assert.match(out, /freeze: app1_db is read-only for new transactions/);
+        assert.match(out, /freeze: app_app1 can no longer log in \(NOLOGIN\), app1_db is read-only for new transactions; ended \d+ session\(s\); checked: no session of app_app1 remains/);
         assert.match(out, /app1: app1-\d{8}T\d{6}Z is in .* \(taken after the freeze\)/);
         assert.match(out, /next: npm run migrate:managed -- --stack prod --step 2/);
         const write = psqlAs(source, "app_app1", "old-app1", "app1_db", "INSERT INTO orders (note) VALUES ('lost?');");
         assert.notStrictEqual(write.status, 0);
-        assert.match(write.stderr, /read-only transaction/);
+        assert.match(write.stderr, /not permitted to log in/);
         assert.strictEqual(JSON.parse(fs.readFileSync(stateFile, "utf8")).stack, "prod");
         assert.ok(sshCalls().some((c) => c.endsWith(`'sh' '/srv/platform/bin/backup.sh' '/srv/platform/backup/backup.env'`)), sshCalls().join("\n"));
     });

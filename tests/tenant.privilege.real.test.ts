@@ -12,7 +12,7 @@ import * as os from "os";
 import * as path from "path";
 import { DirectoryBackupStore, directRunner, restoreBackup } from "../io/restore";
 import { runDrill } from "../commands/backup-drill";
-import { freeze, unfreeze } from "../commands/migrate-to-managed";
+import { freeze, isFrozen, unfreeze } from "../commands/migrate-to-managed";
 import { requireBinary } from "./support/edge";
 import { Cluster, fakeDocker, requirePostgres, startCluster } from "./support/postgres";
 
@@ -162,5 +162,48 @@ describe("a hostile tenant against backup, restore, drill and migration (real Po
         await unfreeze(runner(), ["evil"], () => undefined);
         assert.deepStrictEqual(markers(), []);
         assert.strictEqual(attributes(), unprivileged);
+    });
+});
+
+describe("the migration freeze holds against the app's own role (real PostgreSQL)", function () {
+    this.timeout(120000);
+    let cluster: Cluster;
+    const password = "frozen-app-password-1";
+    const asApp = (database: string, text: string) =>
+        spawnSync(path.join(cluster.binDir, "psql"), ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database], { input: text, env: { ...cluster.env, PGUSER: "app_shop", PGPASSWORD: password }, encoding: "utf8" });
+    const runner = () => directRunner({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, binDir: cluster.binDir });
+    const rows = () => cluster.query("shop_db", "SELECT count(*) FROM orders");
+
+    before(async function () {
+        cluster = await startCluster(requirePostgres(this));
+        cluster.query("postgres", `CREATE ROLE app_shop LOGIN PASSWORD '${password}'; CREATE DATABASE shop_db OWNER app_shop; REVOKE ALL ON DATABASE shop_db FROM PUBLIC;`);
+        assert.strictEqual(asApp("shop_db", "CREATE TABLE orders (id serial PRIMARY KEY); INSERT INTO orders DEFAULT VALUES;").status, 0);
+    });
+    after(() => cluster?.stop());
+
+    it("after freeze: BEGIN READ WRITE, lifting the database setting, and a session opened before all fail; isFrozen says so", async () => {
+        // A session the app opened before the freeze, idle in the pool.
+        const pooled = spawn(path.join(cluster.binDir, "psql"), ["-X", "-q", "-d", "shop_db"], { env: { ...cluster.env, PGUSER: "app_shop", PGPASSWORD: password } });
+        const pooledExit = new Promise<number | null>((r) => pooled.on("exit", r));
+        for (let i = 0; i < 50 && cluster.query("postgres", "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_shop'") === "0"; i++) await new Promise((r) => setTimeout(r, 100));
+        await freeze(runner(), ["shop"], () => undefined);
+        assert.strictEqual(await isFrozen(runner(), "shop"), true);
+        // The writes a frozen app would try: each would be lost in the move.
+        const readWrite = asApp("shop_db", "BEGIN READ WRITE; INSERT INTO orders DEFAULT VALUES; COMMIT;");
+        assert.notStrictEqual(readWrite.status, 0, "BEGIN READ WRITE wrote");
+        const lifted = asApp("postgres", "ALTER DATABASE shop_db RESET default_transaction_read_only;");
+        assert.notStrictEqual(lifted.status, 0, "the app lifted the freeze from another database");
+        const setting = asApp("shop_db", "SET default_transaction_read_only = off; INSERT INTO orders DEFAULT VALUES;");
+        assert.notStrictEqual(setting.status, 0);
+        pooled.stdin.end("INSERT INTO orders DEFAULT VALUES;\n");
+        await pooledExit;
+        assert.strictEqual(rows(), "1", "no write landed");
+        // Something (a `pulumi up`) gives the role its login back: isFrozen notices.
+        cluster.query("postgres", "ALTER ROLE app_shop LOGIN");
+        assert.strictEqual(await isFrozen(runner(), "shop"), false);
+        await freeze(runner(), ["shop"], () => undefined);
+        await unfreeze(runner(), ["shop"], () => undefined);
+        assert.strictEqual(asApp("shop_db", "INSERT INTO orders DEFAULT VALUES;").status, 0, "unfreeze gives the writes back");
+        assert.strictEqual(rows(), "2");
     });
 });
