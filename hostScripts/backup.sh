@@ -67,22 +67,28 @@ case $lock_wait in *[!0-9a-z]*) die "bad LOCK_WAIT_TIMEOUT (e.g. 300s, 5min)" ;;
 
 # The outer run takes the lock (runs never overlap: a second one fails and pings /fail), then runs
 # the work under `timeout`, which kills its whole process group (pg_dump, psql, curl) at the deadline.
+# On the servers (Ubuntu) both tools exist; a laptop running the local stack may lack them (macOS has
+# no flock, timeout only with coreutils): there the run says so and goes on unbounded.
 if [ -z "${PLATFORM_BACKUP_INNER:-}" ]; then
-    for tool in flock timeout; do
-        command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
-    done
     lock=${LOCK_FILE:-}
     if [ -z "$lock" ]; then
         if [ -d /run/lock ] && [ -w /run/lock ]; then lock=/run/lock/platform-backup.lock; else lock="${WORK_DIR:-/var/tmp}/platform-backup.lock"; fi
     fi
-    exec 9>>"$lock" || die "cannot open the lock file $lock"
-    flock -n 9 || die "another backup run holds $lock (runs must not overlap: is one stuck?)"
-    set +e
-    PLATFORM_BACKUP_INNER=1 timeout -k 30 "$deadline" sh "$0" "$@"
-    rc=$?
-    set -e
-    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then die "the run exceeded its deadline of $deadline s (BACKUP_DEADLINE_SECONDS) and was killed; nothing partial was uploaded"; fi
-    exit "$rc"
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>>"$lock" || die "cannot open the lock file $lock"
+        flock -n 9 || die "another backup run holds $lock (runs must not overlap: is one stuck?)"
+    else
+        log "flock is not installed: this run is not guarded against an overlapping one"
+    fi
+    if command -v timeout >/dev/null 2>&1; then
+        set +e
+        PLATFORM_BACKUP_INNER=1 timeout -k 30 "$deadline" sh "$0" "$@"
+        rc=$?
+        set -e
+        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then die "the run exceeded its deadline of $deadline s (BACKUP_DEADLINE_SECONDS) and was killed; nothing partial was uploaded"; fi
+        exit "$rc"
+    fi
+    log "timeout is not installed: this run has no deadline"
 fi
 
 if [ -n "${AGE_RECIPIENT:-}" ]; then
