@@ -417,9 +417,62 @@ export async function restoreIntoNewDatabase(runner: PgRunner, opened: OpenedBac
     }
 }
 
+/** SQL that swaps `restored` in for `database` in one transaction: either all of it happens or none. */
+export function swapSql(database: string, restored: string, kept: string): string {
+    const d = quoteIdentifier(database);
+    return [
+        "BEGIN;",
+        // Ended inside the transaction: RENAME waits (up to 5 s) for them to go, and a session that
+        // comes back before the rename makes it fail, which rolls everything back (then it is retried).
+        `SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity WHERE datname OPERATOR(pg_catalog.=) ANY (ARRAY[${quoteLiteral(database)}, ${quoteLiteral(restored)}]::pg_catalog.name[]) AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid();`,
+        `ALTER DATABASE ${d} RENAME TO ${quoteIdentifier(kept)};`,
+        `ALTER DATABASE ${quoteIdentifier(restored)} RENAME TO ${d};`,
+        `ALTER DATABASE ${d} WITH ALLOW_CONNECTIONS true;`,
+        `REVOKE ALL ON DATABASE ${d} FROM PUBLIC;`,
+        "COMMIT;",
+        "",
+    ].join("\n");
+}
+
+interface SwapState {
+    /** name → accepts connections */
+    readonly databases: ReadonlyMap<string, boolean>;
+}
+
+async function swapState(runner: PgRunner, names: readonly string[]): Promise<SwapState> {
+    const out = await sql(runner, "postgres", `SELECT datname, datallowconn FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) ANY (ARRAY[${names.map(quoteLiteral).join(", ")}]::pg_catalog.name[]);\n`);
+    const databases = new Map<string, boolean>();
+    for (const line of out.split("\n").filter(Boolean)) {
+        const [name, allow] = line.split("|");
+        databases.set(name, allow === "t");
+    }
+    return { databases };
+}
+
+/** What the server says now, in words, with the exact SQL that finishes or undoes the swap. */
+function describeSwap(state: SwapState | undefined, database: string, restored: string, kept: string): string {
+    const check = `SELECT datname, datallowconn FROM pg_database WHERE datname IN (${[database, restored, kept].map(quoteLiteral).join(", ")});`;
+    const reopen = `ALTER DATABASE ${quoteIdentifier(database)} WITH ALLOW_CONNECTIONS true;`;
+    if (state === undefined) {
+        return `the server could not be asked what state it is in. Check with: ${check} — if ${restored} is still there, swap by hand with: ${swapSql(database, restored, kept).replace(/\n/g, " ").trim()}; if ${database} shows datallowconn f, run: ${reopen}`;
+    }
+    const has = (n: string) => state.databases.has(n);
+    const open = state.databases.get(database) === true;
+    if (has(database) && !has(restored) && has(kept)) {
+        return `checked: the swap happened (${database} is the restored copy${open ? ", accepting connections" : ", NOT accepting connections: run " + reopen}; the previous one is ${kept})`;
+    }
+    if (has(database) && has(restored) && !has(kept)) {
+        return `checked: nothing was swapped (${database} is unchanged and ${open ? "accepts connections" : "does NOT accept connections: run " + reopen}; ${restored} holds the checked restore). To swap by hand: ${swapSql(database, restored, kept).replace(/\n/g, " ").trim()}`;
+    }
+    return `checked: unexpected state (${[database, restored, kept].map((n) => `${n}: ${has(n) ? (state.databases.get(n) ? "present, open" : "present, closed") : "absent"}`).join("; ")}); look with: ${check}`;
+}
+
 /**
- * Puts `restored` in place of the app's database: new connections to the old one are refused, the
- * app's sessions are ended, then one transaction renames old → kept and restored → the app's name.
+ * Puts `restored` in place of the app's database in ONE transaction: the app's sessions are ended,
+ * old → kept and restored → the app's name are renamed, CONNECT revoked from PUBLIC, then COMMIT. An
+ * interruption anywhere (a cut SSH session, a killed command) rolls all of it back on the server, so
+ * the swap is never half done, and the database never stays closed. Every message about the outcome
+ * is checked against the server first, and a failure prints the exact SQL that finishes the swap.
  * The old database is kept, never dropped. Returns the name it was kept under (undefined when the app
  * had no database, e.g. on a rebuilt server).
  */
@@ -432,42 +485,24 @@ export async function swapDatabase(runner: PgRunner, database: string, restored:
         return undefined;
     }
     const kept = keptDatabaseName(database, now);
-    const k = quoteIdentifier(kept);
-    await sql(runner, "postgres", `ALTER DATABASE ${d} WITH ALLOW_CONNECTIONS false;\n`);
     let terminated = 0;
-    try {
-        for (let attempt = 1; ; attempt++) {
-            const ended = await sql(
-                runner,
-                "postgres",
-                `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${quoteLiteral(database)}, ${quoteLiteral(restored)}) AND pid <> pg_backend_pid();\n`,
-            );
-            terminated += Number(ended.trim()) || 0;
-            try {
-                await sql(
-                    runner,
-                    "postgres",
-                    [
-                        "BEGIN;",
-                        `ALTER DATABASE ${d} RENAME TO ${k};`,
-                        `ALTER DATABASE ${r} RENAME TO ${d};`,
-                        `ALTER DATABASE ${k} WITH ALLOW_CONNECTIONS true;`,
-                        `REVOKE ALL ON DATABASE ${d} FROM PUBLIC;`,
-                        "COMMIT;",
-                        "",
-                    ].join("\n"),
-                );
-                break;
-            } catch (e) {
-                if (attempt >= 40 || !/being accessed by other users/.test((e as Error).message)) throw e;
+    for (let attempt = 1; ; attempt++) {
+        try {
+            terminated += Number((await sql(runner, "postgres", swapSql(database, restored, kept))).trim()) || 0;
+            break;
+        } catch (e) {
+            if (attempt < 40 && /being accessed by other users/.test((e as Error).message)) {
                 await new Promise((res) => setTimeout(res, 250));
+                continue;
             }
+            const state = await swapState(runner, [database, restored, kept]).catch(() => undefined);
+            throw new Error(`the swap did not complete (${(e as Error).message.trim()}); ${describeSwap(state, database, restored, kept)}`);
         }
-    } catch (e) {
-        await sql(runner, "postgres", `ALTER DATABASE ${d} WITH ALLOW_CONNECTIONS true;\n`).catch(() => undefined);
-        throw new Error(`the swap failed and was rolled back (${database} is unchanged and accepts connections again; ${restored} holds the checked restore): ${(e as Error).message}`);
     }
-    log(`      ended ${terminated} session(s) on ${database}; ${database} → ${kept} (kept); ${restored} → ${database}; CONNECT revoked from PUBLIC`);
+    const state = await swapState(runner, [database, restored, kept]).catch(() => undefined);
+    const done = state !== undefined && state.databases.get(database) === true && state.databases.has(kept) && !state.databases.has(restored);
+    if (!done) throw new Error(`the swap's transaction returned, but ${describeSwap(state, database, restored, kept)}`);
+    log(`      ended ${terminated} session(s) on ${database}; ${database} → ${kept} (kept); ${restored} → ${database}; CONNECT revoked from PUBLIC (checked on the server)`);
     return kept;
 }
 
