@@ -24,6 +24,7 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import * as readline from "readline";
 import { CONTAINER_DATABASE_TARGET, MANAGED_DATABASE_TARGET, formatBytes, isBucketName, isS3Endpoint, regionOfEndpoint } from "../render/backup";
 import { HostZero, PinnedSsh, hostZeroFromState, pinnedSsh, projectName, stackDatabase } from "../io/hostAccess";
 import { BackupStore, DirectoryBackupStore, PgRunner, S3BackupStore, directRunner, dockerExecRunner, localBackupPaths, restoreBackup, sshDockerRunner } from "../io/restore";
@@ -37,6 +38,8 @@ export interface RestoreArgs {
     latest: boolean;
     dryRun: boolean;
     list: boolean;
+    /** Swap without asking (the data-loss window is still printed). */
+    yes: boolean;
     identity?: string;
     bucket?: string;
     endpoint?: string;
@@ -48,10 +51,10 @@ export interface RestoreArgs {
     database?: "container" | "managed";
 }
 
-const USAGE = "usage: npm run restore -- --stack <prod|local> --app <app> [--backup NAME | --latest] [--dry-run] [--list] [--identity FILE] [--database container|managed]";
+const USAGE = "usage: npm run restore -- --stack <prod|local> --app <app> [--backup NAME | --latest] [--dry-run] [--list] [--yes] [--identity FILE] [--database container|managed]";
 
 export function parseArgs(argv: readonly string[]): RestoreArgs {
-    const args: RestoreArgs = { latest: false, dryRun: false, list: false };
+    const args: RestoreArgs = { latest: false, dryRun: false, list: false, yes: false };
     const valued: Record<string, keyof RestoreArgs> = {
         "--stack": "stack",
         "--app": "app",
@@ -71,6 +74,7 @@ export function parseArgs(argv: readonly string[]): RestoreArgs {
         if (a === "--latest") args.latest = true;
         else if (a === "--dry-run") args.dryRun = true;
         else if (a === "--list") args.list = true;
+        else if (a === "--yes") args.yes = true;
         else if (a in valued) {
             const value = argv[++i];
             if (value === undefined || value.startsWith("--")) throw new Error(`${a} needs a value\n${USAGE}`);
@@ -196,6 +200,31 @@ export function resolveTargets(args: RestoreArgs, outputs: () => Record<string, 
     return { store, runner, identity, cleanup };
 }
 
+/**
+ * Whether the restore asks before it replaces live data: on any stack but local, unless --yes or
+ * --dry-run. Without a terminal to ask on, it refuses before anything runs.
+ */
+export function confirmationPolicy(args: RestoreArgs, interactive: boolean): "ask" | "no" {
+    const stack = args.stack ?? "prod";
+    if (args.dryRun || args.list || args.yes || stack === "local") return "no";
+    if (!interactive) {
+        throw new Error(`restoring ${args.app} on stack ${stack} replaces its live database: writes made since the backup stay only in the kept copy. Pass --yes to confirm (or run it in a terminal to be asked), or --dry-run to check the backup only`);
+    }
+    return "ask";
+}
+
+/** Asks on the terminal; only the app's name, typed back, confirms. */
+export function terminalConfirm(app: string, input: NodeJS.ReadableStream = process.stdin, output: NodeJS.WritableStream = process.stdout): (question: string) => Promise<boolean> {
+    return (question) =>
+        new Promise((resolve) => {
+            const rl = readline.createInterface({ input, output });
+            rl.question(`${question}\nType the app's name (${app}) to swap, anything else to stop: `, (answer) => {
+                rl.close();
+                resolve(answer.trim() === app);
+            });
+        });
+}
+
 function readStackYaml(stack: string): string {
     const file = path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`);
     return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
@@ -213,6 +242,7 @@ async function main(): Promise<void> {
     }
     const args = parseArgs(process.argv.slice(2));
     const app = args.app!;
+    const policy = confirmationPolicy(args, Boolean(process.stdin.isTTY && process.stdout.isTTY));
     const { store, runner, identity, cleanup } = resolveTargets(args, () => stackOutputs(args.stack ?? "prod"));
     try {
         if (args.list) {
@@ -222,7 +252,8 @@ async function main(): Promise<void> {
             return;
         }
         if (!fs.existsSync(identity)) throw new Error(`the age identity file ${identity} does not exist`);
-        await restoreBackup({ store, runner, app, backup: args.backup, identityFile: identity, dryRun: args.dryRun });
+        const result = await restoreBackup({ store, runner, app, backup: args.backup, identityFile: identity, dryRun: args.dryRun, confirm: policy === "ask" ? terminalConfirm(app) : undefined });
+        if (!args.dryRun && !result.swapped) process.exitCode = 1;
     } finally {
         cleanup();
     }

@@ -520,6 +520,12 @@ export interface RestoreOptions {
     readonly now?: () => Date;
     /** Where the plaintext lives during the restore (a private temp dir by default, removed after). */
     readonly workDir?: string;
+    /**
+     * Asked after the checks, right before the swap, with the data-loss window in words (writes since
+     * the backup was taken stay only in the kept database). false: nothing is swapped, the checked
+     * copy is dropped. Undefined: no question (the command asks it on a stack that matters, or takes --yes).
+     */
+    readonly confirm?: (question: string) => Promise<boolean>;
 }
 
 export interface RestoreResult {
@@ -575,8 +581,16 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
             await sql(o.runner, "postgres", `DROP DATABASE ${quoteIdentifier(target)};`);
             log(`[6/6] swap: skipped (dry run); dropped ${target}; ${m.database} untouched`);
         } else {
-            log(`[6/6] swap: ${target} becomes ${m.database}`);
-            kept = await swapDatabase(o.runner, m.database, target, now(), log);
+            const at = now();
+            const hours = (at.getTime() - new Date(m.createdAt).getTime()) / 3_600_000;
+            const window = `writes made to ${m.database} between the backup (${m.createdAt}) and now (${at.toISOString().replace(/\.\d{3}Z$/, "Z")}, ${hours.toFixed(1)} h) will no longer be in ${m.database}: they stay only in the kept copy ${keptDatabaseName(m.database, at)}`;
+            if (o.confirm !== undefined && !(await o.confirm(`Swap ${target} in for ${m.database}? ${window}.`))) {
+                await sql(o.runner, "postgres", `DROP DATABASE ${quoteIdentifier(target)};`);
+                log(`[6/6] swap: NOT confirmed; dropped ${target}; ${m.database} untouched`);
+                return { backup: chosen, manifest: m, restoredInto: target, swapped: false, kept: undefined, counts, seconds: { download, restore, total: (Date.now() - started) / 1000 } };
+            }
+            log(`[6/6] swap: ${target} becomes ${m.database}; ${window}`);
+            kept = await swapDatabase(o.runner, m.database, target, at, log);
         }
         const total = (Date.now() - started) / 1000;
         log(`restore: done in ${total.toFixed(1)} s${kept ? `; the previous database is kept as ${kept} (drop it by hand once you are sure)` : ""}`);

@@ -223,6 +223,24 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         assert.strictEqual(cluster.query("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"), databases);
     });
 
+    it("asks before the swap, naming the data-loss window; a no leaves the app's database untouched and no copy behind", async () => {
+        cluster.query("app2_db", "INSERT INTO items VALUES (999999, '{}')");
+        const before = count("app2_db", "items");
+        const databases = cluster.query("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database");
+        const questions: string[] = [];
+        lines.length = 0;
+        const refused = await restoreBackup({ store: store(), runner: runner(), app: "app2", identityFile: main.identity, log, confirm: async (q) => (questions.push(q), false) });
+        assert.strictEqual(refused.swapped, false);
+        assert.strictEqual(questions.length, 1);
+        assert.match(questions[0], /^Swap app2_db_restore_\S+ in for app2_db\? writes made to app2_db between the backup \(\d{4}-\d\d-\d\dT[\d:]+Z\) and now \(\d{4}-\d\d-\d\dT[\d:]+Z, \d+\.\d h\) will no longer be in app2_db: they stay only in the kept copy app2_db_before_\d{8}t\d{6}z\.$/);
+        assert.match(lines.join("\n"), /\[6\/6\] swap: NOT confirmed; dropped app2_db_restore_/);
+        assert.strictEqual(count("app2_db", "items"), before);
+        assert.strictEqual(cluster.query("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"), databases);
+        const confirmed = await restoreBackup({ store: store(), runner: runner(), app: "app2", identityFile: main.identity, log, confirm: async () => true });
+        assert.strictEqual(confirmed.swapped, true);
+        assert.strictEqual(count(confirmed.kept!, "items"), before, "the write since the backup is in the kept copy");
+    });
+
     /** Puts a modified copy of the newest app1 backup in a directory store, as a newer backup. */
     async function tamperedStore(modify: (bytes: Buffer) => Buffer): Promise<BackupStore> {
         const source = path.join(dir, "source.tar.age");

@@ -152,7 +152,7 @@ describe("the migration command, step by step, against real PostgreSQL (stand-in
         const clientDocker = path.join(fakeDocker(target, "platform-pg-client", { user: ADMIN, password: ADMIN_PASSWORD }), "docker");
         const bin = path.join(dir, "bin");
         fs.mkdirSync(bin);
-        fs.writeFileSync(path.join(bin, "docker"), `#!/bin/sh\nc=$2; [ "$c" = -i ] && c=$3\nif [ "$c" = platform-pg-client ]; then exec ${clientDocker} "$@"; fi\nexec ${containerDocker} "$@"\n`, { mode: 0o755 });
+        fs.writeFileSync(path.join(bin, "docker"), `#!/bin/sh\n# the container is the first argument after exec and its options (-i, -e NAME)\nc=""; n=0; skip=0\nfor a; do n=$((n + 1)); [ $n = 1 ] && continue; if [ $skip = 1 ]; then skip=0; continue; fi; case $a in -i) ;; -e) skip=1 ;; *) c=$a; break ;; esac; done\nif [ "$c" = platform-pg-client ]; then exec ${clientDocker} "$@"; fi\nexec ${containerDocker} "$@"\n`, { mode: 0o755 });
         sshLog = path.join(dir, "ssh.log");
         const script = path.join(__dirname, "..", "hostScripts", "backup.sh");
         fs.writeFileSync(
