@@ -61,6 +61,11 @@ export interface ClusterOptions {
     readonly settings?: Record<string, string>;
 }
 
+/** The whole environment the throwaway server gets: a PATH, a locale, a HOME, nothing else. */
+export function scrubbedServerEnv(): NodeJS.ProcessEnv {
+    return { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C", LC_ALL: "C", HOME: os.tmpdir() };
+}
+
 export async function startCluster(binDir = findPostgresBinDir(), options: ClusterOptions = {}): Promise<Cluster> {
     if (binDir === undefined) throw new Error("no PostgreSQL server binaries found (pg_config --bindir, /usr/lib/postgresql/<major>/bin)");
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-pg-"));
@@ -70,9 +75,15 @@ export async function startCluster(binDir = findPostgresBinDir(), options: Clust
     const asRoot = process.getuid?.() === 0;
     fs.mkdirSync(dataDir, { mode: 0o700 });
     fs.writeFileSync(path.join(dir, "pwfile"), password + "\n", { mode: 0o600 });
+    // The server starts with a scrubbed environment: nothing of this process's (the drill's age key, the
+    // S3 keys, CI tokens) reaches it, so code restored into it (a tenant's function) cannot read them
+    // from /proc/self/environ or a COPY … TO PROGRAM. As root it runs as the `postgres` OS user.
+    const serverEnv = scrubbedServerEnv();
     const run = (program: string, args: string[]) => {
         const file = path.join(binDir, program);
-        return asRoot ? execFileSync("runuser", ["-u", "postgres", "--", file, ...args], { stdio: "pipe" }) : execFileSync(file, args, { stdio: "pipe" });
+        return asRoot
+            ? execFileSync("runuser", ["-u", "postgres", "--", "env", "-i", ...Object.entries(serverEnv).map(([k, v]) => `${k}=${v}`), file, ...args], { stdio: "pipe", env: serverEnv })
+            : execFileSync(file, args, { stdio: "pipe", env: serverEnv });
     };
     if (asRoot) {
         fs.chmodSync(dir, 0o755);

@@ -207,3 +207,36 @@ describe("the migration freeze holds against the app's own role (real PostgreSQL
         assert.strictEqual(rows(), "2");
     });
 });
+
+describe("the drill's throwaway PostgreSQL gets none of the drill's secrets (real PostgreSQL)", function () {
+    this.timeout(60000);
+    it("the server's environment holds no age key, S3 key or token of the process that started it", async function () {
+        const binDir = requirePostgres(this);
+        const secrets = { BACKUP_IDENTITY: "AGE-SECRET-KEY-1DRILLTESTSECRET", SCW_SECRET_KEY: "scw-secret-drill-test", SCW_ACCESS_KEY: "SCWDRILLTEST", GITHUB_TOKEN: "ghs_drilltest" };
+        const saved = Object.fromEntries(Object.keys(secrets).map((k) => [k, process.env[k]]));
+        Object.assign(process.env, secrets);
+        let cluster: Cluster | undefined;
+        try {
+            cluster = await startCluster(binDir);
+            // What code running in the server (a tenant's function, as the superuser here) can read: the
+            // server's real environment, as a program it starts inherits it (PostgreSQL overwrites
+            // /proc/<pid>/environ with its process title, so that file would prove nothing).
+            const out = path.join(cluster.dir, "server-env.txt");
+            cluster.query("postgres", `COPY (SELECT 1) TO PROGRAM 'env > ${out}'`);
+            const environ = fs.readFileSync(out, "utf8");
+            for (const [k, v] of Object.entries(secrets)) {
+                assert.ok(!environ.includes(v) && !environ.includes(`${k}=`), `${k} reached the server`);
+            }
+            assert.match(environ, /PATH=/, "the environment was read");
+            // Started by root, it runs as another OS user (postgres), not as the drill's.
+            const uid = /^Uid:\s+(\d+)/m.exec(cluster.query("postgres", "SELECT pg_read_file('/proc/' || pg_backend_pid() || '/status')"))![1];
+            if (process.getuid?.() === 0) assert.notStrictEqual(uid, "0");
+        } finally {
+            cluster?.stop();
+            for (const [k, v] of Object.entries(saved)) {
+                if (v === undefined) delete process.env[k];
+                else process.env[k] = v;
+            }
+        }
+    });
+});
