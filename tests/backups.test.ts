@@ -405,7 +405,8 @@ describe("the restore command's arguments (commands/restore.ts)", () => {
     const { parseArgs, resolveTargets } = require("../commands/restore") as typeof import("../commands/restore");
 
     it("parses the documented forms", () => {
-        assert.deepStrictEqual(parseArgs(["--stack", "prod", "--app", "app1", "--latest", "--dry-run"]), { stack: "prod", app: "app1", latest: true, dryRun: true, list: false });
+        assert.deepStrictEqual(parseArgs(["--stack", "prod", "--app", "app1", "--latest", "--dry-run"]), { stack: "prod", app: "app1", latest: true, dryRun: true, list: false, yes: false });
+        assert.strictEqual(parseArgs(["--app", "app1", "--latest", "--yes"]).yes, true);
         assert.strictEqual(parseArgs(["--app", "app1", "--backup", "app1-20260102T033000Z"]).backup, "app1-20260102T033000Z");
     });
 
