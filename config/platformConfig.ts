@@ -1,9 +1,29 @@
-// Parsing and validation of the `platform:*` stack config. Pure: it takes the raw strings Pulumi
-// hands the program and returns a typed config, or throws one ConfigError listing every problem,
-// each naming the key and the fix. Nothing here declares a resource.
+// The `platform:*` stack config, declared once. CONFIG_SCHEMA below is the single source of every key:
+// its Pulumi.yaml declaration (type, default, description), whether it is a secret, a documented example,
+// and the valibot schema that turns the raw string Pulumi hands the program into a typed value, with a
+// message naming the key and the fix for every way it can be wrong. Rules between keys (what the scaleway
+// target requires, memory and connection budgets, ...) follow as one list. `parsePlatformConfig` runs it
+// all and returns the typed PlatformConfig, or throws one ConfigError listing every problem. Pure:
+// nothing here declares a resource. tests/docs.test.ts checks Pulumi.yaml and the README against it.
+//
+// Why valibot and not zod 4: the same declarative API (schemas, pipes, custom messages, issue paths), at a
+// fraction of the start-up cost every preview pays (bench/configSchema.ts: requiring zod 4 takes ~90-190 ms
+// on the CI-sized machine, valibot ~15-25 ms; the note in /work/notes/config-schema.md has the runs).
+import * as v from "valibot";
 import { AppDefinition } from "../apps/types";
 import { FORWARDER_MEMORY_MB, connectionBudgetProblems } from "../render/postgres";
-import { DOMAIN, cidrRange, coversWholeInternet, isCronSchedule, isEmail, isHeartbeatUrl, isRelease, isSshPublicKey } from "../render/values";
+import {
+    DOMAIN,
+    cidrRange,
+    coversWholeInternet,
+    isAgeRecipient,
+    isCronSchedule,
+    isEmail,
+    isHeartbeatUrl,
+    isRelease,
+    isSshPublicKey,
+} from "../render/values";
+import { isTestAgeRecipient, isTestCidr, isTestSshPublicKey } from "./testValues";
 
 export type Target = "scaleway" | "local";
 
@@ -16,57 +36,8 @@ export interface DeployedApp {
     readonly passwordVersion: number;
 }
 
-export interface PlatformConfig {
-    readonly target: Target;
-    readonly domain: string;
-    readonly acmeEmail: string;
-    readonly acmeStaging: boolean;
-    readonly instanceType: string;
-    readonly sshPublicKey: string;
-    /** Plain text here; index.ts wraps it in pulumi.secret before any resource sees it. */
-    readonly sshPrivateKey?: string;
-    readonly adminCidrs: readonly string[];
-    /** Opt-in: port 22 open to every address (CI on hosted runners); fail2ban guards it. */
-    readonly sshFromAnywhere: boolean;
-    readonly apps: readonly DeployedApp[];
-    readonly localHttpPort: number;
-    readonly registryUsername?: string;
-    readonly registryToken?: string;
-    readonly memory: MemoryPlan;
-    readonly backup: BackupSettings;
-    readonly scale: ScaleSettings;
-}
-
-/** Where PostgreSQL runs and how many instances serve the apps. The defaults are the single-server stack. */
-export interface ScaleSettings {
-    /** `container`: PostgreSQL in a container on the (first) host; `managed`: Scaleway Managed Database for PostgreSQL. */
-    readonly database: "container" | "managed";
-    /** Instances running the edge and every app; more than one sit behind a Scaleway Load Balancer. */
-    readonly hosts: number;
-    /** Managed database node type, e.g. DB-DEV-S. */
-    readonly managedDatabaseNodeType: string;
-    /** A standby node with automatic failover. */
-    readonly managedDatabaseHa: boolean;
-    /** Days Scaleway keeps the managed database's automated backups. */
-    readonly managedDatabaseBackupDays: number;
-}
-
 export const SCALE_DEFAULTS = { database: "container", hosts: 1, managedDatabaseNodeType: "DB-DEV-S", managedDatabaseHa: false, managedDatabaseBackupDays: 7 } as const;
 export const MAX_HOSTS = 10;
-
-/** Nightly logical backups: encrypted on the host to `publicKey`, kept `retentionDays`, locked `lockDays`. */
-export interface BackupSettings {
-    /** age recipient (`age1…`) the dumps are encrypted to; the private key never reaches the server. */
-    readonly publicKey?: string;
-    /** Five-field cron expression, in the host's time zone (UTC). */
-    readonly schedule: string;
-    readonly retentionDays: number;
-    /** Object-lock (governance) days: nobody holding the host's credentials can delete a newer backup. */
-    readonly lockDays: number;
-    /** Pinged on success (and `<url>/fail` on failure), for a dead man's switch such as healthchecks.io. */
-    readonly heartbeatUrl?: string;
-}
-
 export const BACKUP_DEFAULTS = { schedule: "30 3 * * *", retentionDays: 30, lockDays: 7 } as const;
 
 export class ConfigError extends Error {
@@ -79,42 +50,11 @@ export class ConfigError extends Error {
     }
 }
 
-/** Every key the program reads, with what it is for; anything else in the namespace is a typo. */
-export const CONFIG_KEYS = [
-    "target",
-    "domain",
-    "acmeEmail",
-    "acmeStaging",
-    "instanceType",
-    "sshPublicKey",
-    "sshPrivateKey",
-    "adminCidrs",
-    "sshFromAnywhere",
-    "apps",
-    "passwordVersions",
-    "localHttpPort",
-    "registryUsername",
-    "registryToken",
-    "backupPublicKey",
-    "backupSchedule",
-    "backupRetentionDays",
-    "backupLockDays",
-    "backupHeartbeatUrl",
-    "database",
-    "hosts",
-    "managedDatabaseNodeType",
-    "managedDatabaseHa",
-    "managedDatabaseBackupDays",
-] as const;
-
 /**
  * Config namespaces a stack may use: the project's own and those of the providers it runs. A key in
  * any other namespace is a typo (`platfrom:apps`) that would otherwise be ignored silently.
  */
 export const CONFIG_NAMESPACES = ["platform", "scaleway", "docker", "postgresql", "command", "random", "pulumi"] as const;
-
-/** Keys whose values must be set with `pulumi config set --secret`. */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(["sshPrivateKey", "registryToken"]);
 
 /** RAM of the Scaleway instance types this platform is sized for, in MiB. */
 export const INSTANCE_MEMORY_MB: Readonly<Record<string, number>> = {
@@ -168,11 +108,9 @@ export function planMemory(instanceMb: number, apps: readonly AppDefinition[]): 
 }
 
 const APP_NAME = /^[a-z][a-z0-9-]{0,30}$/;
-const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
 
 /** The broadest prefix a single admin CIDR may have without the explicit opt-in. */
 export const BROADEST_ADMIN_PREFIX = { 4: 8, 6: 32 } as const;
-
 
 function editDistance(a: string, b: string): number {
     const row = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -209,6 +147,664 @@ export interface ParseOptions {
     readonly catalog: Readonly<Record<string, AppDefinition>>;
     /** Whether Pulumi holds the key as a secret (`pulumi config set --secret`). */
     readonly isSecret: (key: string) => boolean;
+    /**
+     * A test stack (config/testValues.ts): the test suite's published keys, recipients and documentation
+     * addresses are accepted. Never true for a stack someone deploys; false when absent.
+     */
+    readonly testStack?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Building blocks. Every value arrives as a string (lists and maps as JSON); empty means unset.
+
+type Message = (input: string) => string;
+const shown = (x: unknown) => JSON.stringify(x);
+
+/** A string key, trimmed (and optionally case-folded). */
+const text = (fold?: "lower" | "upper") =>
+    v.pipe(
+        v.string(),
+        v.trim(),
+        v.transform((s: string) => (fold === "lower" ? s.toLowerCase() : fold === "upper" ? s.toUpperCase() : s)),
+    );
+
+/** A string key that must pass `test`. */
+const checked = (test: (s: string) => boolean, message: Message, fold?: "lower" | "upper") =>
+    v.pipe(text(fold), v.check(test, (issue) => message(issue.input as string)));
+
+const flag = (key: string) =>
+    v.pipe(
+        text(),
+        v.check(
+            (s: string) => s === "true" || s === "false",
+            (issue) => `"${issue.input}" is not true or false. Fix: pulumi config set platform:${key} true`,
+        ),
+        v.transform((s: string) => s === "true"),
+    );
+
+const wholeNumber = (key: string, min: number, max: number, fallback: number) =>
+    v.pipe(
+        text(),
+        v.check(
+            (s: string) => /^\d+$/.test(s) && Number(s) >= min && Number(s) <= max,
+            (issue) => `"${issue.input}" is not a whole number from ${min} to ${max}. Fix: pulumi config set platform:${key} ${fallback}`,
+        ),
+        v.transform(Number),
+    );
+
+/** JSON for structured keys; a bare string stays a string, for the next step to report. */
+const json = v.transform((s: string): unknown => {
+    try {
+        return JSON.parse(s);
+    } catch {
+        return s;
+    }
+});
+
+const isMap = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+
+/** A plain map decoded from JSON. Entries are read with Object.entries: `__proto__` is a key like any other. */
+const map = (message: string) => v.pipe(text(), json, v.custom<Record<string, unknown>>(isMap, message));
+
+/** Adds an issue at `path` (`["apps", "demo"]` is reported as `platform:apps.demo`). */
+type Report = (path: readonly (string | number)[], message: string) => void;
+
+function reporter(addIssue: (info: { message: string; path: [v.IssuePathItem, ...v.IssuePathItem[]] }) => void, input: unknown): Report {
+    return (path, message) => {
+        const items = path.map((key): v.IssuePathItem => ({ type: "unknown", origin: "value", input, key, value: undefined }));
+        addIssue({ message, path: items as [v.IssuePathItem, ...v.IssuePathItem[]] });
+    };
+}
+
+/** A check over a whole value with issues at computed paths below it (a list's items, a map's entries). */
+function entries<T>(check: (value: T, report: Report) => void) {
+    return v.rawCheck<T>(({ dataset, addIssue }) => {
+        if (dataset.typed) check(dataset.value, reporter(addIssue, dataset.value));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The keys.
+
+/** How Pulumi.yaml declares a key's type (`map` keys are declared without a type: Pulumi has no map type). */
+export type DeclaredType = "string" | "boolean" | "integer" | "array" | "map";
+
+interface KeySpec<S extends v.GenericSchema<string, unknown>> {
+    readonly type: DeclaredType;
+    /** The default as Pulumi.yaml declares it; "" (and [] for adminCidrs) mean unset. */
+    readonly default: string | boolean | number | readonly never[] | Readonly<Record<string, never>>;
+    /** Pulumi.yaml's description, word for word. */
+    readonly description: string;
+    readonly secret?: true;
+    /** A value this key accepts, as a stack file writes it: the documented example validation is run on. */
+    readonly example: string;
+    readonly schema: (options: ParseOptions) => S;
+}
+
+const key = <const T extends KeySpec<v.GenericSchema<string, unknown>>>(spec: T): T => spec;
+
+const sshPublicKeyFix = 'Fix: pulumi config set platform:sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)" (no key yet? ssh-keygen -t ed25519 -f ~/.ssh/id_ed25519)';
+const ageFix = "Fix: age-keygen -o backup.key (keep it offline), then pulumi config set platform:backupPublicKey age1…";
+const cidrFix = "Fix: pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32 (your office or a runner's fixed egress address)";
+const optIn = "to open SSH to everyone, say so explicitly instead: pulumi config set platform:sshFromAnywhere true";
+const ownAddressFix = (i: number) => `Fix: pulumi config set --path 'adminCidrs[${i}]' "$(curl -4 -fsS https://ifconfig.me)/32"`;
+
+/** The placeholders the committed example stack file holds: refused with the way to make the real value. */
+const isPlaceholder = (s: string) => /^<.*>$/.test(s.trim());
+
+const secretCheck = (key: string, options: ParseOptions) =>
+    v.check<string, string>(() => options.isSecret(key), `is stored in plain text. Fix: pulumi config set --secret platform:${key} … (and rotate the exposed value)`);
+
+/**
+ * Every key the program reads, in the order Pulumi.yaml declares them. Anything else in the namespace is
+ * a typo. Each entry is the key's whole contract; the schema below is built from it.
+ */
+export const CONFIG_SCHEMA = {
+    target: key({
+        type: "string",
+        default: "local",
+        description: "Where the platform runs. `scaleway` (one instance with a flexible IP) or `local` (this machine's Docker engine).",
+        example: "scaleway",
+        schema: () => checked((s) => s === "scaleway" || s === "local", (s) => `"${s}" is not a target. Fix: pulumi config set platform:target scaleway (or local)`) as v.GenericSchema<string, Target>,
+    }),
+    domain: key({
+        type: "string",
+        default: "",
+        description: "Domain the edge serves and gets a Let's Encrypt certificate for; its A record must point at publicIp. Required on scaleway; `localhost` on local.",
+        example: "apps.example.org",
+        // Which names are valid depends on the target (`localhost` is local only): see the rules.
+        schema: () => text("lower"),
+    }),
+    acmeEmail: key({
+        type: "string",
+        default: "",
+        description: "Email for the Let's Encrypt account (expiry notices). Required on scaleway.",
+        example: "ops@example.org",
+        schema: () =>
+            checked(
+                isEmail,
+                (s) => `${shown(s)} is not a plain email address (letters, digits and . _ + - before the @, a domain after it). Fix: pulumi config set platform:acmeEmail ops@example.com`,
+            ),
+    }),
+    acmeStaging: key({
+        type: "boolean",
+        default: false,
+        description: "Use Let's Encrypt's staging CA (untrusted certificates, high rate limits) while trying things out.",
+        example: "true",
+        schema: () => flag("acmeStaging"),
+    }),
+    instanceType: key({
+        type: "string",
+        default: "DEV1-M",
+        description: "Scaleway instance type. Container memory limits must fit it (DEV1-M leaves 3.5 GiB for containers).",
+        example: "DEV1-L",
+        schema: () =>
+            checked(
+                (s) => Object.prototype.hasOwnProperty.call(INSTANCE_MEMORY_MB, s),
+                (s) => `"${s}" is not a supported instance type. Fix: pulumi config set platform:instanceType DEV1-M (supported: ${Object.keys(INSTANCE_MEMORY_MB).join(", ")})`,
+                "upper",
+            ),
+    }),
+    sshPublicKey: key({
+        type: "string",
+        default: "",
+        description: "OpenSSH public key allowed to log in as root. Required on scaleway.",
+        example: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpqNifFOAL4sF4C3v8vB948BXYIKBAcbBYI1GgoJZK1 you@laptop",
+        schema: (options) =>
+            v.pipe(
+                text(),
+                v.check(
+                    isSshPublicKey,
+                    (issue) =>
+                        isPlaceholder(issue.input as string)
+                            ? `is still the example's placeholder ${issue.input}: put your own public key here (root logs in with it). ${sshPublicKeyFix}`
+                            : `is not an OpenSSH public key (expected "ssh-ed25519 AAAA… comment"). ${sshPublicKeyFix}`,
+                ),
+                v.check(
+                    (s) => options.testStack === true || !isTestSshPublicKey(s),
+                    `is one of the test suite's published keys: anyone could hold its private half, or nobody, and either way this server's root login would not be yours. ${sshPublicKeyFix}`,
+                ),
+            ),
+    }),
+    sshPrivateKey: key({
+        type: "string",
+        default: "",
+        description: "Matching private key, set with --secret. Leave unset to use the key in your ssh-agent (SSH_AUTH_SOCK).",
+        secret: true,
+        example: "-----BEGIN OPENSSH PRIVATE KEY-----\n…\n-----END OPENSSH PRIVATE KEY-----",
+        schema: (options) =>
+            v.pipe(
+                text(),
+                secretCheck("sshPrivateKey", options),
+                v.check((s) => /^-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(s), "is not a PEM/OpenSSH private key. Fix: pulumi config set --secret platform:sshPrivateKey < ~/.ssh/id_ed25519"),
+            ),
+    }),
+    adminCidrs: key({
+        type: "array",
+        default: [],
+        description: "CIDRs allowed to reach SSH (port 22). Required on scaleway unless sshFromAnywhere is true; the deploying machine (CI) must be in it. Nothing that adds up to the whole internet is accepted.",
+        example: '["203.0.113.10/32"]',
+        schema: (options) =>
+            v.pipe(
+                text(),
+                json,
+                v.custom<unknown[]>(Array.isArray, (issue) => `must be a list of CIDRs, not ${shown(issue.input)}. ${cidrFix}`),
+                entries<unknown[]>((cidrs, report) =>
+                    cidrs.forEach((c, i) => {
+                        const range = typeof c === "string" ? cidrRange(c) : undefined;
+                        if (typeof c !== "string" || range === undefined) {
+                            report([i], `${shown(c)} is not a CIDR. Fix: pulumi config set --path 'adminCidrs[${i}]' 203.0.113.7/32`);
+                            return;
+                        }
+                        const prefix = Number(c.split("/")[1]);
+                        if (prefix < BROADEST_ADMIN_PREFIX[range.family]) {
+                            report(
+                                [i],
+                                `${c} opens SSH to ${prefix === 0 ? "the whole internet" : `a /${prefix}, a large part of the internet`}. Fix: use your office or CI address, e.g. 203.0.113.7/32; ${optIn}`,
+                            );
+                        } else if (range.hostBitsSet) {
+                            report([i], `${c} has host bits set after the /${prefix}. Fix: write the network address, or /32 (/128) for one address`);
+                        } else if (options.testStack !== true && isTestCidr(c)) {
+                            report(
+                                [i],
+                                `${c} is in a documentation range (RFC 5737 / RFC 3849) that the examples and tests use: no real machine has that address, so nobody could reach SSH. ${ownAddressFix(i)}`,
+                            );
+                        }
+                    }),
+                ),
+                v.transform((cidrs) => cidrs.filter((c): c is string => typeof c === "string")),
+                v.check(
+                    (cidrs) => !coversWholeInternet(cidrs.filter((c) => cidrRange(c) !== undefined)),
+                    (issue) => `${(issue.input as string[]).join(" + ")} together cover the whole internet. Fix: list only your own addresses; ${optIn}`,
+                ),
+            ),
+    }),
+    sshFromAnywhere: key({
+        type: "boolean",
+        default: false,
+        description: "Opt-in that opens port 22 to every address, for deploying from GitHub-hosted runners whose address changes. sshd is key-only in every mode; with this on, fail2ban also bans brute-force sources.",
+        example: "true",
+        schema: () => flag("sshFromAnywhere"),
+    }),
+    apps: key({
+        type: "map",
+        default: {},
+        description: "Map from catalog app name (apps/) to the release that stack runs, an image tag or sha256 digest. An app runs if and only if it is listed.",
+        example: '{"demo":"1.27-alpine"}',
+        schema: (options) =>
+            v.pipe(
+                map("must be a map from app name to release. Fix: pulumi config set --path 'apps.demo' 1.27-alpine"),
+                entries<Record<string, unknown>>((apps, report) => {
+                    const known = Object.keys(options.catalog);
+                    for (const [name, release] of Object.entries(apps)) {
+                        if (!Object.prototype.hasOwnProperty.call(options.catalog, name)) {
+                            const guess = closest(name, known);
+                            report(
+                                [name],
+                                `"${name}" is not in the app catalog.${guess ? ` Did you mean "${guess}"?` : ""} Known apps: ${known.join(", ")}. ` +
+                                    `Fix: add apps/${APP_NAME.test(name) ? name : "<name>"}.ts to the catalog, or pulumi config rm --path 'apps.${name}'`,
+                            );
+                        } else if (typeof release !== "string") {
+                            // `pulumi config set --path` stores 2 as a number, and YAML reads 1.10 as 1.1: running
+                            // "whatever the number prints as" could be another release than the one written.
+                            report(
+                                [name],
+                                `${shown(release)} is a ${typeof release}, not a string: a release is an image tag, and ${typeof release === "number" ? "a number may not be the tag you wrote (1.10 reads as 1.1)" : "only a string can name one"}. ` +
+                                    `Fix: pulumi config set --type string --path 'apps.${name}' <tag> (in Pulumi.<stack>.yaml, quote it: ${name}: "1.10")`,
+                            );
+                        } else if (!isRelease(release)) {
+                            report(
+                                [name],
+                                `${shown(release)} is not a release: use an image tag (1.4.3) or a digest (sha256:<64 hex>). Fix: pulumi config set --type string --path 'apps.${name}' 1.4.3`,
+                            );
+                        }
+                    }
+                }),
+                v.transform((apps) => new Map(Object.entries(apps).map(([name, release]) => [name, release as string]))),
+            ),
+    }),
+    passwordVersions: key({
+        type: "map",
+        default: {},
+        description: "Map from app name to a whole number; bump an app's number to rotate its database password.",
+        example: '{"demo":1}',
+        schema: () =>
+            v.pipe(
+                map("must be a map from app name to a whole number. Fix: pulumi config set --path 'passwordVersions.app1' 2"),
+                entries<Record<string, unknown>>((versions, report) => {
+                    for (const [name, n] of Object.entries(versions)) {
+                        if (typeof n !== "number" || !Number.isInteger(n) || n < 0) {
+                            report([name], `${shown(n)} is not a whole number. Fix: pulumi config set --path 'passwordVersions.${name}' 2`);
+                        }
+                    }
+                }),
+                // A Map, not an object: app names come from the user, and `__proto__` must stay a plain key.
+                v.transform((versions) => new Map(Object.entries(versions).map(([name, n]) => [name, n as number]))),
+            ),
+    }),
+    localHttpPort: key({
+        type: "integer",
+        default: 8080,
+        description: "Loopback port the edge listens on, on the local stack.",
+        example: "8081",
+        schema: () =>
+            v.pipe(
+                checked((s) => /^\d+$/.test(s) && Number(s) >= 1 && Number(s) <= 65535, (s) => `"${s}" is not a TCP port. Fix: pulumi config set platform:localHttpPort 8080`),
+                v.transform(Number),
+            ),
+    }),
+    registryUsername: key({
+        type: "string",
+        default: "",
+        description: "Username for ghcr.io, to pull private app images.",
+        example: "octocat",
+        schema: () => text(),
+    }),
+    registryToken: key({
+        type: "string",
+        default: "",
+        description: "Token for ghcr.io (read:packages), set with --secret.",
+        secret: true,
+        example: "ghp_…",
+        schema: (options) => v.pipe(text(), secretCheck("registryToken", options)),
+    }),
+    backupPublicKey: key({
+        type: "string",
+        default: "",
+        description: "age recipient (age1…) the nightly database backups are encrypted to. Required on scaleway. Keep the private key (age-keygen) off the server.",
+        example: "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+        schema: (options) =>
+            v.pipe(
+                text(),
+                v.check(isAgeRecipient, (issue) =>
+                    isPlaceholder(issue.input as string)
+                        ? `is still the example's placeholder ${issue.input}: backups would be encrypted to nobody's key. ${ageFix}`
+                        : `is not an age recipient (age1 followed by 58 lowercase letters and digits). ${ageFix}`,
+                ),
+                v.check(
+                    (s) => options.testStack === true || !isTestAgeRecipient(s),
+                    `is one of the test suite's published recipients: nobody holds its private key, so no backup encrypted to it could ever be restored. ${ageFix}`,
+                ),
+            ),
+    }),
+    backupSchedule: key({
+        type: "string",
+        default: BACKUP_DEFAULTS.schedule,
+        description: "When the host dumps every app's database, as a five-field cron expression in UTC.",
+        example: "15 2 * * *",
+        schema: () =>
+            v.pipe(
+                checked(isCronSchedule, (s) => `${shown(s)} is not a five-field cron schedule. Fix: pulumi config set platform:backupSchedule '30 3 * * *'`),
+                v.transform((s) => s.split(/\s+/).join(" ")),
+            ),
+    }),
+    backupRetentionDays: key({
+        type: "integer",
+        default: BACKUP_DEFAULTS.retentionDays,
+        description: "Days a backup is kept in the bucket (noncurrent versions expire after the same time).",
+        example: "60",
+        schema: () => wholeNumber("backupRetentionDays", 1, 3650, BACKUP_DEFAULTS.retentionDays),
+    }),
+    backupLockDays: key({
+        type: "integer",
+        default: BACKUP_DEFAULTS.lockDays,
+        description: "Days a new backup is object-locked (governance mode), so the host's own key cannot delete or overwrite it. Shorter than the retention.",
+        example: "14",
+        schema: () => wholeNumber("backupLockDays", 0, 3650, BACKUP_DEFAULTS.lockDays),
+    }),
+    backupHeartbeatUrl: key({
+        type: "string",
+        default: "",
+        description: "Optional https URL pinged after every successful backup (and <url>/fail on failure), for a dead man's switch such as healthchecks.io.",
+        example: "https://hc-ping.com/5f1e-77aa",
+        schema: () =>
+            checked(
+                isHeartbeatUrl,
+                (s) => `${shown(s)} is not a plain https URL (no query, credentials or quotes). Fix: pulumi config set platform:backupHeartbeatUrl https://hc-ping.com/<uuid>`,
+            ),
+    }),
+    database: key({
+        type: "string",
+        default: SCALE_DEFAULTS.database,
+        description: "Where PostgreSQL runs. `container` (on the host, data on a protected volume) or `managed` (Scaleway Managed Database for PostgreSQL on a private network, no public endpoint).",
+        example: "managed",
+        schema: () =>
+            checked((s) => s === "container" || s === "managed", (s) => `"${s}" is neither container nor managed. Fix: pulumi config set platform:database managed`) as v.GenericSchema<
+                string,
+                "container" | "managed"
+            >,
+    }),
+    hosts: key({
+        type: "integer",
+        default: SCALE_DEFAULTS.hosts,
+        description: "Instances that run the edge and every app. More than one sit on a private network behind a Scaleway Load Balancer and need database managed.",
+        example: "2",
+        schema: () => wholeNumber("hosts", 1, MAX_HOSTS, SCALE_DEFAULTS.hosts),
+    }),
+    managedDatabaseNodeType: key({
+        type: "string",
+        default: SCALE_DEFAULTS.managedDatabaseNodeType,
+        description: "Node type of the managed database (database managed only).",
+        example: "DB-GP-XS",
+        schema: () =>
+            checked(
+                (s) => /^DB-[A-Z0-9-]{2,20}$/.test(s),
+                (s) => `"${s}" is not a Scaleway database node type. Fix: pulumi config set platform:managedDatabaseNodeType DB-DEV-S`,
+                "upper",
+            ),
+    }),
+    managedDatabaseHa: key({
+        type: "boolean",
+        default: SCALE_DEFAULTS.managedDatabaseHa,
+        description: "A standby node with automatic failover for the managed database.",
+        example: "true",
+        schema: () => flag("managedDatabaseHa"),
+    }),
+    managedDatabaseBackupDays: key({
+        type: "integer",
+        default: SCALE_DEFAULTS.managedDatabaseBackupDays,
+        description: "Days Scaleway keeps the managed database's automated backups (besides the platform's own nightly logical backups).",
+        example: "14",
+        schema: () => wholeNumber("managedDatabaseBackupDays", 1, 365, SCALE_DEFAULTS.managedDatabaseBackupDays),
+    }),
+} as const;
+
+type Keys = typeof CONFIG_SCHEMA;
+export type ConfigKey = keyof Keys;
+
+/** Every key the program reads; anything else in the namespace is a typo. */
+export const CONFIG_KEYS = Object.keys(CONFIG_SCHEMA) as readonly ConfigKey[];
+
+/** Keys whose values must be set with `pulumi config set --secret`. */
+export const SECRET_KEYS: ReadonlySet<string> = new Set(CONFIG_KEYS.filter((k) => (CONFIG_SCHEMA[k] as KeySpec<never>).secret === true));
+
+/** The default as the raw string Pulumi would hand over, or undefined where the default means unset. */
+function rawDefault(spec: KeySpec<v.GenericSchema<string, unknown>>): string | undefined {
+    const d = spec.default;
+    if (d === "" || (Array.isArray(d) && d.length === 0)) return undefined;
+    return typeof d === "string" ? d : JSON.stringify(d);
+}
+
+type Values = { -readonly [K in ConfigKey]: v.InferOutput<ReturnType<Keys[K]["schema"]>> | (Keys[K]["default"] extends "" | readonly never[] ? undefined : never) };
+
+// ---------------------------------------------------------------------------------------------------
+// Rules between keys. Each runs only when the keys it reads are valid, and reports at the key to change.
+
+interface Rule {
+    readonly reads: readonly ConfigKey[];
+    readonly check: (c: Values, report: Report, options: ParseOptions) => void;
+}
+
+const onCloud = (c: Values) => c.target === "scaleway";
+
+const RULES: readonly Rule[] = [
+    {
+        reads: ["target", "domain"],
+        check: (c, report) => {
+            const domain = c.domain ?? "";
+            if (onCloud(c) && domain === "") report(["domain"], "required on the scaleway target. Fix: pulumi config set platform:domain example.com");
+            else if (onCloud(c) && !DOMAIN.test(domain)) report(["domain"], `"${domain}" is not a domain name. Fix: pulumi config set platform:domain example.com`);
+            else if (!onCloud(c) && domain !== "" && domain !== "localhost" && !DOMAIN.test(domain)) {
+                report(["domain"], `"${domain}" is not a domain name. Fix: pulumi config set platform:domain localhost`);
+            }
+        },
+    },
+    {
+        reads: ["target", "acmeEmail"],
+        check: (c, report) => {
+            if (onCloud(c) && c.acmeEmail === undefined) {
+                report(["acmeEmail"], "required on the scaleway target (Let's Encrypt account). Fix: pulumi config set platform:acmeEmail ops@example.com");
+            }
+        },
+    },
+    {
+        reads: ["target", "sshPublicKey"],
+        check: (c, report) => {
+            if (onCloud(c) && c.sshPublicKey === undefined) report(["sshPublicKey"], `required on the scaleway target. ${sshPublicKeyFix}`);
+        },
+    },
+    {
+        reads: ["target", "adminCidrs", "sshFromAnywhere"],
+        check: (c, report) => {
+            if (!onCloud(c) || c.sshFromAnywhere) return;
+            if (c.adminCidrs === undefined) {
+                report(["adminCidrs"], `required on the scaleway target: who may reach SSH. ${cidrFix}, or opt in to SSH from anywhere: pulumi config set platform:sshFromAnywhere true`);
+            } else if (c.adminCidrs.length === 0) {
+                report(["adminCidrs"], `is empty: nobody could reach SSH, and the deployment needs it. ${cidrFix}`);
+            }
+        },
+    },
+    {
+        reads: ["apps", "passwordVersions"],
+        check: (c, report) => {
+            for (const name of c.passwordVersions.keys()) {
+                if (!c.apps.has(name)) report(["passwordVersions", name], `names an app this stack does not run. Fix: pulumi config rm --path 'passwordVersions.${name}'`);
+            }
+        },
+    },
+    {
+        reads: ["registryUsername", "registryToken"],
+        check: (c, report) => {
+            if ((c.registryUsername === undefined) !== (c.registryToken === undefined)) {
+                report([c.registryUsername === undefined ? "registryUsername" : "registryToken"], "registryUsername and registryToken go together (ghcr.io login). Fix: set both, or remove both");
+            }
+        },
+    },
+    {
+        reads: ["target", "apps", "registryToken"],
+        check: (c, report, options) => {
+            const privateApps = [...c.apps.keys()].filter((name) => [options.catalog[name].frontend, options.catalog[name].backend].some((x) => x.privateImage === true));
+            if (onCloud(c) && privateApps.length > 0 && c.registryToken === undefined) {
+                report(
+                    ["registryToken"],
+                    `required to pull the private images of ${privateApps.join(", ")}. ` +
+                        "Fix: pulumi config set platform:registryUsername <github user> && pulumi config set --secret platform:registryToken <PAT with read:packages>",
+                );
+            }
+        },
+    },
+    {
+        reads: ["apps"],
+        check: (c, report, options) => {
+            for (const problem of connectionBudgetProblems([...c.apps.keys()].map((name) => options.catalog[name]))) report(["apps"], problem);
+        },
+    },
+    {
+        reads: ["apps", "instanceType"],
+        check: (c, report, options) => {
+            const apps = [...c.apps.keys()].map((name) => options.catalog[name]);
+            const memory = planMemory(INSTANCE_MEMORY_MB[c.instanceType], apps);
+            if (memory.totalMb > memory.budgetMb) {
+                const lines = apps.map((a) => `${a.name} ${a.frontend.memoryMb + a.backend.memoryMb}`).join(", ");
+                report(
+                    ["apps"],
+                    `container memory limits sum to ${memory.totalMb} MiB (postgres ${memory.postgresMb}, its forwarder ${memory.forwarderMb}, edge ${memory.edgeMb}, ${lines}) ` +
+                        `but ${c.instanceType} leaves ${memory.budgetMb} MiB for containers. ` +
+                        "Fix: remove an app, lower its memoryMb in apps/, or pulumi config set platform:instanceType DEV1-L",
+                );
+            }
+        },
+    },
+    {
+        reads: ["target", "backupPublicKey"],
+        check: (c, report) => {
+            if (onCloud(c) && c.backupPublicKey === undefined) {
+                report(["backupPublicKey"], `required on the scaleway target: nightly backups are encrypted to it, and its private key stays with you. ${ageFix}`);
+            }
+        },
+    },
+    {
+        reads: ["backupRetentionDays", "backupLockDays"],
+        check: (c, report) => {
+            if (c.backupLockDays >= c.backupRetentionDays) {
+                report(
+                    ["backupLockDays"],
+                    `${c.backupLockDays} days of lock is not shorter than the ${c.backupRetentionDays}-day retention. Fix: pulumi config set platform:backupLockDays ${Math.min(7, c.backupRetentionDays - 1)}`,
+                );
+            }
+        },
+    },
+    {
+        reads: ["target", "database", "hosts"],
+        check: (c, report) => {
+            if (!onCloud(c) && (c.database === "managed" || c.hosts > 1)) {
+                report([c.database === "managed" ? "database" : "hosts"], "the local stack is one machine with a PostgreSQL container. Fix: pulumi config rm platform:database && pulumi config rm platform:hosts");
+            }
+            if (c.hosts > 1 && c.database === "container") {
+                report(["hosts"], `${c.hosts} hosts need a database they can all reach: a container on one of them would make it a single point of failure. Fix: pulumi config set platform:database managed`);
+            }
+        },
+    },
+];
+
+// ---------------------------------------------------------------------------------------------------
+// The schema: the keys, unknown keys refused with a suggestion, the rules, and the typed result.
+
+function toPlatformConfig(c: Values, options: ParseOptions) {
+    const apps: DeployedApp[] = [...c.apps].map(([name, release]) => ({ definition: options.catalog[name], release, passwordVersion: c.passwordVersions.get(name) ?? 0 }));
+    return {
+        target: c.target,
+        domain: c.domain ?? (onCloud(c) ? "" : "localhost"),
+        acmeEmail: c.acmeEmail ?? "",
+        acmeStaging: c.acmeStaging,
+        instanceType: c.instanceType,
+        sshPublicKey: c.sshPublicKey ?? "",
+        /** Plain text here; index.ts wraps it in pulumi.secret before any resource sees it. */
+        sshPrivateKey: c.sshPrivateKey,
+        adminCidrs: (c.adminCidrs ?? []) as readonly string[],
+        /** Opt-in: port 22 open to every address (CI on hosted runners); fail2ban guards it. */
+        sshFromAnywhere: c.sshFromAnywhere,
+        apps: apps as readonly DeployedApp[],
+        localHttpPort: c.localHttpPort,
+        registryUsername: c.registryUsername,
+        registryToken: c.registryToken,
+        memory: planMemory(INSTANCE_MEMORY_MB[c.instanceType], apps.map((a) => a.definition)),
+        /** Nightly logical backups: encrypted on the host to `publicKey`, kept `retentionDays`, locked `lockDays`. */
+        backup: {
+            /** age recipient (`age1…`) the dumps are encrypted to; the private key never reaches the server. */
+            publicKey: c.backupPublicKey,
+            /** Five-field cron expression, in the host's time zone (UTC). */
+            schedule: c.backupSchedule,
+            retentionDays: c.backupRetentionDays,
+            /** Object-lock (governance) days: nobody holding the host's credentials can delete a newer backup. */
+            lockDays: c.backupLockDays,
+            /** Pinged on success (and `<url>/fail` on failure), for a dead man's switch such as healthchecks.io. */
+            heartbeatUrl: c.backupHeartbeatUrl,
+        },
+        /** Where PostgreSQL runs and how many instances serve the apps. The defaults are the single-server stack. */
+        scale: {
+            /** `container`: PostgreSQL in a container on the (first) host; `managed`: Scaleway Managed Database for PostgreSQL. */
+            database: c.database,
+            /** Instances running the edge and every app; more than one sit behind a Scaleway Load Balancer. */
+            hosts: c.hosts,
+            /** Managed database node type, e.g. DB-DEV-S. */
+            managedDatabaseNodeType: c.managedDatabaseNodeType,
+            /** A standby node with automatic failover. */
+            managedDatabaseHa: c.managedDatabaseHa,
+            /** Days Scaleway keeps the managed database's automated backups. */
+            managedDatabaseBackupDays: c.managedDatabaseBackupDays,
+        },
+    };
+}
+
+/** The whole `platform:` namespace as one valibot schema, for one catalog and one secret lookup. */
+export function platformSchema(options: ParseOptions) {
+    const entries = Object.fromEntries(
+        CONFIG_KEYS.map((k) => {
+            const spec = CONFIG_SCHEMA[k] as KeySpec<v.GenericSchema<string, unknown>>;
+            return [k, v.optional(spec.schema(options), rawDefault(spec))];
+        }),
+    ) as unknown as { [K in ConfigKey]: v.GenericSchema<string | undefined, Values[K]> };
+    return v.pipe(
+        v.looseObject(entries),
+        v.rawCheck(({ dataset, addIssue }) => {
+            const report = reporter(addIssue, dataset.value);
+            for (const k of Object.keys(dataset.value as object)) {
+                if ((CONFIG_KEYS as readonly string[]).includes(k)) continue;
+                const guess = closest(k, CONFIG_KEYS);
+                report([k], `unknown key.${guess ? ` Did you mean "${guess}"?` : ""} Known keys: ${CONFIG_KEYS.join(", ")}. Fix: pulumi config rm platform:${k}`);
+            }
+        }),
+        v.rawCheck(({ dataset, addIssue }) => {
+            const failed = new Set((dataset.issues ?? []).map((i) => i.path?.[0]?.key));
+            for (const rule of RULES) {
+                if (rule.reads.some((k) => failed.has(k))) continue;
+                rule.check(dataset.value as Values, reporter(addIssue, dataset.value), options);
+            }
+        }),
+        v.transform((c) => toPlatformConfig(c as Values, options)),
+    );
+}
+
+/** The typed config every component reads: what the schema returns. */
+export type PlatformConfig = Readonly<v.InferOutput<ReturnType<typeof platformSchema>>>;
+export type BackupSettings = PlatformConfig["backup"];
+export type ScaleSettings = PlatformConfig["scale"];
+
+/** `platform:adminCidrs[0]`, `platform:apps.demo`: an issue's key path as `pulumi config set --path` writes it. */
+function keyPath(path: readonly v.IssuePathItem[] | undefined): string {
+    const [first, ...rest] = (path ?? []).map((p) => p.key as string | number);
+    return `platform:${String(first)}${rest.map((k) => (typeof k === "number" ? `[${k}]` : `.${k}`)).join("")}`;
 }
 
 /**
@@ -216,308 +812,11 @@ export interface ParseOptions {
  * bad key and its fix. Called before any resource is declared.
  */
 export function parsePlatformConfig(raw: RawConfig, options: ParseOptions): PlatformConfig {
-    const problems: string[] = [];
-    const fail = (key: string, message: string) => problems.push(`platform:${key}: ${message}`);
-    const text = (key: string): string | undefined => {
-        const v = raw[key];
-        return v === undefined || v.trim() === "" ? undefined : v.trim();
-    };
-    const json = (key: string): unknown => {
-        const v = raw[key];
-        if (v === undefined || v.trim() === "") return undefined;
-        try {
-            return JSON.parse(v);
-        } catch {
-            return v; // A bare string where structured config belongs; reported by the caller.
-        }
-    };
-
-    for (const key of Object.keys(raw)) {
-        if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
-            const guess = closest(key, CONFIG_KEYS);
-            fail(
-                key,
-                `unknown key.${guess ? ` Did you mean "${guess}"?` : ""} Known keys: ${CONFIG_KEYS.join(", ")}. ` +
-                    `Fix: pulumi config rm platform:${key}`,
-            );
-        }
-    }
-
-    const targetText = text("target") ?? "local";
-    let target: Target = "local";
-    if (targetText === "scaleway" || targetText === "local") {
-        target = targetText;
-    } else {
-        fail("target", `"${targetText}" is not a target. Fix: pulumi config set platform:target scaleway (or local)`);
-    }
-    const onCloud = target === "scaleway";
-
-    const domain = (text("domain") ?? (onCloud ? "" : "localhost")).toLowerCase();
-    if (onCloud && domain === "") {
-        fail("domain", "required on the scaleway target. Fix: pulumi config set platform:domain example.com");
-    } else if (onCloud && !DOMAIN.test(domain)) {
-        fail("domain", `"${domain}" is not a domain name. Fix: pulumi config set platform:domain example.com`);
-    } else if (!onCloud && domain !== "localhost" && !DOMAIN.test(domain)) {
-        fail("domain", `"${domain}" is not a domain name. Fix: pulumi config set platform:domain localhost`);
-    }
-
-    const acmeEmail = text("acmeEmail") ?? "";
-    if (onCloud && acmeEmail === "") {
-        fail("acmeEmail", "required on the scaleway target (Let's Encrypt account). Fix: pulumi config set platform:acmeEmail ops@example.com");
-    } else if (acmeEmail !== "" && !isEmail(acmeEmail)) {
-        fail(
-            "acmeEmail",
-            `${JSON.stringify(acmeEmail)} is not a plain email address (letters, digits and . _ + - before the @, a domain after it). ` +
-                "Fix: pulumi config set platform:acmeEmail ops@example.com",
-        );
-    }
-
-    const booleanKey = (key: string): boolean => {
-        const v = text(key);
-        if (v === undefined || v === "false") return false;
-        if (v === "true") return true;
-        fail(key, `"${v}" is not true or false. Fix: pulumi config set platform:${key} true`);
-        return false;
-    };
-    const acmeStaging = booleanKey("acmeStaging");
-
-    const instanceType = (text("instanceType") ?? "DEV1-M").toUpperCase();
-    const instanceMb = INSTANCE_MEMORY_MB[instanceType];
-    if (instanceMb === undefined) {
-        fail(
-            "instanceType",
-            `"${instanceType}" is not a supported instance type. Fix: pulumi config set platform:instanceType DEV1-M ` +
-                `(supported: ${Object.keys(INSTANCE_MEMORY_MB).join(", ")})`,
-        );
-    }
-
-    const sshPublicKey = text("sshPublicKey") ?? "";
-    if (onCloud && sshPublicKey === "") {
-        fail("sshPublicKey", 'required on the scaleway target. Fix: pulumi config set platform:sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)"');
-    } else if (sshPublicKey !== "" && !isSshPublicKey(sshPublicKey)) {
-        fail(
-            "sshPublicKey",
-            'is not an OpenSSH public key (expected "ssh-ed25519 AAAA… comment"). ' +
-                'Fix: pulumi config set platform:sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)"',
-        );
-    }
-
-    const sshPrivateKey = text("sshPrivateKey");
-    for (const key of SECRET_KEYS) {
-        if (text(key) !== undefined && !options.isSecret(key)) {
-            fail(key, `is stored in plain text. Fix: pulumi config set --secret platform:${key} … (and rotate the exposed value)`);
-        }
-    }
-    if (sshPrivateKey !== undefined && !/^-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(sshPrivateKey)) {
-        fail("sshPrivateKey", 'is not a PEM/OpenSSH private key. Fix: pulumi config set --secret platform:sshPrivateKey < ~/.ssh/id_ed25519');
-    }
-
-    const sshFromAnywhere = booleanKey("sshFromAnywhere");
-    const cidrs = json("adminCidrs");
-    let adminCidrs: string[] = [];
-    const cidrFix = "Fix: pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32 (your office or a runner's fixed egress address)";
-    if (cidrs === undefined) {
-        if (onCloud && !sshFromAnywhere) {
-            fail("adminCidrs", `required on the scaleway target: who may reach SSH. ${cidrFix}, or opt in to SSH from anywhere: pulumi config set platform:sshFromAnywhere true`);
-        }
-    } else if (!Array.isArray(cidrs)) {
-        fail("adminCidrs", `must be a list of CIDRs, not ${JSON.stringify(cidrs)}. ${cidrFix}`);
-    } else {
-        const optIn = "to open SSH to everyone, say so explicitly instead: pulumi config set platform:sshFromAnywhere true";
-        cidrs.forEach((c, i) => {
-            const range = typeof c === "string" ? cidrRange(c) : undefined;
-            if (typeof c !== "string" || range === undefined) {
-                fail(`adminCidrs[${i}]`, `${JSON.stringify(c)} is not a CIDR. Fix: pulumi config set --path 'adminCidrs[${i}]' 203.0.113.7/32`);
-                return;
-            }
-            const prefix = Number(c.split("/")[1]);
-            if (prefix < BROADEST_ADMIN_PREFIX[range.family]) {
-                fail(
-                    `adminCidrs[${i}]`,
-                    `${c} opens SSH to ${prefix === 0 ? "the whole internet" : `a /${prefix}, a large part of the internet`}. ` +
-                        `Fix: use your office or CI address, e.g. 203.0.113.7/32; ${optIn}`,
-                );
-            } else if (range.hostBitsSet) {
-                fail(`adminCidrs[${i}]`, `${c} has host bits set after the /${prefix}. Fix: write the network address, or /32 (/128) for one address`);
-            }
-        });
-        adminCidrs = cidrs.filter((c): c is string => typeof c === "string");
-        if (coversWholeInternet(adminCidrs.filter((c) => cidrRange(c) !== undefined))) {
-            fail("adminCidrs", `${adminCidrs.join(" + ")} together cover the whole internet. Fix: list only your own addresses; ${optIn}`);
-        }
-        if (onCloud && adminCidrs.length === 0 && !sshFromAnywhere) {
-            fail("adminCidrs", `is empty: nobody could reach SSH, and the deployment needs it. ${cidrFix}`);
-        }
-    }
-
-    const versions = json("passwordVersions") ?? {};
-    // Maps, not objects: app names come from the user, and `__proto__` or `constructor` must be plain keys.
-    const passwordVersions = new Map<string, number>();
-    if (typeof versions !== "object" || versions === null || Array.isArray(versions)) {
-        fail("passwordVersions", "must be a map from app name to a whole number. Fix: pulumi config set --path 'passwordVersions.app1' 2");
-    } else {
-        for (const [name, v] of Object.entries(versions)) {
-            if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
-                fail(`passwordVersions.${name}`, `${JSON.stringify(v)} is not a whole number. Fix: pulumi config set --path 'passwordVersions.${name}' 2`);
-            } else {
-                passwordVersions.set(name, v);
-            }
-        }
-    }
-
-    const appsValue = json("apps") ?? {};
-    const apps: DeployedApp[] = [];
-    if (typeof appsValue !== "object" || appsValue === null || Array.isArray(appsValue)) {
-        fail("apps", "must be a map from app name to release. Fix: pulumi config set --path 'apps.demo' 1.27-alpine");
-    } else {
-        const known = Object.keys(options.catalog);
-        for (const [name, release] of Object.entries(appsValue)) {
-            const definition = Object.prototype.hasOwnProperty.call(options.catalog, name) ? options.catalog[name] : undefined;
-            if (definition === undefined) {
-                const guess = closest(name, known);
-                fail(
-                    `apps.${name}`,
-                    `"${name}" is not in the app catalog.${guess ? ` Did you mean "${guess}"?` : ""} Known apps: ${known.join(", ")}. ` +
-                        `Fix: add apps/${APP_NAME.test(name) ? name : "<name>"}.ts to the catalog, or pulumi config rm --path 'apps.${name}'`,
-                );
-                continue;
-            }
-            if (typeof release !== "string") {
-                // `pulumi config set --path` stores 2 as a number, and YAML reads 1.10 as 1.1: running
-                // "whatever the number prints as" could be another release than the one written.
-                fail(
-                    `apps.${name}`,
-                    `${JSON.stringify(release)} is a ${typeof release}, not a string: a release is an image tag, and ${typeof release === "number" ? "a number may not be the tag you wrote (1.10 reads as 1.1)" : "only a string can name one"}. ` +
-                        `Fix: pulumi config set --type string --path 'apps.${name}' <tag> (in Pulumi.<stack>.yaml, quote it: ${name}: "1.10")`,
-                );
-                continue;
-            }
-            if (!isRelease(release)) {
-                fail(
-                    `apps.${name}`,
-                    `${JSON.stringify(release)} is not a release: use an image tag (1.4.3) or a digest (sha256:<64 hex>). ` +
-                        `Fix: pulumi config set --type string --path 'apps.${name}' 1.4.3`,
-                );
-                continue;
-            }
-            apps.push({ definition, release, passwordVersion: passwordVersions.get(name) ?? 0 });
-        }
-        for (const name of passwordVersions.keys()) {
-            if (!Object.prototype.hasOwnProperty.call(appsValue, name)) {
-                fail(`passwordVersions.${name}`, `names an app this stack does not run. Fix: pulumi config rm --path 'passwordVersions.${name}'`);
-            }
-        }
-    }
-
-    const portText = text("localHttpPort") ?? "8080";
-    const localHttpPort = Number(portText);
-    if (!/^\d+$/.test(portText) || localHttpPort < 1 || localHttpPort > 65535) {
-        fail("localHttpPort", `"${portText}" is not a TCP port. Fix: pulumi config set platform:localHttpPort 8080`);
-    }
-
-    const registryUsername = text("registryUsername");
-    const registryToken = text("registryToken");
-    if ((registryUsername === undefined) !== (registryToken === undefined)) {
-        fail(
-            registryUsername === undefined ? "registryUsername" : "registryToken",
-            "registryUsername and registryToken go together (ghcr.io login). Fix: set both, or remove both",
-        );
-    }
-    const needsRegistry = apps.filter((a) => [a.definition.frontend, a.definition.backend].some((c) => c.privateImage === true));
-    if (onCloud && needsRegistry.length > 0 && registryToken === undefined) {
-        fail(
-            "registryToken",
-            `required to pull the private images of ${needsRegistry.map((a) => a.definition.name).join(", ")}. ` +
-                "Fix: pulumi config set platform:registryUsername <github user> && pulumi config set --secret platform:registryToken <PAT with read:packages>",
-        );
-    }
-
-    for (const problem of connectionBudgetProblems(apps.map((a) => a.definition))) fail("apps", problem);
-
-    const memory = planMemory(
-        instanceMb ?? 0,
-        apps.map((a) => a.definition),
-    );
-    if (instanceMb !== undefined && memory.totalMb > memory.budgetMb) {
-        const lines = apps.map((a) => `${a.definition.name} ${a.definition.frontend.memoryMb + a.definition.backend.memoryMb}`).join(", ");
-        fail(
-            "apps",
-            `container memory limits sum to ${memory.totalMb} MiB (postgres ${memory.postgresMb}, its forwarder ${memory.forwarderMb}, edge ${memory.edgeMb}, ${lines}) ` +
-                `but ${instanceType} leaves ${memory.budgetMb} MiB for containers. ` +
-                "Fix: remove an app, lower its memoryMb in apps/, or pulumi config set platform:instanceType DEV1-L",
-        );
-    }
-
-    const backupPublicKey = text("backupPublicKey");
-    if (backupPublicKey !== undefined && !AGE_RECIPIENT.test(backupPublicKey)) {
-        fail("backupPublicKey", "is not an age recipient (age1 followed by 58 lowercase letters and digits). Fix: age-keygen -o backup.key, then pulumi config set platform:backupPublicKey age1…");
-    } else if (backupPublicKey === undefined && onCloud) {
-        fail(
-            "backupPublicKey",
-            "required on the scaleway target: nightly backups are encrypted to it, and its private key stays with you. " +
-                "Fix: age-keygen -o backup.key (keep it offline), then pulumi config set platform:backupPublicKey age1…",
-        );
-    }
-    const backupSchedule = text("backupSchedule") ?? BACKUP_DEFAULTS.schedule;
-    if (!isCronSchedule(backupSchedule)) {
-        fail("backupSchedule", `${JSON.stringify(backupSchedule)} is not a five-field cron schedule. Fix: pulumi config set platform:backupSchedule '30 3 * * *'`);
-    }
-    const wholeNumber = (key: string, fallback: number, min: number, max: number): number => {
-        const v = text(key);
-        if (v === undefined) return fallback;
-        if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
-            fail(key, `"${v}" is not a whole number from ${min} to ${max}. Fix: pulumi config set platform:${key} ${fallback}`);
-            return fallback;
-        }
-        return Number(v);
-    };
-    const retentionDays = wholeNumber("backupRetentionDays", BACKUP_DEFAULTS.retentionDays, 1, 3650);
-    const lockDays = wholeNumber("backupLockDays", BACKUP_DEFAULTS.lockDays, 0, 3650);
-    if (lockDays >= retentionDays) {
-        fail("backupLockDays", `${lockDays} days of lock is not shorter than the ${retentionDays}-day retention. Fix: pulumi config set platform:backupLockDays ${Math.min(7, retentionDays - 1)}`);
-    }
-    const backupHeartbeatUrl = text("backupHeartbeatUrl");
-    if (backupHeartbeatUrl !== undefined && !isHeartbeatUrl(backupHeartbeatUrl)) {
-        fail("backupHeartbeatUrl", `${JSON.stringify(backupHeartbeatUrl)} is not a plain https URL (no query, credentials or quotes). Fix: pulumi config set platform:backupHeartbeatUrl https://hc-ping.com/<uuid>`);
-    }
-
-    const databaseText = text("database") ?? SCALE_DEFAULTS.database;
-    let database: ScaleSettings["database"] = SCALE_DEFAULTS.database;
-    if (databaseText === "container" || databaseText === "managed") database = databaseText;
-    else fail("database", `"${databaseText}" is neither container nor managed. Fix: pulumi config set platform:database managed`);
-    const hosts = wholeNumber("hosts", SCALE_DEFAULTS.hosts, 1, MAX_HOSTS);
-    const nodeType = (text("managedDatabaseNodeType") ?? SCALE_DEFAULTS.managedDatabaseNodeType).toUpperCase();
-    if (!/^DB-[A-Z0-9-]{2,20}$/.test(nodeType)) {
-        fail("managedDatabaseNodeType", `"${nodeType}" is not a Scaleway database node type. Fix: pulumi config set platform:managedDatabaseNodeType DB-DEV-S`);
-    }
-    const managedDatabaseHa = booleanKey("managedDatabaseHa");
-    const managedDatabaseBackupDays = wholeNumber("managedDatabaseBackupDays", SCALE_DEFAULTS.managedDatabaseBackupDays, 1, 365);
-    if (!onCloud && (database === "managed" || hosts > 1)) {
-        fail(database === "managed" ? "database" : "hosts", "the local stack is one machine with a PostgreSQL container. Fix: pulumi config rm platform:database && pulumi config rm platform:hosts");
-    }
-    if (hosts > 1 && database === "container") {
-        fail("hosts", `${hosts} hosts need a database they can all reach: a container on one of them would make it a single point of failure. Fix: pulumi config set platform:database managed`);
-    }
-
-    if (problems.length > 0) throw new ConfigError(problems);
-    return {
-        target,
-        domain,
-        acmeEmail,
-        acmeStaging,
-        instanceType,
-        sshPublicKey,
-        sshPrivateKey,
-        adminCidrs,
-        sshFromAnywhere,
-        apps,
-        localHttpPort,
-        registryUsername,
-        registryToken,
-        memory,
-        backup: { publicKey: backupPublicKey, schedule: backupSchedule.trim().split(/\s+/).join(" "), retentionDays, lockDays, heartbeatUrl: backupHeartbeatUrl },
-        scale: { database, hosts, managedDatabaseNodeType: nodeType, managedDatabaseHa, managedDatabaseBackupDays },
-    };
+    // Unset and empty are the same to Pulumi's users (`pulumi config set platform:domain ""`).
+    const input = Object.fromEntries(Object.entries(raw).filter(([, value]) => value.trim() !== ""));
+    const result = v.safeParse(platformSchema(options), input);
+    if (!result.success) throw new ConfigError(result.issues.map((issue) => `${keyPath(issue.path)}: ${issue.message}`));
+    return result.output;
 }
 
 /**

@@ -1,5 +1,5 @@
 // What values may reach the renderers: checks of image releases, domains, email addresses, CIDRs, SSH
-// public keys, cron schedules and URLs, exact to the letter of each format. Pure. The config schema
+// public keys, cron schedules, age recipients and URLs, exact to the letter of each format. Pure. The config schema
 // (config/) reports a value that fails one with its key and fix; the renderers refuse it again, so a
 // value reaching a shell, cron, nginx or YAML was always checked for that reader.
 import * as net from "net";
@@ -21,6 +21,13 @@ const SSH_KEY_TYPES = [
     "sk-ssh-ed25519@openssh.com",
     "sk-ecdsa-sha2-nistp256@openssh.com",
 ];
+
+const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
+
+/** An age X25519 recipient: `age1` and 58 bech32 characters. */
+export function isAgeRecipient(value: string): boolean {
+    return AGE_RECIPIENT.test(value);
+}
 
 export function isRelease(value: string): boolean {
     return TAG.test(value) || DIGEST.test(value);

@@ -1,9 +1,10 @@
 import { catalog } from "../apps";
 import { PlatformConfig, RawConfig, parsePlatformConfig } from "../config/platformConfig";
+import { TEST_AGE_RECIPIENTS, TEST_SSH_PUBLIC_KEYS } from "../config/testValues";
 import { FAKE_HOST_KEY } from "./harness";
 
 /** An age recipient whose private key is nowhere: tests that decrypt make their own pair. */
-export const BACKUP_RECIPIENT = "age1j8lgalt4h0f5e6rwsumc46956aglmy87ga7vmzjdmk5wugcjdqrswyf486";
+export const BACKUP_RECIPIENT = TEST_AGE_RECIPIENTS.fixture;
 
 export const PUBLIC_KEY = `${FAKE_HOST_KEY} deploy@test`;
 export const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----";
@@ -26,15 +27,16 @@ export const PROD_RAW: RawConfig = {
 
 const SECRETS = new Set(["sshPrivateKey", "registryToken"]);
 
+/** Parses as the test stacks do: the suite's published keys are accepted (config/testValues.ts). */
 export function parse(raw: RawConfig, isSecret: (key: string) => boolean = (k) => SECRETS.has(k)): PlatformConfig {
-    return parsePlatformConfig(raw, { catalog, isSecret });
+    return parsePlatformConfig(raw, { catalog, isSecret, testStack: true });
 }
 
 /** Public keys made with ssh-keygen, one of each type the platform accepts. */
 export const REAL_KEYS: readonly string[] = [
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpqNifFOAL4sF4C3v8vB948BXYIKBAcbBYI1GgoJZK1 key@test",
-    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCU2TjvaNMu80QoNZa0dB+5IJP2btTELk2kaa+7wLj9jOHmzu2CUIkUKdfmoaeA6HriHBhDW8tYQFyouLVQcqsYQVorMNv2vTV9vOmvatysZ5TWorSqSzbot8GzURMBdTscLOprYbhQms7KDBT8nBNQ7Iq4jPeslyzWZGUtTw/goPJVe1CrOMqFICZCVYQwfvLFcXwpeOkI8+/lzIZorgk2dswNHTGHv79ap6fmQqB/Rz8an3fXlBPKn9N/M+BjmD4jlN18wPbiipjnP6O9Fy0VmxgHM/z6ptMguI0XFAENM3+B46lWoQQGMBCTRnz4KQsEWBVgkFgs1jKJWhUQhS7F key@test",
-    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMNv8VigOnkDBAXPOTxblNNaoA4xG6P1Vq6MpBNQI8kwS7LFK1/ILh9qSd7cmR0ac5UVBphJFbJdLnj+qMeS99s= key@test",
-    "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBMbLFMZYL0oWZUJjpd34Hxa8ZEf+jf6GBwsZvsTwiQvFpfcMV6QEYKSdCOEdREM93AEYyZmaeOb5NeTgLvHv5/dgBt6oSXcmqRqaZHt6++uSv1mVM5f378neQXxJibjMLQ== key@test",
-    "ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBACdzXzO+48ui+d9wRUI0IUCJDAIrefupNwwqJOunsXkb2RRdu+C4aYu3dfaX2IQhjlNf48kUorHwuAcXg0Mfmg5QgDVQS4EHGKXSBl3xbcXSJ5YxDxKfNOjCeOwcimh6PzXisNDMyX5mEzhspePsw4rSFjNbfV42dxtcUekeFTYxlGJSw== key@test",
-];
+    TEST_SSH_PUBLIC_KEYS.ed25519,
+    TEST_SSH_PUBLIC_KEYS.rsa,
+    TEST_SSH_PUBLIC_KEYS.ecdsa256,
+    TEST_SSH_PUBLIC_KEYS.ecdsa384,
+    TEST_SSH_PUBLIC_KEYS.ecdsa521,
+].map((key) => `${key} key@test`);

@@ -3,10 +3,11 @@
 // retainOnDelete, ignoreChanges, dependencies).
 import * as pulumi from "@pulumi/pulumi";
 import { untilNoNewRegistration } from "../commands/programGraph";
+import { TEST_SSH_PUBLIC_KEYS } from "../config/testValues";
 
 export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 export const FAKE_IP = "51.15.200.7";
-export const FAKE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHMbJt8HkIVb3cQzQ0k7m4eqK5QdKHnXk0t7L1CTbsRM";
+export const FAKE_HOST_KEY = TEST_SSH_PUBLIC_KEYS.fake;
 
 export interface Registration {
     type: string;
