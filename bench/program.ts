@@ -28,6 +28,8 @@ import { catalog } from "../apps";
 import { AppDefinition } from "../apps/types";
 import { PROD_RAW } from "../tests/fixtures";
 import { LanguageHostRun, ProjectRuntime, projectRuntime, runThroughLanguageHost } from "../tests/support/fakeEngine";
+// The program runs on the fixtures' published keys: a test stack (config/testValues.ts).
+import "../tests/support/testStack";
 
 function flag(name: string, fallback: string): string {
     const i = process.argv.indexOf(`--${name}`);

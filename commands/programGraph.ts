@@ -13,6 +13,7 @@ import * as yaml from "js-yaml";
 import type * as pulumi from "@pulumi/pulumi";
 import { catalog } from "../apps";
 import { RawConfig, SECRET_KEYS, parseStackConfig } from "../config/platformConfig";
+import { isTestStackEnvironment } from "../config/testValues";
 import { SSH_DIR_ENV } from "../io/sshFiles";
 
 export interface GraphResource {
@@ -100,7 +101,7 @@ export async function programResources(stack: string, project: string, stackConf
         // The stack file of a checkout may lack the secrets (they live in the operator's copy): a
         // placeholder where the config needs one; no URN depends on a secret's value.
         if (platform["platform:registryUsername"] && !platform["platform:registryToken"]) platform["platform:registryToken"] = "placeholder";
-        const config = parseStackConfig(platform as RawConfig, { catalog, isSecret: (key) => SECRET_KEYS.has(key) });
+        const config = parseStackConfig(platform as RawConfig, { catalog, isSecret: (key) => SECRET_KEYS.has(key), testStack: isTestStackEnvironment(process.env) });
         // Loaded here, not at the top: the program's modules must see the mocks.
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const { definePlatform } = require("../components/platform") as typeof import("../components/platform");

@@ -243,7 +243,7 @@ interface KeySpec<S extends v.GenericSchema<string, unknown>> {
 
 const key = <const T extends KeySpec<v.GenericSchema<string, unknown>>>(spec: T): T => spec;
 
-const sshPublicKeyFix = 'Fix: pulumi config set platform:sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)" (no key yet? ssh-keygen -t ed25519 -f ~/.ssh/id_ed25519)';
+const sshPublicKeyFix = 'Fix: ssh-keygen -t ed25519 -f ~/.ssh/id_ed25519 (only if you have no key yet), then pulumi config set platform:sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)"';
 const ageFix = "Fix: age-keygen -o backup.key (keep it offline), then pulumi config set platform:backupPublicKey age1…";
 const cidrFix = "Fix: pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32 (your office or a runner's fixed egress address)";
 const optIn = "to open SSH to everyone, say so explicitly instead: pulumi config set platform:sshFromAnywhere true";
@@ -352,6 +352,10 @@ export const CONFIG_SCHEMA = {
                 entries<unknown[]>((cidrs, report) =>
                     cidrs.forEach((c, i) => {
                         const range = typeof c === "string" ? cidrRange(c) : undefined;
+                        if (typeof c === "string" && /</.test(c)) {
+                            report([i], `${shown(c)} is still the example's placeholder: put the address you deploy from here (otherwise nobody could reach SSH). ${ownAddressFix(i)}`);
+                            return;
+                        }
                         if (typeof c !== "string" || range === undefined) {
                             report([i], `${shown(c)} is not a CIDR. Fix: pulumi config set --path 'adminCidrs[${i}]' 203.0.113.7/32`);
                             return;

@@ -1,7 +1,11 @@
 import * as assert from "assert";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
 import { ConfigError, INSTANCE_MEMORY_MB, RawConfig, parsePlatformConfig, parseStackConfig, planMemory } from "../config/platformConfig";
 import { coversWholeInternet, imageReference, isCidr, isSshPublicKey } from "../render/values";
 import { catalog } from "../apps";
+import { TEST_STACK_ENV, TEST_STACK_PHRASE, isTestStackEnvironment } from "../config/testValues";
 import { LOCAL_RAW, PROD_RAW, PUBLIC_KEY, REAL_KEYS, parse } from "./fixtures";
 
 function problemsOf(raw: RawConfig, isSecret?: (key: string) => boolean): string[] {
@@ -218,5 +222,98 @@ describe("config helpers", () => {
     it("image references for tags and digests", () => {
         assert.strictEqual(imageReference("ghcr.io/a/b", "1.2.3"), "ghcr.io/a/b:1.2.3");
         assert.strictEqual(imageReference("ghcr.io/a/b", "sha256:" + "0".repeat(64)), `ghcr.io/a/b@sha256:${"0".repeat(64)}`);
+    });
+});
+
+describe("published keys never guard a real server (issue 21, item 3)", () => {
+    const root = path.join(__dirname, "..");
+    /** A well-formed ed25519 public key and age recipient made here, so nobody else has them. */
+    const ownKey = () => {
+        const type = Buffer.from("ssh-ed25519");
+        const header = Buffer.alloc(4);
+        header.writeUInt32BE(type.length);
+        const size = Buffer.alloc(4);
+        size.writeUInt32BE(32);
+        return `ssh-ed25519 ${Buffer.concat([header, type, size, crypto.randomBytes(32)]).toString("base64")} me@laptop`;
+    };
+    const ownRecipient = () => "age1" + Array.from(crypto.randomBytes(58), (b) => "qpzry9x8gf2tvdw0s3jn54khce6mua7l"[b % 32]).join("");
+    const real = (raw: RawConfig) => parsePlatformConfig(raw, { catalog, isSecret: (k) => ["sshPrivateKey", "registryToken"].includes(k) });
+    const OWN: RawConfig = { ...PROD_RAW, sshPublicKey: ownKey(), backupPublicKey: ownRecipient(), adminCidrs: '["192.168.77.0/24"]' };
+    const problemsOfReal = (raw: RawConfig): string[] => {
+        try {
+            real(raw);
+            return [];
+        } catch (e) {
+            assert.ok(e instanceof ConfigError, String(e));
+            return [...e.problems];
+        }
+    };
+
+    /** Every SSH public key and age recipient written anywhere in the repository's sources and docs. */
+    function publishedValues(): { keys: string[]; recipients: string[] } {
+        const files: string[] = [];
+        const walk = (dir: string) => {
+            for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+                if (["node_modules", ".git", ".pulumi-state", ".platform"].includes(e.name)) continue;
+                const p = path.join(dir, e.name);
+                if (e.isDirectory()) walk(p);
+                else if (/\.(ts|js|json|ya?ml|md|sh)$/.test(e.name)) files.push(p);
+            }
+        };
+        walk(root);
+        const text = files.map((f) => fs.readFileSync(f, "utf8")).join("\n");
+        const keys = [...new Set([...text.matchAll(/(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+|sk-ssh-ed25519@openssh\.com) AAAA[A-Za-z0-9+/=]+/g)].map((m) => m[0]))].filter((k) => isSshPublicKey(k));
+        const recipients = [...new Set([...text.matchAll(/age1[02-9ac-hj-np-z]{58}/g)].map((m) => m[0]))];
+        return { keys, recipients };
+    }
+
+    it("a stack with its own keys and address passes without being a test stack", () => {
+        assert.strictEqual(real(OWN).target, "scaleway");
+    });
+    it("every public key and age recipient in the repository is refused on a real stack, naming the key and how to make one", () => {
+        const { keys, recipients } = publishedValues();
+        assert.ok(keys.length >= 6 && recipients.length >= 2, `found ${keys.length} keys, ${recipients.length} recipients`);
+        for (const key of keys) {
+            const problems = problemsOfReal({ ...OWN, sshPublicKey: `${key} deploy@platform` });
+            assert.ok(problems.some((p) => /^platform:sshPublicKey: is one of the test suite's published keys.*ssh-keygen -t ed25519/.test(p)), `${key.slice(0, 40)}…: ${problems.join("\n")}`);
+            assert.strictEqual(parse({ ...OWN, sshPublicKey: key }).sshPublicKey, key, "a test stack accepts it");
+        }
+        for (const recipient of recipients) {
+            const problems = problemsOfReal({ ...OWN, backupPublicKey: recipient });
+            assert.ok(problems.some((p) => /^platform:backupPublicKey: is one of the test suite's published recipients.*age-keygen/.test(p)), `${recipient}: ${problems.join("\n")}`);
+        }
+    });
+    it("addresses from the documentation ranges are refused on a real stack: nobody could reach SSH", () => {
+        for (const cidr of ["203.0.113.10/32", "198.51.100.0/24", "192.0.2.7/32", "2001:db8:1:2::/64"]) {
+            const problems = problemsOfReal({ ...OWN, adminCidrs: JSON.stringify(["192.168.77.0/24", cidr]) });
+            assert.ok(problems.some((p) => /^platform:adminCidrs\[1\]: .* documentation range.*Fix: pulumi config set --path 'adminCidrs\[1\]' "\$\(curl -4/.test(p)), `${cidr}: ${problems.join("\n")}`);
+        }
+        // A range that merely contains a documentation block is someone's real network.
+        assert.strictEqual(real({ ...OWN, adminCidrs: '["203.0.0.0/8"]' }).adminCidrs.length, 1);
+    });
+    it("a test stack is the exact phrase in PLATFORM_TEST_STACK, nothing looser", () => {
+        assert.ok(isTestStackEnvironment({ [TEST_STACK_ENV]: TEST_STACK_PHRASE }));
+        for (const value of [undefined, "", "1", "true", "yes", ` ${TEST_STACK_PHRASE}`, TEST_STACK_PHRASE.toUpperCase()]) {
+            assert.ok(!isTestStackEnvironment({ [TEST_STACK_ENV]: value }), String(value));
+        }
+        assert.ok(!isTestStackEnvironment({ CI: "true", NODE_ENV: "test" }), "CI and NODE_ENV do not make a test stack");
+    });
+    it("nothing a deployment runs sets it: only the test set-up, the benchmarks and its definition name it", () => {
+        const allowed = new Set(["config/testValues.ts", "tests/support/testStack.ts", "tests/config.test.ts", ".mocharc.json", "bench/program.ts"]);
+        const offenders: string[] = [];
+        const walk = (dir: string) => {
+            for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+                if (["node_modules", ".git", ".pulumi-state", ".platform"].includes(e.name)) continue;
+                const p = path.join(dir, e.name);
+                if (e.isDirectory()) walk(p);
+                else {
+                    const text = fs.readFileSync(p, "utf8");
+                    const rel = path.relative(root, p);
+                    if ((text.includes(TEST_STACK_ENV) || text.includes(TEST_STACK_PHRASE) || text.includes("tests/support/testStack")) && !allowed.has(rel)) offenders.push(rel);
+                }
+            }
+        };
+        walk(root);
+        assert.deepStrictEqual(offenders, []);
     });
 });

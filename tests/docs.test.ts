@@ -1,50 +1,89 @@
-// The configuration reference cannot drift: Pulumi.yaml, the parser's key list and the README agree.
+// The configuration reference cannot drift: the schema (config/platformConfig.ts CONFIG_SCHEMA) is the single
+// source, and Pulumi.yaml's declarations, the README's table and the documented examples are checked against it.
 import * as assert from "assert";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import { CERTIFICATE_SCRIPT } from "../components/reverseProxy";
 import { catalog } from "../apps";
-import { CONFIG_KEYS, INSTANCE_MEMORY_MB, planMemory } from "../config/platformConfig";
+import { CONFIG_KEYS, CONFIG_SCHEMA, ConfigError, INSTANCE_MEMORY_MB, SECRET_KEYS, parsePlatformConfig, planMemory } from "../config/platformConfig";
 import { PRICES_DATE, costTable } from "../render/scale";
-import { parse } from "./fixtures";
+import { BACKUP_RECIPIENT, PUBLIC_KEY, parse } from "./fixtures";
 
 const root = path.join(__dirname, "..");
 interface Declaration {
     type?: string;
+    items?: { type: string };
     default?: unknown;
     description?: string;
 }
 const project = yaml.load(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8")) as { name: string; config: Record<string, Declaration> };
 const declared = Object.fromEntries(Object.entries(project.config).map(([k, v]) => [k.replace(/^platform:/, ""), v]));
 
-function readmeRows(): Record<string, { type: string; default: string }> {
+function readmeRows(): Record<string, { type: string; default: string; description: string }> {
     const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
     const section = readme.split("## Configuration reference")[1].split("\n## ")[0];
-    const rows: Record<string, { type: string; default: string }> = {};
+    const rows: Record<string, { type: string; default: string; description: string }> = {};
     for (const line of section.split("\n")) {
-        const m = /^\| `([A-Za-z]+)` \| (\w+) \| `(.*)` \|/.exec(line);
-        if (m) rows[m[1]] = { type: m[2], default: m[3] };
+        const m = /^\| `([A-Za-z]+)` \| (\w+) \| `(.*)` \| (.*) \|$/.exec(line);
+        if (m) rows[m[1]] = { type: m[2], default: m[3], description: m[4] };
     }
     return rows;
 }
 
+/** A default as the README's table writes it: `""`, `local`, `false`, `[]`, `{}`. */
+const shownDefault = (d: unknown) => (typeof d === "string" ? (d === "" ? '""' : d) : JSON.stringify(d));
+
 describe("configuration reference", () => {
-    it("Pulumi.yaml declares exactly the keys the program reads, each with a description and a default", () => {
+    it("Pulumi.yaml declares exactly the schema's keys, in its order, each with its type, default and description", () => {
         assert.strictEqual(project.name, "platform");
-        assert.deepStrictEqual(Object.keys(declared).sort(), [...CONFIG_KEYS].sort());
-        for (const [key, d] of Object.entries(declared)) {
-            assert.ok(d.description && d.description.length > 20, `${key} needs a description`);
-            assert.ok("default" in d, `${key} needs a default, or stacks without it fail before validation can explain`);
+        assert.deepStrictEqual(Object.keys(declared), [...CONFIG_KEYS]);
+        for (const key of CONFIG_KEYS) {
+            const spec = CONFIG_SCHEMA[key];
+            const d = declared[key];
+            // Pulumi has no map type: a map key is declared without one (any value), and the schema checks it.
+            assert.strictEqual(d.type, spec.type === "map" ? undefined : spec.type, `platform:${key}: type`);
+            if (spec.type === "array") assert.deepStrictEqual(d.items, { type: "string" }, `platform:${key}: items`);
+            assert.ok("default" in d, `platform:${key} needs a default, or stacks without it fail before validation can explain`);
+            assert.deepStrictEqual(d.default, spec.default, `platform:${key}: default`);
+            assert.strictEqual(d.description, spec.description, `platform:${key}: Pulumi.yaml's description is the schema's, word for word`);
+            assert.ok(spec.description.length > 20, `${key} needs a description`);
         }
     });
-    it("the README's table matches Pulumi.yaml: same keys, types and defaults", () => {
+    it("the README's table lists the schema's keys, in its order, with their types and defaults, and says which are secrets", () => {
         const rows = readmeRows();
-        assert.deepStrictEqual(Object.keys(rows).sort(), Object.keys(declared).sort());
+        assert.deepStrictEqual(Object.keys(rows), [...CONFIG_KEYS]);
+        for (const key of CONFIG_KEYS) {
+            const spec = CONFIG_SCHEMA[key];
+            assert.strictEqual(rows[key].type, spec.type, `${key}: type`);
+            assert.strictEqual(rows[key].default, shownDefault(spec.default), `${key}: default`);
+            assert.strictEqual(rows[key].description.includes("`--secret`"), SECRET_KEYS.has(key), `${key}: the README says --secret exactly for the secret keys`);
+        }
+        // And the Pulumi.yaml the CLI reads agrees with the README, so either can be trusted.
         for (const [key, d] of Object.entries(declared)) {
             assert.strictEqual(rows[key].type, d.type ?? "map", `${key}: type`);
-            assert.strictEqual(rows[key].default, typeof d.default === "string" ? (d.default === "" ? '""' : d.default) : JSON.stringify(d.default), `${key}: default`);
+            assert.strictEqual(rows[key].default, shownDefault(d.default), `${key}: default`);
         }
+    });
+    it("the documented examples, every key's together, are a valid stack (a test stack: the examples are published values)", () => {
+        const options = { catalog, isSecret: (k: string) => SECRET_KEYS.has(k), testStack: true };
+        const all = Object.fromEntries(CONFIG_KEYS.map((k) => [k, CONFIG_SCHEMA[k].example]));
+        const config = parsePlatformConfig(all, options);
+        assert.strictEqual(config.target, "scaleway");
+        assert.deepStrictEqual(config.scale, { database: "managed", hosts: 2, managedDatabaseNodeType: "DB-GP-XS", managedDatabaseHa: true, managedDatabaseBackupDays: 14 });
+        assert.strictEqual(config.backup.publicKey, CONFIG_SCHEMA.backupPublicKey.example);
+        // The examples are what validation checks against: a wrong value of each key's type is refused at that key.
+        for (const [key, bad] of [["acmeStaging", "yes"], ["hosts", "two"], ["adminCidrs", "203.0.113.10/32"], ["apps", '["demo"]'], ["backupSchedule", "@daily"]] as const) {
+            assert.throws(() => parsePlatformConfig({ ...all, [key]: bad }, options), (e: ConfigError) => e.problems.some((p) => p.startsWith(`platform:${key}: `) && /Fix: /.test(p)), key);
+        }
+    });
+    it("the published example keys are refused on a stack that is not a test stack", () => {
+        const all = Object.fromEntries(CONFIG_KEYS.map((k) => [k, CONFIG_SCHEMA[k].example]));
+        assert.throws(
+            () => parsePlatformConfig(all, { catalog, isSecret: (k) => SECRET_KEYS.has(k) }),
+            (e: ConfigError) =>
+                ["sshPublicKey", "backupPublicKey", "adminCidrs[0]"].every((k) => e.problems.some((p) => p.startsWith(`platform:${k}: `) && /Fix: /.test(p))),
+        );
     });
     it("every stack file sets only declared keys in the platform namespace", () => {
         for (const file of fs.readdirSync(root).filter((f) => /^Pulumi\.[a-z]+\.yaml$/.test(f))) {
@@ -93,11 +132,32 @@ describe("the committed stack files", () => {
         const config = parse(rawOf("Pulumi.local.yaml"));
         assert.deepStrictEqual(config.apps.map((a) => a.definition.name), ["demo"]);
     });
-    it("Pulumi.prod.yaml is valid once its secrets are set (they are set with --secret, never committed in plain text)", () => {
+    it("Pulumi.prod.yaml's placeholders are refused, each naming its key and how to make the real value", () => {
+        const raw = rawOf("Pulumi.prod.yaml");
+        let problems: readonly string[] = [];
+        try {
+            // As `pulumi up` reads it on a real stack: not a test stack.
+            parsePlatformConfig({ ...raw, registryToken: "set-with---secret" }, { catalog, isSecret: (k) => SECRET_KEYS.has(k) });
+            assert.fail("the committed example must not validate");
+        } catch (e) {
+            assert.ok(e instanceof ConfigError, String(e));
+            problems = e.problems;
+        }
+        const expected: Record<string, RegExp> = {
+            "platform:sshPublicKey": /placeholder.*ssh-keygen -t ed25519.*pulumi config set platform:sshPublicKey "\$\(cat ~\/\.ssh\/id_ed25519\.pub\)"/,
+            "platform:adminCidrs[0]": /placeholder.*Fix: pulumi config set --path 'adminCidrs\[0\]' "\$\(curl -4 -fsS https:\/\/ifconfig\.me\)\/32"/,
+            "platform:backupPublicKey": /placeholder.*Fix: age-keygen -o backup\.key.*pulumi config set platform:backupPublicKey age1/,
+        };
+        assert.deepStrictEqual(problems.map((p) => p.slice(0, p.indexOf(": "))).sort(), Object.keys(expected).sort(), problems.join("\n"));
+        for (const [key, text] of Object.entries(expected)) assert.match(problems.find((p) => p.startsWith(`${key}: `))!, text);
+    });
+    it("Pulumi.prod.yaml is valid once its placeholders are replaced and its secrets set (they are set with --secret, never committed in plain text)", () => {
         const raw = rawOf("Pulumi.prod.yaml");
         assert.strictEqual(raw.registryToken, undefined);
-        assert.throws(() => parse(raw), /platform:registryToken: required/);
-        const config = parse({ ...raw, registryToken: "set-with---secret" });
+        // The fixtures' values stand in for the operator's own: accepted on a test stack only (see the next test).
+        const replaced = { ...raw, sshPublicKey: PUBLIC_KEY, adminCidrs: JSON.stringify(["203.0.113.10/32"]), backupPublicKey: BACKUP_RECIPIENT };
+        assert.throws(() => parse(replaced), /platform:registryToken: required/);
+        const config = parse({ ...replaced, registryToken: "set-with---secret" });
         assert.ok(config.apps.every((a) => typeof a.release === "string"));
         assert.strictEqual(config.target, "scaleway");
         assert.ok(config.memory.totalMb <= config.memory.budgetMb);
