@@ -29,7 +29,6 @@ function compile(root: string): string {
 }
 
 const PROBE = (dir: string) => `
-process.env.PLATFORM_TEST_STACK = "accept-the-test-suite's-published-keys";
 const t0 = process.hrtime.bigint();
 const c = require(${JSON.stringify(path.join(dir, "config", "platformConfig.js"))});
 const t1 = process.hrtime.bigint();
