@@ -97,7 +97,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     const i = argv.indexOf("--stack");
     const stack = i >= 0 ? argv[i + 1] : undefined;
-    const unknown = argv.filter((a, j) => a.startsWith("-") && a !== "--stack" && j !== i + 1);
+    const unknown = argv.filter((a, j) => a.startsWith("-") && a !== "--stack" && (i < 0 || j !== i + 1));
     if (stack === undefined || stack.startsWith("-") || !/^[A-Za-z0-9._-]+$/.test(stack) || unknown.length > 0 || argv.length !== 2) {
         console.error(`${unknown.length ? `unknown argument ${unknown[0]}\n` : ""}${USAGE}`);
         return 2;
