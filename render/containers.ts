@@ -25,8 +25,20 @@ export function containerRuntime() {
 
 export const HEALTHCHECK_TIMING = { interval: "5s", timeout: "3s", startPeriod: "10s", retries: 3 } as const;
 
-/** How long `docker container create` may wait for healthy before the rollout fails (and the old version stays). */
+/**
+ * How long a new release's container may take to turn healthy before the switch fails, by default
+ * (the catalog's `healthWaitSeconds` overrides it per container). The edge's health gate
+ * (hostScripts/health-gate.sh) waits at most this long, then stops the container and fails the `up`
+ * with its health output, logs and exit code; the previous release keeps serving.
+ */
 export const HEALTH_WAIT_SECONDS = 120;
+
+/** The health gate's bound for a container: the catalog's `healthWaitSeconds`, or the default; 1 to 3600 s. */
+export function healthWaitSeconds(c: ContainerDefinition): number {
+    const seconds = c.healthWaitSeconds ?? HEALTH_WAIT_SECONDS;
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new Error(`healthWaitSeconds ${JSON.stringify(seconds)} must be a whole number of seconds from 1 to 3600`);
+    return seconds;
+}
 
 /** In-flight requests get this long after SIGTERM when an old version is removed. */
 export const STOP_GRACE_SECONDS = 30;
@@ -40,6 +52,15 @@ export const ROOT_MAX_PROCESSES = 4096;
 const CAPABILITY = /^[A-Z_]{2,32}$/;
 const WRITABLE_PATH = /^\/[A-Za-z0-9._/-]{1,200}$/;
 
+/**
+ * Capabilities as Docker reports them on inspect: `CAP_` prefix, sorted, no duplicates. The provider
+ * reads them back that way on `pulumi refresh`; declaring them in any other spelling or order reads as
+ * a change that replaces the container (delete-first for the edge, which owns the published port).
+ */
+export function dockerCapabilities(capabilities: readonly string[]): string[] {
+    return [...new Set(capabilities.map((c) => (c.startsWith("CAP_") ? c : `CAP_${c}`)))].sort();
+}
+
 /** The hardening inputs of a docker.Container, from a memory limit and the catalog's exceptions. */
 export function containerHardening(memoryMb: number, security: ContainerSecurity = {}, runsAsRoot = false) {
     for (const cap of security.capabilities ?? []) {
@@ -51,7 +72,7 @@ export function containerHardening(memoryMb: number, security: ContainerSecurity
     }
     const nproc = security.maxProcesses ?? (runsAsRoot ? ROOT_MAX_PROCESSES : DEFAULT_MAX_PROCESSES);
     return {
-        capabilities: { drops: ["ALL"], adds: [...(security.capabilities ?? [])] },
+        capabilities: { drops: ["ALL"], adds: dockerCapabilities(security.capabilities ?? []) },
         securityOpts: ["no-new-privileges:true"],
         ulimits: [{ name: "nproc", soft: nproc, hard: nproc }],
         memory: memoryMb,

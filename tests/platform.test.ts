@@ -35,8 +35,12 @@ describe("local stack (mocks)", () => {
             assert.strictEqual(c.inputs.name, undefined, `${c.name} must not have a fixed name`);
             assert.strictEqual(c.deleteBeforeReplaceDefined, true, `${c.name}: deleteBeforeReplace must be set explicitly`);
             assert.strictEqual(c.deleteBeforeReplace, false, `${c.name}: must be replaced create-first`);
-            assert.strictEqual(c.inputs.wait, true);
+            assert.strictEqual(c.inputs.wait, false, "the edge's health gate waits for healthy, not the provider (which leaves a failed release running)");
             assert.ok(c.inputs.healthcheck.tests.length > 1);
+            const routes = run.one("command:local:Command", "edge-routes");
+            const gate = String(routes.inputs.create).indexOf("CONTAINERS=");
+            assert.ok(gate >= 0 && gate < String(routes.inputs.create).indexOf("apply-nginx-config"), "the health gate runs before the config is applied");
+            assert.match(String(routes.inputs.create), new RegExp(`CONTAINERS='[^']*\\b${c.inputs.name ?? c.name}-[0-9a-f]{7}:120\\b`));
             assert.strictEqual(c.inputs.ports, undefined, `${c.name} publishes no host port`);
             assert.strictEqual(c.inputs.restart, "unless-stopped");
             assert.ok(c.inputs.memory > 0);
@@ -416,7 +420,7 @@ describe("prod stack (mocks)", () => {
         for (const app of ["app1", "app2"]) {
             const fe = run.one(T.container, `${app}-frontend`);
             assert.strictEqual(fe.inputs.user, undefined);
-            assert.deepStrictEqual(fe.inputs.capabilities, { drops: ["ALL"], adds: ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"] });
+            assert.deepStrictEqual(fe.inputs.capabilities, { drops: ["ALL"], adds: ["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_SETGID", "CAP_SETUID"] });
             assert.strictEqual(fe.inputs.ulimits[0].hard, 4096, "root processes: the count includes the host's own");
             assert.deepStrictEqual(Object.keys(fe.inputs.tmpfs).sort(), ["/run", "/tmp", "/var/cache/nginx"]);
             const be = run.one(T.container, `${app}-backend`);
