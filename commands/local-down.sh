@@ -30,9 +30,12 @@ fi
 
 if pulumi stack select local --non-interactive >/dev/null 2>&1; then
     # Protection guards the volume against a config change; tearing down on purpose lifts it. The
-    # volume is also retainOnDelete, so destroy forgets it without deleting it.
+    # volume is also retainOnDelete, so destroy forgets it without deleting it. No --run-program: the
+    # program would declare `protect` again and destroy would refuse the volume ("cannot be deleted").
+    # The local stack needs no channel the program opens (PostgreSQL is on this machine's loopback),
+    # so the recorded provider settings are enough.
     pulumi state unprotect --stack local --all --yes
-    pulumi destroy --stack local --yes --non-interactive --run-program
+    pulumi destroy --stack local --yes --non-interactive
 else
     echo "local-down: no local stack to destroy"
 fi

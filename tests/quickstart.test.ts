@@ -97,7 +97,7 @@ describe("local teardown (npm run local:down)", () => {
         assert.deepStrictEqual(t.log(), [
             "pulumi stack select local --non-interactive",
             "pulumi state unprotect --stack local --all --yes",
-            "pulumi destroy --stack local --yes --non-interactive --run-program",
+            "pulumi destroy --stack local --yes --non-interactive",
         ]);
         assert.ok(t.volumeExists(), "the data stays");
         assert.match(r.stdout, /the data volume platform-pgdata is kept/);
