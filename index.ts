@@ -17,6 +17,10 @@ export const baseUrl = platform.baseUrl;
 export const apps = platform.apps;
 /** Secret. Per app with a database: its DATABASE_URL. */
 export const databaseUrls = platform.databaseUrls;
-/** Where the nightly encrypted backups go: the bucket (a directory on the local stack), and its S3 endpoint (`file://…` locally). */
-export const backupBucket = platform.backupBucket;
-export const backupEndpoint = platform.backupEndpoint;
+/**
+ * Where the nightly encrypted backups go: the bucket (a directory on the local stack), and its S3
+ * endpoint (`file://…` locally). `""` when no app has a database, so nothing is backed up: an output
+ * is always a documented value, never undefined (Pulumi would drop it with a warning).
+ */
+export const backupBucket = platform.backupBucket ?? "";
+export const backupEndpoint = platform.backupEndpoint ?? "";

@@ -18,6 +18,16 @@ describe("index.ts (mocks)", () => {
         assert.strictEqual(await unwrap(run.value.baseUrl), "http://localhost:8080/");
         assert.ok(run.resources.length > 20);
     });
+    it("with no app listed, every output is a documented value: none is undefined (Pulumi would warn and drop it)", async () => {
+        pulumi.runtime.setAllConfig({ "platform:target": "local", "platform:apps": JSON.stringify({}) });
+        const run = await runProgram("local", loadIndex);
+        for (const key of ["apps", "backupBucket", "backupEndpoint", "baseUrl", "databaseUrls", "publicIp"]) {
+            const value = await unwrap(run.value[key]);
+            assert.notStrictEqual(value, undefined, `${key} is undefined`);
+        }
+        assert.strictEqual(await unwrap(run.value.backupBucket), "");
+        assert.strictEqual(await unwrap(run.value.backupEndpoint), "");
+    });
     it("a bad key fails before any resource is declared, naming the key and the fix", async () => {
         pulumi.runtime.setAllConfig({ "platform:target": "local", "platform:apps": JSON.stringify({ demo: "not a release" }) });
         let error: unknown;
