@@ -18,6 +18,7 @@ import {
 } from "../render/backup";
 import { BackupSettings } from "../config/platformConfig";
 import { readHostScript, hostScriptPath } from "../hostScripts";
+import { localCommandsPresent } from "../io/localTools";
 import { shellQuote } from "../render/shell";
 import { localBackupPaths } from "../io/restore";
 import { Host } from "./host";
@@ -211,7 +212,10 @@ sh ${shellQuote(BACKUP_SCRIPT_PATH)} ${shellQuote(BACKUP_SETTINGS_FILE)}
                 // A laptop's failed backup is reported but does not stop the local platform from coming up.
                 `sh ${shellQuote(scriptPath)} ${shellQuote(settingsFile)} || echo "backups: the local backup failed (see above); the platform runs without it" >&2`,
             ].join("\n");
-            this.schedule = args.host.runCommand(`${name}-now`, { create: run, update: run, delete: "true" }, { parent: this, dependsOn: [...(args.dependsOn ?? [])] });
+            // Whether age is here is part of the command's inputs: installing it later makes the next
+            // `pulumi up` run this again (make the key pair, take the backup), as the message above says.
+            const triggers = [`age ${localCommandsPresent(["age", "age-keygen"]) ? "present" : "missing"}`];
+            this.schedule = args.host.runCommand(`${name}-now`, { create: run, update: run, delete: "true", triggers }, { parent: this, dependsOn: [...(args.dependsOn ?? [])] });
             this.bucket = pulumi.output(paths.directory);
             this.endpoint = pulumi.output(`file://${paths.directory}`);
         }
