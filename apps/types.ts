@@ -40,6 +40,11 @@ export interface ContainerDefinition {
      * releases. Without it the container runs the release the stack config names.
      */
     readonly pinnedRelease?: string;
+    /**
+     * How long a new release of this container may take to turn healthy before the switch fails and the
+     * container is stopped (the edge's health gate, hostScripts/health-gate.sh). Default 120 (HEALTH_WAIT_SECONDS).
+     */
+    readonly healthWaitSeconds?: number;
     /** Plain (non-secret) environment variables. */
     readonly env?: Readonly<Record<string, string>>;
     /** Exceptions to the default hardening (all capabilities dropped, no-new-privileges, nproc cap, no swap), each with its reason in a comment. */

@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { containerHardening, containerRuntime } from "../render/containers";
+import { HEALTH_WAIT_SECONDS, containerHardening, containerRuntime } from "../render/containers";
 import { EdgeSettings, GENERATION_PATH, LoadBalancerEdge, Route, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
 import { readHostScript } from "../hostScripts";
 import { installAndRunScript, runScript, shellQuote } from "../render/shell";
@@ -28,6 +28,19 @@ export const EDGE_REFRESH_CRON = "/etc/cron.d/platform-edge-refresh";
  * reads are root's or world-readable.
  */
 export const EDGE_CAPABILITIES = ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"] as const;
+
+/** `NAME:SECONDS` per routed container, for hostScripts/health-gate.sh; names only in the shape Docker gives. */
+export function healthGateEntries(routes: readonly Route[]): string {
+    return routes
+        .flatMap((r) => [r.frontend, r.backend])
+        .map((u) => {
+            if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(u.host)) throw new Error(`health gate: ${JSON.stringify(u.host)} is not a container name`);
+            const seconds = u.healthWaitSeconds ?? HEALTH_WAIT_SECONDS;
+            if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new Error(`health gate: ${JSON.stringify(seconds)} is not a bound of 1 to 3600 seconds`);
+            return `${u.host}:${seconds}`;
+        })
+        .join(" ");
+}
 
 export interface AppNetworkAttachment {
     readonly app: string;
@@ -136,7 +149,10 @@ export class ReverseProxy extends pulumi.ComponentResource {
                 // see containerEdgeSettings). The image's entrypoint scripts find /etc/nginx read-only and skip.
                 ...containerHardening(args.memoryMb, { capabilities: [...EDGE_CAPABILITIES], readOnlyRootFilesystem: true, writablePaths: ["/tmp"] }, true),
                 ...containerRuntime(),
-                labels: [{ label: "platform.role", value: "edge" }],
+                labels: [
+                    { label: "platform.role", value: "edge" },
+                    { label: "platform.stack", value: pulumi.getStack() },
+                ],
             },
             {
                 ...dockerOpts,
@@ -172,11 +188,17 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
             PROBE_CMD: `docker exec ${EDGE_CONTAINER} wget -qO- -T 3 --header=Host:${args.domain} http://127.0.0.1${GENERATION_PATH}`,
         };
         const apply = runScript(readHostScript("apply-nginx-config.sh"), applyEnv);
+        // The health gate first: the containers the new config routes to and the live one does not
+        // must turn healthy within their bounds, or nothing is applied and they are stopped.
+        const gated = pulumi.all(args.routes).apply((routes) => {
+            const gate = runScript(readHostScript("health-gate.sh"), { CONTAINERS: healthGateEntries(routes), LIVE_CONF: `${paths.nginx}/nginx.conf` });
+            return `${gate} </dev/null && ${apply}`;
+        });
         this.config = host.runCommand(
             `${name}-routes`,
             // create and update are the same script: a route change updates this resource in place.
             // Its delete leaves the live config alone: removing it would undo a switch just made.
-            { create: apply, update: apply, stdin: this.renderedConfig, delete: "true" },
+            { create: gated, update: gated, stdin: this.renderedConfig, delete: "true" },
             { parent: this, dependsOn: [this.container, ...attachments] },
         );
 

@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { AppDefinition, ContainerDefinition } from "../apps/types";
 import { imageReference } from "../render/values";
-import { HEALTHCHECK_TIMING, HEALTH_WAIT_SECONDS, STOP_GRACE_SECONDS, containerHardening, containerRuntime, healthcheckTest } from "../render/containers";
+import { HEALTHCHECK_TIMING, STOP_GRACE_SECONDS, containerHardening, containerRuntime, healthWaitSeconds, healthcheckTest } from "../render/containers";
 import { Route } from "../render/nginx";
 
 export interface WebAppArgs {
@@ -67,8 +67,11 @@ export class WebApp extends pulumi.ComponentResource {
                     user: spec.user,
                     networksAdvanced: extra.networks,
                     healthcheck: { tests: healthcheckTest(spec), ...HEALTHCHECK_TIMING },
-                    wait: true,
-                    waitTimeout: HEALTH_WAIT_SECONDS,
+                    // Not the provider's wait: the edge's health gate waits for healthy before it switches
+                    // (hostScripts/health-gate.sh), within the catalog's bound, and stops a release that
+                    // fails, reporting its health output, logs and exit code. The provider's wait would
+                    // leave a failed container running and say only "failed to be in healthy state".
+                    wait: false,
                     ...containerRuntime(),
                     // No capabilities but those the catalog states, no privilege gain, an nproc cap, no
                     // swap, and a read-only root where the catalog says the image allows it.
@@ -78,6 +81,9 @@ export class WebApp extends pulumi.ComponentResource {
                         { label: "platform.app", value: app.name },
                         { label: "platform.role", value: role },
                         { label: "platform.release", value: release },
+                        // With the app and role: finds this stack's containers, also one no state knows
+                        // (an interrupted up), e.g. docker ps -af label=platform.stack=local.
+                        { label: "platform.stack", value: pulumi.getStack() },
                     ],
                 },
                 // No `name`: Pulumi auto-names, so old and new coexist. The provider's default is
@@ -98,8 +104,8 @@ export class WebApp extends pulumi.ComponentResource {
 
         this.route = pulumi.all([this.frontend.name, this.backend.name]).apply(([frontendName, backendName]) => ({
             app: app.name,
-            frontend: { host: frontendName, port: app.frontend.port },
-            backend: { host: backendName, port: app.backend.port },
+            frontend: { host: frontendName, port: app.frontend.port, healthWaitSeconds: healthWaitSeconds(app.frontend) },
+            backend: { host: backendName, port: app.backend.port, healthWaitSeconds: healthWaitSeconds(app.backend) },
             apiPrefix: app.apiPrefix,
             contentSecurityPolicy: app.contentSecurityPolicy,
         }));

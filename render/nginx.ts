@@ -9,6 +9,8 @@
 export interface Upstream {
     readonly host: string;
     readonly port: number;
+    /** How long the container may take to turn healthy before a switch to it fails (the edge's health gate); default HEALTH_WAIT_SECONDS. Not rendered. */
+    readonly healthWaitSeconds?: number;
 }
 
 export interface Route {
