@@ -134,7 +134,17 @@ export class Project {
 
     /** Tears the stack down and deletes its data: leaves the engine as it found it. */
     cleanUp(): void {
-        if (fs.existsSync(path.join(this.dir, ".pulumi-state"))) this.npm("local:down", ["--purge-data"]);
+        if (fs.existsSync(path.join(this.dir, ".pulumi-state")) && this.npm("local:down", ["--purge-data"]).status !== 0) {
+            // A step that failed half-way (an interrupted up): recover, then down again.
+            this.npm("local:recover");
+            this.npm("local:down", ["--purge-data"]);
+        }
+        // Whatever is still there is this run's (the engine was free when it started).
+        const left = docker(["ps", "-aq", "--filter", "label=platform.stack=local"]).stdout.split("\n").filter(Boolean);
+        const fixed = FIXED_CONTAINERS.filter((n) => docker(["container", "inspect", n]).status === 0);
+        if (left.length + fixed.length > 0) docker(["rm", "-f", ...left, ...fixed]);
+        for (const net of docker(["network", "ls", "--format", "{{.Name}}"]).stdout.split("\n").filter((n) => /^platform-(edge|app-|db-|pg-)/.test(n))) docker(["network", "rm", net]);
+        docker(["volume", "rm", VOLUME]);
         fs.rmSync(this.dir, { recursive: true, force: true });
     }
 }
