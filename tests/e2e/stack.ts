@@ -4,6 +4,7 @@
 // the same `npm run local:up` / `local:down` the README gives.
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
+import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 
@@ -174,14 +175,18 @@ export function psql(database: string, sql: string): string {
     return r.stdout.trim();
 }
 
-/** A GET through the edge: status and body. */
-export async function get(urlPath: string): Promise<{ status: number; text: string }> {
-    try {
-        const res = await fetch(`${LOCAL_URL}${urlPath}`);
-        return { status: res.status, text: await res.text() };
-    } catch (e) {
-        return { status: 0, text: String(e) };
-    }
+/** A GET through the edge on a fresh connection (no pooled socket outlives a recreated edge): status and body. */
+export function get(urlPath: string): Promise<{ status: number; text: string }> {
+    return new Promise((resolve) => {
+        const req = http.get(`${LOCAL_URL}${urlPath}`, { agent: false, timeout: 10000 }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (c) => chunks.push(c));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+            res.on("error", (e) => resolve({ status: 0, text: String(e) }));
+        });
+        req.on("timeout", () => req.destroy(new Error("timeout")));
+        req.on("error", (e) => resolve({ status: 0, text: String(e) }));
+    });
 }
 
 export interface LoadStats {
