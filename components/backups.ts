@@ -10,6 +10,8 @@ import {
     DatabaseTarget,
     apiKeyPrincipal,
     backupBucketPolicy,
+    backupHostPolicyRules,
+    firstBackupEnvironment,
     isRegion,
     renderBackupCron,
     renderBackupSettings,
@@ -74,7 +76,8 @@ function heredoc(target: string, text: string, mode: string): string {
 /**
  * Nightly encrypted backups of every app database. prod: an Object Storage bucket (versioned, object
  * lock in GOVERNANCE mode, lifecycle expiry of current and noncurrent versions; protected and retained
- * on delete), an IAM application whose API key may only put objects (bucket policy), and a cron job on
+ * on delete), an IAM application whose API key may only put objects (IAM policy ObjectStorageObjectsWrite
+ * in the bucket's project, which is also the key's default project, and the bucket policy), and a cron job on
  * the host running hostScripts/backup.sh. The key pair reaches the host on stdin into a 0600 file, never on
  * a command line. local: the same script into a directory, with a generated key pair if none is set.
  * Both run one backup when installed or changed, so a broken setup fails the deployment, not a night.
@@ -87,6 +90,7 @@ export class Backups extends pulumi.ComponentResource {
     public readonly schedule?: pulumi.Resource;
     public readonly bucketResource?: scaleway.object.Bucket;
     public readonly hostKey?: scaleway.iam.ApiKey;
+    public readonly hostPolicy?: scaleway.iam.Policy;
 
     constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("platform:backup:Backups", name, {}, opts);
@@ -131,9 +135,26 @@ export class Backups extends pulumi.ComponentResource {
                     : undefined;
 
             const application = new scaleway.iam.Application(`${name}-host`, { name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-host`, description: "The platform host: puts encrypted backups, nothing else" }, { parent: this });
-            this.hostKey = new scaleway.iam.ApiKey(`${name}-host-key`, { applicationId: application.id, description: "platform host backups (put only)" }, { parent: this, additionalSecretOutputs: ["secretKey"] });
+            // Object Storage's S3 API takes no project parameter: a key works in its default project only.
+            this.hostKey = new scaleway.iam.ApiKey(
+                `${name}-host-key`,
+                { applicationId: application.id, defaultProjectId: bucket.projectId, description: "platform host backups (put only)" },
+                { parent: this, additionalSecretOutputs: ["secretKey"] },
+            );
+            // Both must allow an upload: this IAM policy (the least permission set, in the bucket's project)
+            // and the bucket policy below (s3:PutObject on this bucket only).
+            this.hostPolicy = new scaleway.iam.Policy(
+                `${name}-host-policy`,
+                {
+                    name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-host`,
+                    description: "The platform host may put backup objects in the backup bucket's project (the bucket policy narrows it to that bucket)",
+                    applicationId: application.id,
+                    rules: bucket.projectId.apply((projectId) => backupHostPolicyRules(projectId)),
+                },
+                { parent: this },
+            );
 
-            const policyDeps: pulumi.Resource[] = [];
+            const policyDeps: pulumi.Resource[] = [this.hostPolicy];
             if (args.administrators === undefined) {
                 pulumi.log.warn(
                     "backups: no bucket policy declared: the program does not know who deploys (set SCW_ACCESS_KEY). Without the policy the host cannot upload and the first backup fails; with a policy missing you, only the organisation owner could read the backups.",
@@ -174,8 +195,9 @@ ${heredoc(BACKUP_SCRIPT_PATH, script, "0755")}
 ${settings.apply((text) => heredoc(BACKUP_SETTINGS_FILE, text, "0600"))}
 command -v age >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq age; }
 ${heredoc(BACKUP_CRON_FILE, renderBackupCron(s.schedule), "0644")}
-# One backup now: a broken key, bucket or policy fails this deployment instead of a night.
-sh ${shellQuote(BACKUP_SCRIPT_PATH)} ${shellQuote(BACKUP_SETTINGS_FILE)}
+# One backup now: a broken key, bucket or policy fails this deployment instead of a night. A new key
+# or policy can take minutes to reach Object Storage: a refused upload is retried for a bounded time.
+${firstBackupEnvironment()} sh ${shellQuote(BACKUP_SCRIPT_PATH)} ${shellQuote(BACKUP_SETTINGS_FILE)}
 `;
             // An API key without its secret (an imported one) gives empty stdin: the command then fails, saying so.
             const credentials = pulumi.secret(pulumi.all([this.hostKey.accessKey, this.hostKey.secretKey]).apply(([ak, sk]) => (ak && sk ? renderCurlCredentials(ak, sk) : "")));

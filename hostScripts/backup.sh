@@ -106,6 +106,9 @@ else
     : "${S3_ENDPOINT:?set S3_ENDPOINT or BACKUP_DIR}" "${S3_BUCKET:?}" "${S3_REGION:?}" "${S3_CREDENTIALS_FILE:?}"
     [ -r "$S3_CREDENTIALS_FILE" ] || die "cannot read the credentials file $S3_CREDENTIALS_FILE"
     destination="$S3_ENDPOINT/$S3_BUCKET"
+    auth_wait=${UPLOAD_AUTH_WAIT_SECONDS:-0} auth_retry=${UPLOAD_AUTH_RETRY_SECONDS:-15}
+    case "$auth_wait$auth_retry" in *[!0-9]* | "") die "UPLOAD_AUTH_WAIT_SECONDS and UPLOAD_AUTH_RETRY_SECONDS must be whole seconds" ;; esac
+    auth_deadline=$(($(date +%s) + auth_wait))
 fi
 
 for tool in "$DOCKER" age tar; do
@@ -213,6 +216,26 @@ backup_one() {
     printf '%s\n' "$name" >"$dir/name"
 }
 
+# One signed PUT (curl retries transient errors itself). A refusal (HTTP 403) is retried only until
+# auth_deadline: UPLOAD_AUTH_WAIT_SECONDS after the script started, set for the backup that runs when the
+# schedule is installed, because a new IAM policy or API key takes up to 5 minutes to reach Object
+# Storage. Nightly runs have no wait: a refusal fails at once.
+put_object() {
+    while :; do
+        code=$(curl -sS --fail-with-body -o "$work/$1/put.out" -w '%{http_code}' -K "$S3_CREDENTIALS_FILE" --aws-sigv4 "aws:amz:$S3_REGION:s3" \
+            --retry 3 --retry-delay 5 --retry-connrefused -m 3600 \
+            -H "Content-MD5: $4" -H "x-amz-content-sha256: $5" -H "Content-Type: application/octet-stream" \
+            -T "$2" "$S3_ENDPOINT/$S3_BUCKET/$3") && return 0
+        now=$(date +%s)
+        if [ "$code" != 403 ] || [ "$now" -ge "$auth_deadline" ]; then
+            [ "$code" != 403 ] || [ "$auth_wait" -eq 0 ] || log "$1: still refused (403) after waiting ${auth_wait}s for the host's IAM policy and API key to apply"
+            return 1
+        fi
+        log "$1: upload refused (403): the host's IAM policy or API key may not have reached Object Storage yet; retrying in ${auth_retry}s (giving up after $((auth_deadline - now))s more)"
+        sleep "$auth_retry"
+    done
+}
+
 # Uploads $work/<app>/<name>.tar.age to <app>/<name>.tar.age. One PUT with Content-MD5: the object
 # store refuses a body that arrived different, and a broken transfer leaves no object.
 upload_one() {
@@ -228,10 +251,7 @@ upload_one() {
         md5=$(openssl dgst -md5 -binary "$file" | base64)
         # Signed payload hash: the store refuses a body that is not the one signed.
         sha=$(file_sha256 "$file")
-        if ! curl -sS --fail-with-body -o "$work/$app/put.out" -K "$S3_CREDENTIALS_FILE" --aws-sigv4 "aws:amz:$S3_REGION:s3" \
-            --retry 3 --retry-delay 5 --retry-connrefused -m 3600 \
-            -H "Content-MD5: $md5" -H "x-amz-content-sha256: $sha" -H "Content-Type: application/octet-stream" \
-            -T "$file" "$S3_ENDPOINT/$S3_BUCKET/$key"; then
+        if ! put_object "$app" "$file" "$key" "$md5" "$sha"; then
             log "$app: upload of $key failed: $(tr '\n' ' ' <"$work/$app/put.out" 2>/dev/null)"
             return 1
         fi

@@ -443,6 +443,37 @@ export function backupBucketPolicy(bucket: string, hostApplicationId: string, ad
     };
 }
 
+/**
+ * The IAM side of the host's access. Scaleway checks both an IAM policy and the bucket policy: a
+ * principal "must be granted access via an IAM policy, and optionally via a bucket policy". The least
+ * permission set that allows PutObject is `ObjectStorageObjectsWrite` ("create and edit objects"),
+ * scoped to the bucket's project only; reading, listing and deleting stay out (ObjectStorageObjectsRead,
+ * ObjectStorageBucketsRead and ObjectStorageObjectsDelete are not granted), and the bucket policy
+ * narrows it further to `s3:PutObject` on this one bucket.
+ */
+export const HOST_PERMISSION_SETS: readonly string[] = ["ObjectStorageObjectsWrite"];
+
+/** The host's IAM policy rules: one rule, scoped to the project that holds the bucket. */
+export function backupHostPolicyRules(projectId: string): { projectIds: string[]; permissionSetNames: string[] }[] {
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(projectId)) throw new Error(`backups: project id ${JSON.stringify(projectId)} is not a Scaleway project id (a UUID)`);
+    return [{ projectIds: [projectId], permissionSetNames: [...HOST_PERMISSION_SETS] }];
+}
+
+/**
+ * Scaleway applies a new IAM policy or API key to Object Storage within "up to 5 minutes". The backup
+ * that runs when the schedule is installed therefore retries a refused (HTTP 403) upload for at most
+ * this long, every AUTH_RETRY_INTERVAL_SECONDS; past it the deployment fails with the store's answer.
+ * Nightly runs do not wait: a refusal then is a real fault.
+ */
+export const IAM_PROPAGATION_WAIT_SECONDS = 360;
+export const AUTH_RETRY_INTERVAL_SECONDS = 15;
+
+/** The environment prefix of the first backup's command line: how long it waits for IAM (digits only). */
+export function firstBackupEnvironment(waitSeconds = IAM_PROPAGATION_WAIT_SECONDS, intervalSeconds = AUTH_RETRY_INTERVAL_SECONDS): string {
+    for (const n of [waitSeconds, intervalSeconds]) if (!Number.isInteger(n) || n < 0 || n > 3600) throw new Error(`backups: ${n} is not a whole number of seconds up to 3600`);
+    return `UPLOAD_AUTH_WAIT_SECONDS=${waitSeconds} UPLOAD_AUTH_RETRY_SECONDS=${intervalSeconds}`;
+}
+
 /** The principal of the API key that deploys (scaleway.iam.getApiKey), for the policy's administrators. */
 export function apiKeyPrincipal(key: { userId?: string; applicationId?: string }): string | undefined {
     if (key.userId) return `user_id:${key.userId}`;

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
 import * as path from "path";
-import { BackupRef, MANIFEST_FILE, PIN_SEARCH_PATH_SQL, ROW_COUNT_SQL, parseManifest, renderCurlCredentials } from "../render/backup";
+import { BackupRef, MANIFEST_FILE, PIN_SEARCH_PATH_SQL, ROW_COUNT_SQL, firstBackupEnvironment, parseManifest, renderCurlCredentials } from "../render/backup";
 import { BackupStore, DirectoryBackupStore, S3BackupStore, countRows, directRunner, restoreBackup } from "../io/restore";
 import { runDrill } from "../commands/backup-drill";
 import { requireBinary } from "./support/edge";
@@ -38,6 +38,11 @@ function keyPair(dir: string, name: string): { identity: string; recipient: stri
     execFileSync("age-keygen", ["-o", identity], { stdio: "pipe" });
     const recipient = execFileSync("age-keygen", ["-y", identity], { encoding: "utf8" }).trim();
     return { identity, recipient };
+}
+
+/** `A=1 B=2` (the program's command-line prefix) as an environment. */
+function envOf(prefix: string): Record<string, string> {
+    return Object.fromEntries(prefix.split(" ").map((pair) => pair.split("=") as [string, string]));
 }
 
 /** A tiny HTTP server recording heartbeat pings. */
@@ -328,6 +333,92 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         assert.notStrictEqual(r.status, 0);
         assert.match(r.stderr, /app1: upload of app1\/app1-\d{8}T\d{6}Z\.tar\.age failed: .*(InvalidAccessKeyId|SignatureDoesNotMatch)/);
         assert.deepStrictEqual(await objectKeys(), keys);
+    });
+
+    /**
+     * An S3 endpoint standing in for Object Storage while IAM propagates: it answers PUTs with 403
+     * AccessDenied (as Scaleway does before a new policy or key applies) until `refuse` returns false, then
+     * forwards every request unchanged (Host included, so the signature still verifies) to s3rver.
+     */
+    async function refusingProxy(refuse: () => boolean): Promise<{ endpoint: string; refused: number; close(): void }> {
+        const state = { refused: 0 };
+        const target = new URL(s3.endpoint);
+        const port = await freeLoopbackPort();
+        const server = http.createServer((req, res) => {
+            if (req.method === "PUT" && refuse()) {
+                state.refused++;
+                req.resume();
+                res.writeHead(403, { "Content-Type": "application/xml" });
+                res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+                return;
+            }
+            const upstream = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+                res.writeHead(r.statusCode ?? 502, r.headers);
+                r.pipe(res);
+            });
+            upstream.on("error", () => res.destroy());
+            req.pipe(upstream);
+        });
+        await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
+        return {
+            endpoint: `http://127.0.0.1:${port}`,
+            get refused() {
+                return state.refused;
+            },
+            close: () => server.close(),
+        };
+    }
+
+    it("the first backup waits out IAM propagation: refused uploads (403) are retried within UPLOAD_AUTH_WAIT_SECONDS, then stored", async () => {
+        const refuseUntil = Date.now() + 4000;
+        const proxy = await refusingProxy(() => Date.now() < refuseUntil);
+        try {
+            const keys = await objectKeys();
+            const started = Date.now();
+            const r = await runScript({ S3_ENDPOINT: proxy.endpoint, ...envOf(firstBackupEnvironment(30, 1)) });
+            const seconds = (Date.now() - started) / 1000;
+            assert.strictEqual(r.status, 0, r.stderr);
+            assert.ok(proxy.refused >= 2, `the store refused ${proxy.refused} time(s)`);
+            assert.match(r.stderr, /app1: upload refused \(403\): the host's IAM policy or API key may not have reached Object Storage yet; retrying in 1s/);
+            assert.match(r.stderr, /done: 2 app\(s\) backed up/);
+            const added = (await objectKeys()).filter((k) => !keys.includes(k));
+            assert.strictEqual(added.length, 2, `one new object per app: ${added.join(", ")}`);
+            assert.ok(seconds >= 3.5 && seconds < 30, `took ${seconds}s: it waited for the store, within the bound`);
+        } finally {
+            proxy.close();
+        }
+    });
+
+    it("a store that keeps refusing fails the first backup after the stated bound, saying why; nightly runs (no wait) fail at the first refusal", async () => {
+        const proxy = await refusingProxy(() => true);
+        try {
+            const keys = await objectKeys();
+            const started = Date.now();
+            const r = await runScript({ S3_ENDPOINT: proxy.endpoint, ...envOf(firstBackupEnvironment(3, 1)) });
+            const seconds = (Date.now() - started) / 1000;
+            assert.notStrictEqual(r.status, 0);
+            assert.ok(seconds >= 3 && seconds < 15, `gave up after ${seconds}s (bound 3s per the deadline, plus the dumps)`);
+            assert.match(r.stderr, /still refused \(403\) after waiting 3s for the host's IAM policy and API key to apply/);
+            assert.match(r.stderr, /upload of app1\/app1-\d{8}T\d{6}Z\.tar\.age failed: .*AccessDenied/);
+            assert.match(r.stderr, /FAILED: no backup for: app1 app2/);
+            assert.deepStrictEqual(await objectKeys(), keys, "nothing stored");
+
+            const before = proxy.refused;
+            const nightly = await runScript({ S3_ENDPOINT: proxy.endpoint });
+            assert.notStrictEqual(nightly.status, 0);
+            assert.strictEqual(proxy.refused - before, 2, "one refused PUT per app, no retry");
+            assert.ok(!/retrying in/.test(nightly.stderr));
+        } finally {
+            proxy.close();
+        }
+    });
+
+    it("hostile wait settings are refused before anything runs", async () => {
+        for (const bad of ["5; touch /tmp/x", "-1", "1e3", "$(id)"]) {
+            const r = await runScript({ UPLOAD_AUTH_WAIT_SECONDS: bad });
+            assert.notStrictEqual(r.status, 0);
+            assert.match(r.stderr, /UPLOAD_AUTH_WAIT_SECONDS and UPLOAD_AUTH_RETRY_SECONDS must be whole seconds/);
+        }
     });
 
     it("the credentials never appear on a command line: curl reads them from the 0600 file", () => {

@@ -10,7 +10,10 @@ import {
     apiKeyPrincipal,
     checkDatabaseTarget,
     backupBucketPolicy,
+    backupHostPolicyRules,
     backupKey,
+    firstBackupEnvironment,
+    IAM_PROPAGATION_WAIT_SECONDS,
     chooseBackup,
     compareRowCounts,
     freshnessProblems,
@@ -26,7 +29,7 @@ import { catalog } from "../apps";
 import { definePlatform } from "../components/platform";
 import { stackAppsWithDatabase } from "../commands/backup-drill";
 import { BACKUP_RECIPIENT, LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
-import { RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
+import { FAKE_PROJECT_ID, RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
 
 const B = {
     bucket: "scaleway:object/bucket:Bucket",
@@ -34,6 +37,7 @@ const B = {
     policy: "scaleway:object/bucketPolicy:BucketPolicy",
     application: "scaleway:iam/application:Application",
     apiKey: "scaleway:iam/apiKey:ApiKey",
+    iamPolicy: "scaleway:iam/policy:Policy",
 } as const;
 const OPERATOR = "user_id:11111111-2222-3333-4444-555555555555";
 const HOST_ACCESS_KEY = "SCWABCDEFGHIJKLMNOPQ";
@@ -91,6 +95,30 @@ describe("backups on the prod stack (mocks)", () => {
         assert.ok(!policy.Statement.some((s: any) => s.Effect === "Deny"));
     });
 
+    it("the host's IAM policy: ObjectStorageObjectsWrite only, scoped to the bucket's project, for the host's application; the key's default project is that project", () => {
+        const [app] = run.byType(B.application);
+        const [key] = run.byType(B.apiKey);
+        const policies = run.byType(B.iamPolicy);
+        assert.strictEqual(policies.length, 1, "one IAM policy");
+        const [policy] = policies;
+        assert.strictEqual(policy.inputs.applicationId, `${app.name}-id`);
+        assert.deepStrictEqual(policy.inputs.rules, [{ projectIds: [FAKE_PROJECT_ID], permissionSetNames: ["ObjectStorageObjectsWrite"] }]);
+        assert.ok(!("organizationId" in policy.inputs.rules[0]), "never organisation-wide");
+        assert.strictEqual(policy.inputs.noPrincipal, undefined);
+        assert.strictEqual(key.inputs.defaultProjectId, FAKE_PROJECT_ID, "S3 clients cannot name a project: the key's default must be the bucket's");
+    });
+
+    it("the first backup waits out IAM propagation (a stated bound, 360 s) and runs only after the IAM policy exists", () => {
+        const [schedule] = run.byType(T.remoteCommand).filter((c) => c.name === "backups-schedule");
+        const create = String(reveal(schedule.inputs.create));
+        assert.strictEqual(IAM_PROPAGATION_WAIT_SECONDS, 360);
+        assert.match(create, /\nUPLOAD_AUTH_WAIT_SECONDS=360 UPLOAD_AUTH_RETRY_SECONDS=15 sh '\/srv\/platform\/bin\/backup\.sh' '\/srv\/platform\/backup\/backup\.env'\n/);
+        assert.ok(schedule.dependencies.some((d) => d.includes("scaleway:iam/policy:Policy")), "after the IAM policy");
+        // The nightly cron line has no wait: a refusal then fails at once.
+        assert.match(create, /15 2 \* \* \* root sh \/srv\/platform\/bin\/backup\.sh /);
+        assert.ok(!/UPLOAD_AUTH_WAIT_SECONDS=\d+ sh \/srv/.test(create.split("PLATFORM_BACKUP_EOF").filter((_, i) => i % 2 === 1).join("")), "no wait inside the installed files");
+    });
+
     it("the schedule installs the script, settings and cron on the host, then runs one backup; the keys arrive on stdin as a secret only", () => {
         const [schedule] = run.byType(T.remoteCommand).filter((c) => c.name === "backups-schedule");
         assert.ok(schedule, "backups-schedule is a remote command");
@@ -102,7 +130,7 @@ describe("backups on the prod stack (mocks)", () => {
         assert.match(create, new RegExp(`AGE_RECIPIENT='${BACKUP_RECIPIENT}'`));
         assert.match(create, /S3_ENDPOINT='https:\/\/s3\.fr-par\.scw\.cloud'/);
         assert.match(create, /HEARTBEAT_URL='https:\/\/hc-ping\.com\/abc-123'/);
-        assert.match(create, /\nsh '\/srv\/platform\/bin\/backup\.sh' '\/srv\/platform\/backup\/backup\.env'\n/);
+        assert.match(create, /\nUPLOAD_AUTH_WAIT_SECONDS=\d+ UPLOAD_AUTH_RETRY_SECONDS=\d+ sh '\/srv\/platform\/bin\/backup\.sh' '\/srv\/platform\/backup\/backup\.env'\n/);
         assert.match(String(schedule.inputs.delete), /rm -f '\/etc\/cron\.d\/platform-backup'/);
         // The secret key: only in stdin, as a secret; never in the command text.
         assert.ok(isSecretValue(schedule.inputs.stdin), "stdin is a secret");
@@ -356,6 +384,13 @@ describe("backup rules (render/backup.ts)", () => {
     });
 
     it("the bucket policy refuses a missing or malformed administrator, and principals come from the API key", () => {
+        assert.throws(() => backupHostPolicyRules(""), /not a Scaleway project id/);
+        assert.throws(() => backupHostPolicyRules("*"), /not a Scaleway project id/);
+        assert.throws(() => backupHostPolicyRules(`${FAKE_PROJECT_ID}"]}`), /not a Scaleway project id/);
+        assert.throws(() => firstBackupEnvironment(-1), /whole number of seconds/);
+        assert.throws(() => firstBackupEnvironment(1.5), /whole number of seconds/);
+        assert.throws(() => firstBackupEnvironment(NaN as number), /whole number of seconds/);
+        assert.throws(() => firstBackupEnvironment(60, 99999), /whole number of seconds/);
         assert.throws(() => backupBucketPolicy("bucket-ok", "id", []), /at least one administrator/);
         assert.throws(() => backupBucketPolicy("bucket-ok", "id", ["*"]), /user_id:<uuid>/);
         assert.strictEqual(apiKeyPrincipal({ userId: "u", applicationId: "" }), "user_id:u");

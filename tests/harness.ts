@@ -7,6 +7,8 @@ import { TEST_SSH_PUBLIC_KEYS } from "../config/testValues";
 
 export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 export const FAKE_IP = "51.15.200.7";
+/** The project a mocked bucket (or other project-scoped resource) lands in, as Scaleway computes it. */
+export const FAKE_PROJECT_ID = "7d3c5a0e-1f2b-4c8d-9e6a-0b1c2d3e4f50";
 export const FAKE_HOST_KEY = TEST_SSH_PUBLIC_KEYS.fake;
 
 export interface Registration {
@@ -44,6 +46,8 @@ function outputsFor(args: pulumi.runtime.MockResourceArgs): Record<string, any> 
         case "docker:index/network:Network":
         case "docker:index/volume:Volume":
             return { ...i, name: i.name ?? args.name };
+        case "scaleway:object/bucket:Bucket":
+            return { ...i, projectId: i.projectId ?? FAKE_PROJECT_ID };
         case "scaleway:instance/ip:Ip":
             return { ...i, address: FAKE_IP };
         case "random:index/randomPassword:RandomPassword":
