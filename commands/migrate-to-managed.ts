@@ -443,12 +443,12 @@ async function main(): Promise<number> {
     const args = parseMigrateArgs(process.argv.slice(2));
     const root = PROJECT_ROOT;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { execFileSync } = require("child_process") as typeof import("child_process");
-    const pulumiJson = (what: string[]) => JSON.parse(execFileSync("pulumi", [...what, "--stack", args.stack], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 * 1024 * 1024 }));
+    const { pulumiJson } = require("../io/pulumiCli") as typeof import("../io/pulumiCli");
+    const stackJson = (what: string[], purpose: string) => pulumiJson([...what, "--stack", args.stack], { what: `${purpose} of stack ${args.stack}` });
     return runMigration(args, {
-        readers: { state: () => pulumiJson(["stack", "export"]) },
+        readers: { state: () => stackJson(["stack", "export"], "the state") },
         stackYaml: () => fs.readFileSync(path.join(root, `Pulumi.${args.stack}.yaml`), "utf8"),
-        outputs: () => pulumiJson(["stack", "output", "--json"]),
+        outputs: () => stackJson(["stack", "output", "--json"], "the outputs") as Record<string, unknown>,
         stateFile: path.join(root, ".platform", `migrate-${args.stack}.json`),
     });
 }

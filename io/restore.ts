@@ -4,6 +4,7 @@
 // only then swap it in for the app (the old database is renamed and kept). Used by
 // commands/restore.ts (the operator's command), commands/backup-drill.ts and the tests.
 import { spawn } from "child_process";
+import { bytesSoFar, withProgress } from "./progress";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -526,6 +527,8 @@ export interface RestoreOptions {
      * copy is dropped. Undefined: no question (the command asks it on a stack that matters, or takes --yes).
      */
     readonly confirm?: (question: string) => Promise<boolean>;
+    /** A long step (download, decrypt, pg_restore) prints a progress line this often (default 10 s). */
+    readonly progressMs?: number;
 }
 
 export interface RestoreResult {
@@ -557,11 +560,12 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     try {
         const encrypted = path.join(dir, path.basename(chosen.key));
         const t0 = Date.now();
-        const bytes = await o.store.download(chosen, encrypted);
+        const sizeSoFar = () => (fs.existsSync(encrypted) ? fs.statSync(encrypted).size : 0);
+        const bytes = await withProgress(log, "[2/6] download", () => o.store.download(chosen, encrypted), { everyMs: o.progressMs, detail: () => bytesSoFar(sizeSoFar(), chosen.bytes, formatBytes) });
         const download = (Date.now() - t0) / 1000;
         log(`[2/6] download: ${chosen.key} (${formatBytes(bytes)}) in ${download.toFixed(1)} s`);
 
-        const opened = await openBackup(encrypted, o.identityFile, dir, o.app, chosen.name);
+        const opened = await withProgress(log, "[3/6] decrypt", () => openBackup(encrypted, o.identityFile, dir, o.app, chosen.name), { everyMs: o.progressMs });
         fs.rmSync(encrypted);
         const m = opened.manifest;
         log(
@@ -572,7 +576,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
         const target = restoreDatabaseName(m.database, m.name);
         const t1 = Date.now();
         log(`[4/6] restore: into new database ${target} (owner ${m.role}, CONNECT revoked from PUBLIC)`);
-        const counts = await restoreIntoNewDatabase(o.runner, opened, target, log);
+        const counts = await withProgress(log, "[4/6] restore", () => restoreIntoNewDatabase(o.runner, opened, target, log), { everyMs: o.progressMs, detail: () => `pg_restore of ${formatBytes(m.dump.bytes)}` });
         const restore = (Date.now() - t1) / 1000;
         log(`[5/6] verify: row counts of ${counts.length} table(s) match the manifest: ${counts.map((c) => `${c.schema}.${c.table}=${c.rows}`).join(", ") || "(no tables)"}`);
 

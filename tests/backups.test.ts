@@ -492,7 +492,7 @@ describe("the restore command's arguments (commands/restore.ts)", () => {
             const local = resolveTargets(parseArgs(["--stack", "local", "--app", "app1"]), () => ({}));
             assert.match(local.store.describe(), /\.platform\/local\/backups$/);
             assert.strictEqual(local.runner.description, "docker exec platform-postgres as postgres");
-            assert.match(local.identity, /\.platform\/local\/backup-identity\.txt$/);
+            assert.match(local.identity ?? "", /\.platform\/local\/backup-identity\.txt$/);
         } finally {
             for (const [k, v] of [["SCW_ACCESS_KEY", saved.ak], ["SCW_SECRET_KEY", saved.sk], ["PLATFORM_BACKUP_IDENTITY", saved.id]] as const) {
                 if (v === undefined) delete process.env[k];

@@ -101,7 +101,7 @@ describe("restore over SSH pins host 0's key (real OpenSSH, real PostgreSQL, man
         try {
             assert.strictEqual(t.runner.description, `ssh root@${address} docker exec platform-pg-client as platform_admin`);
             const lines: string[] = [];
-            const result = await restoreBackup({ store: t.store, runner: t.runner, app: "app1", identityFile: t.identity, dryRun: true, log: (l) => lines.push(l) });
+            const result = await restoreBackup({ store: t.store, runner: t.runner, app: "app1", identityFile: t.identity!, dryRun: true, log: (l) => lines.push(l) });
             assert.strictEqual(result.counts[0].rows, 321, lines.join("\n"));
             assert.match(lines.join("\n"), /\[6\/6\] swap: skipped \(dry run\)/);
         } finally {
