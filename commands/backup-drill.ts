@@ -11,7 +11,8 @@ import * as os from "os";
 import * as path from "path";
 import * as yaml from "js-yaml";
 import { catalog } from "../apps";
-import { MAX_BACKUP_AGE_HOURS, freshnessProblems, isBucketName, isS3Endpoint, regionOfEndpoint, restoreDatabaseName } from "../render/backup";
+import { MAX_BACKUP_AGE_HOURS, formatBytes, freshnessProblems, isBucketName, isS3Endpoint, regionOfEndpoint, restoreDatabaseName } from "../render/backup";
+import { bytesSoFar, withProgress } from "../io/progress";
 import { BackupStore, Log, PgRunner, S3BackupStore, directRunner, openBackup, restoreIntoNewDatabase, sql } from "../io/restore";
 import { quoteIdentifier, quoteLiteral } from "../render/postgres";
 import { S3Client } from "../io/s3";
@@ -27,6 +28,8 @@ export interface DrillOptions {
     readonly log?: Log;
     readonly now?: () => Date;
     readonly maxAgeHours?: number;
+    /** A long step prints a progress line this often (default 10 s). */
+    readonly progressMs?: number;
 }
 
 /** Runs the drill; resolves with one line per problem (empty: every app passed). */
@@ -50,13 +53,14 @@ export async function runDrill(o: DrillOptions): Promise<string[]> {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-drill-"));
         try {
             const encrypted = path.join(dir, "backup.tar.age");
-            await o.store.download(newest, encrypted);
-            const opened = await openBackup(encrypted, o.identityFile, dir, app, newest.name);
+            const size = () => (fs.existsSync(encrypted) ? fs.statSync(encrypted).size : 0);
+            await withProgress(log, `${app}: download`, () => o.store.download(newest, encrypted), { everyMs: o.progressMs, detail: () => bytesSoFar(size(), newest.bytes, formatBytes) });
+            const opened = await withProgress(log, `${app}: decrypt`, () => openBackup(encrypted, o.identityFile, dir, app, newest.name), { everyMs: o.progressMs });
             const { manifest } = opened;
             // The throwaway server has none of the platform's roles: create the app's, owning nothing else.
             await sql(o.runner, "postgres", `SELECT ${quoteLiteral(`CREATE ROLE ${quoteIdentifier(manifest.role)} NOLOGIN`)} WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${quoteLiteral(manifest.role)})\\gexec\n`);
             const target = restoreDatabaseName(manifest.database, manifest.name);
-            const counts = await restoreIntoNewDatabase(o.runner, opened, target, () => undefined);
+            const counts = await withProgress(log, `${app}: restore`, () => restoreIntoNewDatabase(o.runner, opened, target, () => undefined), { everyMs: o.progressMs, detail: () => `pg_restore of ${formatBytes(manifest.dump.bytes)}` });
             await sql(o.runner, "postgres", `DROP DATABASE ${quoteIdentifier(target)};`);
             const rows = counts.reduce((s, c) => s + c.rows, 0);
             if (stale.length === 0) {

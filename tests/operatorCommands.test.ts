@@ -9,6 +9,7 @@ import * as path from "path";
 import { pulumiJson } from "../io/pulumiCli";
 import { bytesSoFar, withProgress } from "../io/progress";
 import { BackupStore, restoreBackup } from "../io/restore";
+import { runDrill } from "../commands/backup-drill";
 import { BackupRef, backupKey, formatBytes, parseBackupKey } from "../render/backup";
 
 const ROOT = path.join(__dirname, "..");
@@ -121,9 +122,7 @@ describe("operator commands at their first step", function () {
         assert.strictEqual(bytesSoFar(30, 20, String), "30 of 20 (100%)");
     });
 
-    it("a restore's slow download shows its progress in bytes before the next step", async () => {
-        const ref: BackupRef = parseBackupKey(backupKey("app1", new Date(Date.now() - 3600_000)), 8 * 1024 * 1024)!;
-        const slow: BackupStore = {
+    const slowStore = (ref: BackupRef): BackupStore => ({
             describe: () => "slow store",
             list: async () => [ref],
             download: async (_r, file) => {
@@ -135,7 +134,11 @@ describe("operator commands at their first step", function () {
                 fs.closeSync(fd);
                 return 8 * 1024 * 1024;
             },
-        };
+        });
+
+    it("a restore's slow download shows its progress in bytes before the next step", async () => {
+        const ref: BackupRef = parseBackupKey(backupKey("app1", new Date(Date.now() - 3600_000)), 8 * 1024 * 1024)!;
+        const slow = slowStore(ref);
         const lines: string[] = [];
         const identity = path.join(dir, "not-a-key");
         fs.writeFileSync(identity, "AGE-SECRET-KEY-1NOTAREALKEY\n");
@@ -145,5 +148,15 @@ describe("operator commands at their first step", function () {
         const text = lines.join("\n");
         assert.match(text, / {6}\[2\/6\] download: still running, \d+(\.\d)? MiB of 8\.0 MiB \(\d+%\)/);
         assert.match(text, /\[2\/6\] download: app1\/app1-\d{8}T\d{6}Z\.tar\.age \(8\.0 MiB\)/);
+    });
+
+    it("the drill's slow download shows its progress too", async () => {
+        const ref: BackupRef = parseBackupKey(backupKey("app1", new Date(Date.now() - 3600_000)), 8 * 1024 * 1024)!;
+        const identity = path.join(dir, "not-a-key");
+        fs.writeFileSync(identity, "AGE-SECRET-KEY-1NOTAREALKEY\n");
+        const lines: string[] = [];
+        const problems = await runDrill({ store: slowStore(ref), runner: { description: "none", run: () => Promise.reject(new Error("unused")) }, apps: ["app1"], identityFile: identity, log: (l) => lines.push(l), progressMs: 100 });
+        assert.strictEqual(problems.length, 1, "the bad key is a problem");
+        assert.match(lines.join("\n"), / {6}app1: download: still running, \d+(\.\d)? MiB of 8\.0 MiB \(\d+%\)/);
     });
 });
