@@ -149,13 +149,15 @@ describe("the committed stack files", () => {
         assert.deepStrictEqual(problems.map((p) => p.slice(0, p.indexOf(": "))).sort(), Object.keys(expected).sort(), problems.join("\n"));
         for (const [key, text] of Object.entries(expected)) assert.match(problems.find((p) => p.startsWith(`${key}: `))!, text);
     });
-    it("Pulumi.prod.yaml is valid once its placeholders are replaced and its secrets set (they are set with --secret, never committed in plain text)", () => {
+    it("Pulumi.prod.yaml is valid once its placeholders are replaced; it runs the demo app (public images), so the first deployment needs no registry token; a private app then asks for one", () => {
         const raw = rawOf("Pulumi.prod.yaml");
         assert.strictEqual(raw.registryToken, undefined);
         // The fixtures' values stand in for the operator's own: accepted on a test stack only (see the next test).
         const replaced = { ...raw, sshPublicKey: PUBLIC_KEY, adminCidrs: JSON.stringify(["203.0.113.10/32"]), backupPublicKey: BACKUP_RECIPIENT };
-        assert.throws(() => parse(replaced), /platform:registryToken: required/);
-        const config = parse({ ...replaced, registryToken: "set-with---secret" });
+        const config = parse(replaced);
+        assert.deepStrictEqual(config.apps.map((a) => a.definition.name), ["demo"]);
+        assert.ok(config.apps.every((a) => !a.definition.frontend.privateImage && !a.definition.backend.privateImage));
+        assert.throws(() => parse({ ...replaced, apps: JSON.stringify({ demo: "1.27-alpine", app1: "1.4.2" }) }), /platform:registryToken: required/);
         assert.ok(config.apps.every((a) => typeof a.release === "string"));
         assert.strictEqual(config.target, "scaleway");
         assert.ok(config.memory.totalMb <= config.memory.budgetMb);

@@ -170,9 +170,9 @@ if grep -q "^    $app: " "Pulumi.$stack.yaml"; then sed -i "s|^    $app: .*|    
         const { clone, record, git } = setup();
         const cwd = clone("runner");
         const before = git(cwd, "rev-parse", "HEAD");
-        const r = await record(cwd, "app1", "1.4.2");
+        const r = await record(cwd, "demo", "1.27-alpine");
         assert.strictEqual(r.code, 0, r.out);
-        assert.match(r.out, /::notice::app1 already runs 1\.4\.2 on prod/);
+        assert.match(r.out, /::notice::demo already runs 1\.27-alpine on prod/);
         git(cwd, "fetch", "-q", "origin");
         assert.strictEqual(git(cwd, "rev-parse", "origin/main"), before);
     });
