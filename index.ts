@@ -2,15 +2,23 @@
 import { definePlatform } from "./components/platform";
 import { readPlatformConfig } from "./io/readConfig";
 import { reportErrorsAsRunErrors } from "./io/runErrors";
+import { dnsRecordFor } from "./render/dns";
 
 // Under `pulumi preview`/`up`, every error from here on (config, admin channel, host key, readiness, any
 // `apply`) is reported as a run error within milliseconds, not after a minute in Node 20's util.inspect.
 reportErrorsAsRunErrors();
 
-const platform = definePlatform(readPlatformConfig());
+const config = readPlatformConfig();
+const platform = definePlatform(config);
 
 /** The server's flexible IP (127.0.0.1 on the local stack): point the domain's A record here. */
 export const publicIp = platform.publicIp;
+/**
+ * scaleway: the DNS record to create at the domain's DNS provider (`<domain>. 300 IN A <publicIp>`, the
+ * load balancer's address when there are several hosts), and how to check it. The certificate is issued
+ * once it resolves. Absent on the local stack.
+ */
+export const dnsRecord = config.target === "scaleway" ? platform.publicIp.apply((ip) => dnsRecordFor(config.domain, ip)) : undefined;
 /** `https://<domain>/` (or `http://localhost:<port>/` on the local stack). */
 export const baseUrl = platform.baseUrl;
 /** Per app: `{ url, apiUrl, release, database, role }`. */

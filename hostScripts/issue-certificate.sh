@@ -14,14 +14,23 @@
 # (cron's newline) can reach it.
 # Usage: issue-certificate.sh                         install the renewal job, then issue or renew
 #        issue-certificate.sh --renew-only SETTINGS   what the cron job runs
+#        issue-certificate.sh --renew-only SETTINGS --pending
+#                                                     the retry every 15 minutes until a first
+#                                                     certificate exists; a no-op after that
+#
+# The first deployment normally runs before the domain's DNS points at the server: a refusal then
+# does not fail it (the edge keeps the self-signed certificate); the --pending job retries every 15
+# minutes, which stays under Let's Encrypt's limit of 5 failed validations per hostname per hour.
 set -eu
 
 cron_file=${CRON_FILE:-/etc/cron.d/platform-certificate}
 settings_file=${SETTINGS_FILE:-/srv/platform/certificate.env}
 
+pending=false
 if [ "${1:-}" = "--renew-only" ]; then
     # shellcheck disable=SC1090 # written by this script below, values single-quoted
     . "${2:?--renew-only needs the settings file}"
+    if [ "${3:-}" = "--pending" ]; then pending=true; fi
 fi
 : "${DOMAIN:?}" "${EMAIL:?}" "${STAGING:?}" "${LETSENCRYPT_DIR:?}" "${ACME_DIR:?}" "${CERTS_DIR:?}"
 : "${EDGE_CONTAINER:?}" "${EDGE_CONF:?}" "${CERTBOT_IMAGE:?}"
@@ -70,20 +79,29 @@ if [ "${1:-}" != "--renew-only" ]; then
     } >"$settings_file.new"
     mv -f "$settings_file.new" "$settings_file"
     umask 022
-    printf '23 3,15 * * * root sh %s --renew-only %s >>/var/log/platform-certificate.log 2>&1\n' "$SELF" "$settings_file" >"$cron_file.new"
+    {
+        printf '23 3,15 * * * root sh %s --renew-only %s >>/var/log/platform-certificate.log 2>&1\n' "$SELF" "$settings_file"
+        printf '*/15 * * * * root sh %s --renew-only %s --pending >>/var/log/platform-certificate.log 2>&1\n' "$SELF" "$settings_file"
+    } >"$cron_file.new"
     mv -f "$cron_file.new" "$cron_file"
 fi
+
+live="$LETSENCRYPT_DIR/live/$DOMAIN"
+if [ "$pending" = true ] && [ -s "$live/fullchain.pem" ]; then exit 0; fi
 
 # shellcheck disable=SC2086 # server_flag is empty or one word
 if ! docker run --rm \
     -v "$LETSENCRYPT_DIR:/etc/letsencrypt" -v "$ACME_DIR:/var/www/acme" \
     "$CERTBOT_IMAGE" certonly --webroot -w /var/www/acme -d "$DOMAIN" \
     --email "$EMAIL" --agree-tos --non-interactive --keep-until-expiring $server_flag; then
+    if [ "${1:-}" != "--renew-only" ] && [ ! -s "$live/fullchain.pem" ]; then
+        echo "issue-certificate: no certificate for $DOMAIN yet: Let's Encrypt could not validate it, because its DNS A record does not point at this server yet (see the stack output dnsRecord) or port 80 is closed. The edge keeps its self-signed certificate; this host retries every 15 minutes and installs the certificate as soon as the record resolves (log: /var/log/platform-certificate.log)." >&2
+        exit 0
+    fi
     echo "issue-certificate: Let's Encrypt refused $DOMAIN. Check that its DNS A record points at this server and port 80 is open; the edge keeps its current certificate." >&2
     exit 1
 fi
 
-live="$LETSENCRYPT_DIR/live/$DOMAIN"
 if cmp -s "$live/fullchain.pem" "$CERTS_DIR/fullchain.pem"; then
     echo "issue-certificate: certificate for $DOMAIN is current"
     exit 0

@@ -6,6 +6,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
+import { dnsRecordFor } from "../render/dns";
+
 const SCRIPT = path.join(__dirname, "..", "hostScripts", "issue-certificate.sh");
 
 function setup(certbotSucceeds: boolean) {
@@ -78,7 +80,7 @@ describe("certificate issuance script (stand-in docker)", () => {
             assert.strictEqual(install.status, 0, install.stderr);
             assert.ok(!fs.existsSync(marker), `installing with ${value} ran a command`);
             // What cron would run, through the real sh, with the same stand-in docker on PATH.
-            const line = fs.readFileSync(path.join(dir, "cron"), "utf8");
+            const line = fs.readFileSync(path.join(dir, "cron"), "utf8").split("\n")[0];
             fs.writeFileSync(path.join(dir, "docker.log"), "");
             const renewal = spawnSync("sh", ["-c", cronCommand(line).replace(">>/var/log/platform-certificate.log 2>&1", "").replace("/srv/platform/bin/issue-certificate.sh", SCRIPT)], {
                 env: { PATH: `${dir}/bin:${process.env.PATH}`, CHAIN: "same" },
@@ -112,7 +114,11 @@ describe("certificate issuance script (stand-in docker)", () => {
         assert.match(fs.readFileSync(path.join(dir, "certs", "fullchain.pem"), "utf8"), /real chain/);
         assert.strictEqual(fs.statSync(path.join(dir, "certs", "privkey.pem")).mode & 0o777, 0o600);
         const cron = fs.readFileSync(path.join(dir, "cron"), "utf8");
-        assert.strictEqual(cron, `23 3,15 * * * root sh /srv/platform/bin/issue-certificate.sh --renew-only ${dir}/srv/certificate.env >>/var/log/platform-certificate.log 2>&1\n`);
+        assert.strictEqual(
+            cron,
+            `23 3,15 * * * root sh /srv/platform/bin/issue-certificate.sh --renew-only ${dir}/srv/certificate.env >>/var/log/platform-certificate.log 2>&1\n` +
+                `*/15 * * * * root sh /srv/platform/bin/issue-certificate.sh --renew-only ${dir}/srv/certificate.env --pending >>/var/log/platform-certificate.log 2>&1\n`,
+        );
         assert.strictEqual(fs.statSync(path.join(dir, "srv", "certificate.env")).mode & 0o777, 0o600);
     });
     it("a renewal reloads only when the certificate changed", () => {
@@ -128,13 +134,49 @@ describe("certificate issuance script (stand-in docker)", () => {
         assert.strictEqual(run(["--renew-only", settings], { CHAIN: "two" }).status, 0);
         assert.strictEqual(reloads(), 2, "a renewed certificate is installed and reloaded");
     });
-    it("a refusal fails with what to check, and keeps the current certificate", () => {
+    it("the first deployment, before DNS points: a refusal does not fail it, says what to create, keeps the placeholder and leaves the 15-minute retry", () => {
         const { dir, run, log } = setup(false);
         const r = run();
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.match(r.stderr, /no certificate for example\.com yet: .*DNS A record does not point at this server yet \(see the stack output dnsRecord\).*retries every 15 minutes/);
+        assert.strictEqual(fs.readFileSync(path.join(dir, "certs", "fullchain.pem"), "utf8"), "self-signed placeholder\n");
+        assert.doesNotMatch(log(), /exec/);
+        assert.match(fs.readFileSync(path.join(dir, "cron"), "utf8"), /^\*\/15 \* \* \* \* root sh \S+ --renew-only \S+ --pending /m);
+    });
+    it("the retry job: fails loudly while refused, installs and reloads once DNS points, then is a no-op (no Let's Encrypt call)", () => {
+        const refused = setup(false);
+        assert.strictEqual(refused.run().status, 0);
+        const settings = path.join(refused.dir, "srv", "certificate.env");
+        const again = refused.run(["--renew-only", settings, "--pending"]);
+        assert.notStrictEqual(again.status, 0, "logged as a failure in the certificate log");
+        assert.match(again.stderr, /Let's Encrypt refused example\.com\. Check that its DNS A record points at this server/);
+        // DNS now points: the same settings, a certbot that succeeds.
+        const ok = setup(true);
+        fs.copyFileSync(settings, path.join(ok.dir, "certificate.env"));
+        const envText = fs.readFileSync(path.join(ok.dir, "certificate.env"), "utf8").split(refused.dir).join(ok.dir);
+        fs.writeFileSync(path.join(ok.dir, "certificate.env"), envText);
+        const issued = ok.run(["--renew-only", path.join(ok.dir, "certificate.env"), "--pending"]);
+        assert.strictEqual(issued.status, 0, issued.stderr);
+        assert.match(issued.stdout, /installed a new certificate for example\.com and reloaded the edge/);
+        assert.match(fs.readFileSync(path.join(ok.dir, "certs", "fullchain.pem"), "utf8"), /real chain/);
+        const calls = ok.log().split("\n").filter((l) => l.startsWith("run")).length;
+        const after = ok.run(["--renew-only", path.join(ok.dir, "certificate.env"), "--pending"]);
+        assert.strictEqual(after.status, 0);
+        assert.strictEqual(ok.log().split("\n").filter((l) => l.startsWith("run")).length, calls, "no certbot run once a certificate exists");
+    });
+    it("a renewal refused (cron) fails with what to check, and keeps the current certificate", () => {
+        const { dir, run, log } = setup(false);
+        assert.strictEqual(run().status, 0);
+        const r = run(["--renew-only", path.join(dir, "srv", "certificate.env")]);
         assert.notStrictEqual(r.status, 0);
         assert.match(r.stderr, /Let's Encrypt refused example\.com\. Check that its DNS A record points at this server and port 80 is open/);
         assert.strictEqual(fs.readFileSync(path.join(dir, "certs", "fullchain.pem"), "utf8"), "self-signed placeholder\n");
         assert.doesNotMatch(log(), /exec/);
+    });
+    it("the DNS record to create: the domain's A record to the public IP; hostile values refused", () => {
+        assert.deepStrictEqual(dnsRecordFor("apps.example.org", "51.15.200.7").record, "apps.example.org. 300 IN A 51.15.200.7");
+        for (const bad of ["", "localhost", "a..b.org", "x.org\nevil. IN A 1.2.3.4", "x.org; rm -rf /", "-x.org", "x.org."]) assert.throws(() => dnsRecordFor(bad, "51.15.200.7"), /is not a domain name/, bad);
+        for (const bad of ["", "256.1.1.1", "1.2.3", "1.2.3.4\n", "::1", "01.2.3.4", "1.2.3.4 ; x"]) assert.throws(() => dnsRecordFor("x.org", bad), /is not an IPv4 address/, bad);
     });
     it("the production CA unless staging is asked for", () => {
         const { run, log } = setup(true);

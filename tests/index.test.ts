@@ -2,7 +2,8 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../config/platformConfig";
-import { runProgram, unwrap } from "./harness";
+import { FAKE_IP, runProgram, unwrap } from "./harness";
+import { PROD_RAW } from "./fixtures";
 
 function loadIndex(): Record<string, any> {
     delete require.cache[require.resolve("../index")];
@@ -14,8 +15,9 @@ describe("index.ts (mocks)", () => {
     it("reads the local stack's config from the runtime and exports the documented outputs", async () => {
         pulumi.runtime.setAllConfig({ "platform:target": "local", "platform:apps": JSON.stringify({ demo: "1.27-alpine" }) });
         const run = await runProgram("local", loadIndex);
-        assert.deepStrictEqual(Object.keys(run.value).sort(), ["apps", "backupBucket", "backupEndpoint", "baseUrl", "databaseUrls", "publicIp"]);
+        assert.deepStrictEqual(Object.keys(run.value).sort(), ["apps", "backupBucket", "backupEndpoint", "baseUrl", "databaseUrls", "dnsRecord", "publicIp"]);
         assert.strictEqual(await unwrap(run.value.baseUrl), "http://localhost:8080/");
+        assert.strictEqual(run.value.dnsRecord, undefined, "no DNS record to create on the local stack");
         assert.ok(run.resources.length > 20);
     });
     it("with no app listed, every output is a documented value: none is undefined (Pulumi would warn and drop it)", async () => {
@@ -27,6 +29,19 @@ describe("index.ts (mocks)", () => {
         }
         assert.strictEqual(await unwrap(run.value.backupBucket), "");
         assert.strictEqual(await unwrap(run.value.backupEndpoint), "");
+    });
+    it("prod: exports exactly the DNS record to create, from the domain and the public IP", async () => {
+        const raw: Record<string, string> = Object.fromEntries(Object.entries(PROD_RAW).map(([k, v]) => [`platform:${k}`, v]));
+        pulumi.runtime.setAllConfig(raw, Object.keys(raw).filter((k) => /sshPrivateKey|registryToken/.test(k)));
+        const run = await runProgram("prod", loadIndex);
+        const record = await unwrap(run.value.dnsRecord);
+        assert.deepStrictEqual(record, {
+            type: "A",
+            name: `${PROD_RAW.domain}.`,
+            value: FAKE_IP,
+            record: `${PROD_RAW.domain}. 300 IN A ${FAKE_IP}`,
+            check: `dig +short ${PROD_RAW.domain} A   # must print ${FAKE_IP}; until then the edge has a self-signed certificate and the host retries Let's Encrypt every 15 minutes`,
+        });
     });
     it("a bad key fails before any resource is declared, naming the key and the fix", async () => {
         pulumi.runtime.setAllConfig({ "platform:target": "local", "platform:apps": JSON.stringify({ demo: "not a release" }) });

@@ -1,0 +1,32 @@
+// The DNS record the operator creates after the first `up`: the one thing the program cannot declare
+// (the domain's zone is the operator's). Pure: the stack output `dnsRecord` is rendered from it.
+
+export interface DnsRecord {
+    readonly type: "A";
+    /** The fully qualified name, with its trailing dot, as zone files write it. */
+    readonly name: string;
+    readonly value: string;
+    /** The zone-file line to create, and how to check it. */
+    readonly record: string;
+    readonly check: string;
+}
+
+function isIpv4(value: string): boolean {
+    const parts = value.split(".");
+    return parts.length === 4 && parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);
+}
+
+const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
+/** `apps.example.org. 300 IN A 51.15.200.7`: the record that makes the certificate issuable. */
+export function dnsRecordFor(domain: string, ip: string): DnsRecord {
+    if (!DOMAIN.test(domain)) throw new Error(`dns: ${JSON.stringify(domain)} is not a domain name`);
+    if (!isIpv4(ip)) throw new Error(`dns: ${JSON.stringify(ip)} is not an IPv4 address`);
+    return {
+        type: "A",
+        name: `${domain}.`,
+        value: ip,
+        record: `${domain}. 300 IN A ${ip}`,
+        check: `dig +short ${domain} A   # must print ${ip}; until then the edge has a self-signed certificate and the host retries Let's Encrypt every 15 minutes`,
+    };
+}
