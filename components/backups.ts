@@ -10,7 +10,7 @@ import {
     DatabaseTarget,
     apiKeyPrincipal,
     backupBucketPolicy,
-    backupHostPolicyRules,
+    HOST_PERMISSION_SETS,
     firstBackupEnvironment,
     isRegion,
     renderBackupCron,
@@ -149,7 +149,7 @@ export class Backups extends pulumi.ComponentResource {
                     name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-host`,
                     description: "The platform host may put backup objects in the backup bucket's project (the bucket policy narrows it to that bucket)",
                     applicationId: application.id,
-                    rules: bucket.projectId.apply((projectId) => backupHostPolicyRules(projectId)),
+                    rules: [{ projectIds: [bucket.projectId], permissionSetNames: [...HOST_PERMISSION_SETS] }],
                 },
                 { parent: this },
             );

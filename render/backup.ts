@@ -453,12 +453,6 @@ export function backupBucketPolicy(bucket: string, hostApplicationId: string, ad
  */
 export const HOST_PERMISSION_SETS: readonly string[] = ["ObjectStorageObjectsWrite"];
 
-/** The host's IAM policy rules: one rule, scoped to the project that holds the bucket. */
-export function backupHostPolicyRules(projectId: string): { projectIds: string[]; permissionSetNames: string[] }[] {
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(projectId)) throw new Error(`backups: project id ${JSON.stringify(projectId)} is not a Scaleway project id (a UUID)`);
-    return [{ projectIds: [projectId], permissionSetNames: [...HOST_PERMISSION_SETS] }];
-}
-
 /**
  * Scaleway applies a new IAM policy or API key to Object Storage within "up to 5 minutes". The backup
  * that runs when the schedule is installed therefore retries a refused (HTTP 403) upload for at most

@@ -11,7 +11,7 @@ import { Forward, openForward } from "../io/adminChannel";
 import { serverReconcileSql } from "../render/postgres";
 import { ensureAppDatabase } from "./support/appDatabase";
 import { knownHostsLine, strictSshOptions } from "../io/sshFiles";
-import { freePort, requireBinary, sleep } from "./support/edge";
+import { freePort, requireBinary, requireRoot, sleep } from "./support/edge";
 
 // Whatever major is installed (Debian 12: 15, Ubuntu 24.04: 16).
 const PG_BIN = findPostgresBinDir() ?? "/usr/lib/postgresql/none/bin";
@@ -68,6 +68,7 @@ describe("SSH admin channel against real OpenSSH and PostgreSQL", function () {
                 if (!fs.existsSync(bin)) requireBinary(this, "initdb");
             } else requireBinary(this, bin);
         }
+        requireRoot(this, "PostgreSQL started as the postgres user, sshd's privilege separation");
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-channel-"));
         const keygen = (file: string) => execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file]);
         keygen(path.join(dir, "host_key"));

@@ -13,7 +13,7 @@ import { psqlInContainerCommand, serverReconcileSql } from "../render/postgres";
 import { declaredState, ensureAppDatabase, provider } from "./support/appDatabase";
 import { readHostScript } from "../hostScripts";
 import { runScript } from "../render/shell";
-import { freePort, requireBinary, sleep } from "./support/edge";
+import { freePort, requireBinary, requireRoot, sleep } from "./support/edge";
 
 // Whatever major is installed (Debian 12: 15, Ubuntu 24.04: 16); a missing one fails in CI below.
 const PG_BIN = findPostgresBinDir() ?? "/usr/lib/postgresql/none/bin";
@@ -144,6 +144,7 @@ describe("PostgreSQL reconcile, ensure and isolation (real PostgreSQL, stand-in 
 
     before(async function () {
         requirePostgres(this);
+        requireRoot(this, "a data directory owned by the postgres user, as in the container");
         c = await startCluster();
     });
     after(() => stopCluster(c));
@@ -326,6 +327,7 @@ describe("hostScripts/check-postgres-data.sh (real data directory from initdb, s
     const other = (delta: number) => String(Number(major) + delta);
     before(async function () {
         requirePostgres(this);
+        requireRoot(this, "a data directory owned by the postgres user, as in the container");
         c = await startCluster();
         major = fs.readFileSync(path.join(c.dataDir, "PG_VERSION"), "utf8").trim();
         image = `postgres:${major}.10-bookworm`;

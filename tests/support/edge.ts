@@ -19,6 +19,17 @@ export function requireBinary(ctx: Mocha.Context, name: string): void {
     ctx.skip();
 }
 
+/**
+ * A suite that needs root (a server started as another user, sshd on port 22, a mount namespace):
+ * fails under CI=true, which runs as root, and skips with a notice saying so elsewhere.
+ */
+export function requireRoot(ctx: Mocha.Context, why: string): void {
+    if (process.getuid?.() === 0) return;
+    if (process.env.CI === "true") throw new Error(`this suite needs root (${why}); CI runs as root`);
+    console.warn(`\n  !!! SKIPPING: needs root (${why}). Run npm test as root to include it (CI does). !!!\n`);
+    ctx.skip();
+}
+
 export function freePort(): Promise<number> {
     return new Promise((resolve, reject) => {
         const s = net.createServer();
