@@ -1,4 +1,5 @@
 // The platform program: validate the stack config (before any resource exists), compose, export.
+import * as pulumi from "@pulumi/pulumi";
 import { definePlatform } from "./components/platform";
 import { readPlatformConfig } from "./io/readConfig";
 import { reportErrorsAsRunErrors } from "./io/runErrors";
@@ -16,9 +17,9 @@ export const publicIp = platform.publicIp;
 /**
  * scaleway: the DNS record to create at the domain's DNS provider (`<domain>. 300 IN A <publicIp>`, the
  * load balancer's address when there are several hosts), and how to check it. The certificate is issued
- * once it resolves. Absent on the local stack.
+ * once it resolves. `null` on the local stack, which needs none (an output is never undefined).
  */
-export const dnsRecord = config.target === "scaleway" ? platform.publicIp.apply((ip) => dnsRecordFor(config.domain, ip)) : undefined;
+export const dnsRecord = config.target === "scaleway" ? platform.publicIp.apply((ip) => dnsRecordFor(config.domain, ip)) : pulumi.output(null);
 /** `https://<domain>/` (or `http://localhost:<port>/` on the local stack). */
 export const baseUrl = platform.baseUrl;
 /** Per app: `{ url, apiUrl, release, database, role }`. */

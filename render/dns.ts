@@ -1,5 +1,6 @@
 // The DNS record the operator creates after the first `up`: the one thing the program cannot declare
 // (the domain's zone is the operator's). Pure: the stack output `dnsRecord` is rendered from it.
+import { DOMAIN } from "./values";
 
 export interface DnsRecord {
     readonly type: "A";
@@ -16,7 +17,6 @@ function isIpv4(value: string): boolean {
     return parts.length === 4 && parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);
 }
 
-const DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
 /** `apps.example.org. 300 IN A 51.15.200.7`: the record that makes the certificate issuable. */
 export function dnsRecordFor(domain: string, ip: string): DnsRecord {

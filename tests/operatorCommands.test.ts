@@ -8,7 +8,7 @@ import * as os from "os";
 import * as path from "path";
 import { pulumiJson } from "../io/pulumiCli";
 import { bytesSoFar, withProgress } from "../io/progress";
-import { BackupStore, restoreBackup } from "../io/restore";
+import { BackupStore, PgRunner, restoreBackup } from "../io/restore";
 import { runDrill } from "../commands/backup-drill";
 import { BackupRef, backupKey, formatBytes, parseBackupKey } from "../render/backup";
 
@@ -33,6 +33,9 @@ function runRestore(args: string[], o: { cwd: string; path: string; env?: NodeJS
     const env: NodeJS.ProcessEnv = { PATH: o.path, HOME: o.cwd, TS_NODE_PROJECT: path.join(ROOT, "tsconfig.json"), ...o.env };
     return spawnSync(process.execPath, ["-r", require.resolve("ts-node/register/transpile-only"), RESTORE, ...args], { cwd: o.cwd, env, encoding: "utf8", timeout: 60000 });
 }
+
+/** A runner the test never reaches (the download fails first). */
+const UNUSED_RUNNER: PgRunner = { description: "none", run: () => Promise.reject(new Error("unused")), as: () => UNUSED_RUNNER };
 
 describe("operator commands at their first step", function () {
     this.timeout(120000);
@@ -143,7 +146,7 @@ describe("operator commands at their first step", function () {
         const identity = path.join(dir, "not-a-key");
         fs.writeFileSync(identity, "AGE-SECRET-KEY-1NOTAREALKEY\n");
         await assert.rejects(
-            restoreBackup({ store: slow, runner: { description: "none", run: () => Promise.reject(new Error("unused")) }, app: "app1", identityFile: identity, log: (l) => lines.push(l), progressMs: 100, workDir: dir }),
+            restoreBackup({ store: slow, runner: UNUSED_RUNNER, app: "app1", identityFile: identity, log: (l) => lines.push(l), progressMs: 100, workDir: dir }),
         );
         const text = lines.join("\n");
         assert.match(text, / {6}\[2\/6\] download: still running, \d+(\.\d)? MiB of 8\.0 MiB \(\d+%\)/);
@@ -155,7 +158,7 @@ describe("operator commands at their first step", function () {
         const identity = path.join(dir, "not-a-key");
         fs.writeFileSync(identity, "AGE-SECRET-KEY-1NOTAREALKEY\n");
         const lines: string[] = [];
-        const problems = await runDrill({ store: slowStore(ref), runner: { description: "none", run: () => Promise.reject(new Error("unused")) }, apps: ["app1"], identityFile: identity, log: (l) => lines.push(l), progressMs: 100 });
+        const problems = await runDrill({ store: slowStore(ref), runner: UNUSED_RUNNER, apps: ["app1"], identityFile: identity, log: (l) => lines.push(l), progressMs: 100 });
         assert.strictEqual(problems.length, 1, "the bad key is a problem");
         assert.match(lines.join("\n"), / {6}app1: download: still running, \d+(\.\d)? MiB of 8\.0 MiB \(\d+%\)/);
     });
