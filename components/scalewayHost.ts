@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
+import { readHostScript } from "../hostScripts";
 import { DEFAULT_PERMIT_OPEN, HOST_DIRS, renderCloudInit, renderSshGuardScript } from "../render/cloudInit";
 import { knownHostsLine, strictSshOptions, writeStackSshFiles } from "../io/sshFiles";
 import { Host, HostCommandArgs, toArray } from "./host";
@@ -122,7 +123,7 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
                 image: "ubuntu_noble",
                 ipId: this.ip.id,
                 securityGroupId: this.securityGroup.id,
-                cloudInit: renderCloudInit({ sshPublicKey: args.sshPublicKey, ...hardening }),
+                cloudInit: renderCloudInit({ sshPublicKey: args.sshPublicKey, ...hardening, alertsScript: readHostScript("check-alerts.sh") }),
                 rootVolume: { sizeInGb: 40, deleteOnTermination: stateless },
                 replaceOnTypeChange: false,
                 tags: ["platform"],

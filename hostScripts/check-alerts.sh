@@ -27,7 +27,9 @@
 #   EDGE_HOST (Host header of the probe), PROBE_CMD (prints what nginx serves at /__platform/generation;
 #   default: wget inside the edge's network namespace), RESTART_LOOP (3), STATE_DIR
 #   (/var/lib/platform-alerts), HEARTBEAT_URL, WEBHOOK_URL, HOST_LABEL (name in reports, default hostname),
-#   EXTRA_LABEL (KEY=VALUE: only containers that carry it too).
+#   EXTRA_LABEL (KEY=VALUE: only containers that carry it too); CERT_SETTINGS_FILE and BACKUP_SETTINGS_FILE:
+#   the certificate job's and the backups' settings, whose DOMAIN and HEARTBEAT_URL are used when
+#   CERT_SERVERNAME and HEARTBEAT_URL are not set.
 set -eu
 umask 077
 
@@ -41,6 +43,16 @@ if [ $# -gt 0 ]; then
     # shellcheck disable=SC1090 # written by the program: single-quoted values only
     . "$1"
 fi
+# On a server, the domain and the heartbeat URL are the ones the program already wrote for the
+# certificate job and the backups (KEY='value' files): read those two keys, nothing else from them.
+setting_of() { [ -r "$1" ] && sed -n "s/^$2='\\([^']*\\)'\$/\\1/p" "$1" | head -n 1; }
+if [ -n "${CERT_SETTINGS_FILE:-}" ] && [ -z "${CERT_SERVERNAME:-}" ]; then CERT_SERVERNAME=$(setting_of "$CERT_SETTINGS_FILE" DOMAIN || :); fi
+if [ -n "${BACKUP_SETTINGS_FILE:-}" ] && [ -z "${HEARTBEAT_URL:-}" ]; then HEARTBEAT_URL=$(setting_of "$BACKUP_SETTINGS_FILE" HEARTBEAT_URL || :); fi
+EDGE_HOST=${EDGE_HOST:-${CERT_SERVERNAME:-}}
+case ${CERT_SERVERNAME:-} in *[!a-z0-9.-]*) echo "check-alerts: bad CERT_SERVERNAME" >&2; exit 2 ;; esac
+for url in "${HEARTBEAT_URL:-}" "${WEBHOOK_URL:-}"; do
+    case $url in *[!A-Za-z0-9.:/_~%-]*) echo "check-alerts: bad HEARTBEAT_URL or WEBHOOK_URL" >&2; exit 2 ;; esac
+done
 
 DOCKER_SOCKET=${DOCKER_SOCKET:-/var/run/docker.sock}
 DISK_PATHS=${DISK_PATHS:-/}
@@ -143,8 +155,14 @@ if [ -r /proc/meminfo ]; then
     fact "memory $(awk '/^MemTotal:/ { t = $2 } /^MemAvailable:/ { a = $2 } END { print t, a }' /proc/meminfo)"
 fi
 
+# A host without the certificate job (behind the load balancer) or without backups (not host 0, no
+# app database) has no such settings file: those checks do not apply there.
+cert_check=true backup_check=true
+if [ -n "${CERT_SETTINGS_FILE:-}" ] && [ ! -f "$CERT_SETTINGS_FILE" ]; then cert_check=false; fi
+if [ -n "${BACKUP_SETTINGS_FILE:-}" ] && [ ! -f "$BACKUP_SETTINGS_FILE" ]; then backup_check=false; fi
+
 # --- Certificate: the one nginx serves (CERT_CONNECT), or the file. ---
-if [ -n "${CERT_CONNECT:-}" ] || [ -n "${CERT_FILE:-}" ]; then
+if $cert_check && { [ -n "${CERT_CONNECT:-}" ] || [ -n "${CERT_FILE:-}" ]; }; then
     if [ -n "${CERT_CONNECT:-}" ]; then
         case $CERT_CONNECT in *[!A-Za-z0-9.:-]*) echo "check-alerts: bad CERT_CONNECT" >&2; exit 2 ;; esac
         where="served at $CERT_CONNECT"
@@ -173,7 +191,7 @@ if [ -n "${CERT_CONNECT:-}" ] || [ -n "${CERT_FILE:-}" ]; then
 fi
 
 # --- Backups: the newest success in backup.sh's log, or the newest file of the local stack. ---
-if [ -n "${BACKUP_LOG:-}" ] || [ -n "${BACKUP_DIR:-}" ]; then
+if $backup_check && { [ -n "${BACKUP_LOG:-}" ] || [ -n "${BACKUP_DIR:-}" ]; }; then
     last_ok="" result=ok
     if [ -n "${BACKUP_LOG:-}" ]; then
         if [ -r "$BACKUP_LOG" ]; then

@@ -43,7 +43,40 @@ export interface SshHardeningArgs {
 export interface CloudInitArgs extends SshHardeningArgs {
     /** Public key allowed to log in as root (key only: password logins are off). */
     readonly sshPublicKey: string;
+    /** hostScripts/check-alerts.sh's text: installed with its settings and a cron job (every 5 minutes). */
+    readonly alertsScript?: string;
 }
+
+/** The alerts checker on a server: script, settings, cron job (components/scalewayHost.ts passes the script). */
+export const ALERTS_SCRIPT_PATH = "/srv/platform/bin/check-alerts.sh";
+export const ALERTS_SETTINGS_PATH = "/srv/platform/alerts.env";
+export const ALERTS_CRON_PATH = "/etc/cron.d/platform-alerts";
+
+/**
+ * The checker's settings on a server. The domain and the heartbeat URL are read at run time from the
+ * certificate job's and the backups' own settings files (written by the program on every up), so a
+ * changed platform:backupHeartbeatUrl reaches the checker without touching cloud-init's files.
+ */
+export function renderAlertsSettings(): string {
+    const settings: Record<string, string> = {
+        DOCKER_SOCKET: "/var/run/docker.sock",
+        DISK_PATHS: "/",
+        DISK_MAX_PERCENT: "90",
+        CERT_CONNECT: "127.0.0.1:443",
+        CERT_SETTINGS_FILE: `${HOST_DIRS.root}/certificate.env`,
+        CERT_MIN_DAYS: "14",
+        BACKUP_LOG: "/var/log/platform-backup.log",
+        BACKUP_SETTINGS_FILE: `${HOST_DIRS.root}/backup/backup.env`,
+        BACKUP_MAX_HOURS: "26",
+        NGINX_CONF: `${HOST_DIRS.nginx}/nginx.conf`,
+        EDGE_CONTAINER: "platform-edge",
+        RESTART_LOOP: "3",
+        STATE_DIR: "/var/lib/platform-alerts",
+    };
+    return ["# Managed by the platform: settings of check-alerts.sh, run by /etc/cron.d/platform-alerts.", ...Object.entries(settings).map(([k, v]) => `${k}='${v}'`), ""].join("\n");
+}
+
+export const ALERTS_CRON = `*/5 * * * * root sh ${ALERTS_SCRIPT_PATH} ${ALERTS_SETTINGS_PATH} 2>&1 | logger -t platform-alerts\n`;
 
 /** An IP literal and a TCP port, as sshd's PermitOpen takes them (`[v6]:port` for IPv6). */
 function permitOpenTarget(value: string): string {
@@ -235,8 +268,9 @@ function block(text: string, depth: number): string {
         .join("\n");
 }
 
-function writeFile(path: string, content: string): string[] {
-    return [`  - path: ${path}`, "    permissions: '0644'", "    content: |", block(content, 6)];
+function writeFile(path: string, content: string, permissions = "0644"): string[] {
+    if (/[\t\r]/.test(content)) throw new Error(`${path}: a tab or carriage return cannot go into the YAML block`);
+    return [`  - path: ${path}`, `    permissions: '${permissions}'`, "    content: |", block(content, 6)];
 }
 
 /**
@@ -255,6 +289,8 @@ export function renderCloudInit(args: CloudInitArgs): string {
         "  - unattended-upgrades",
         "  - ca-certificates",
         "  - openssl",
+        // The alerts checker reads the Docker API with nc -U and probes the edge with wget.
+        ...(args.alertsScript !== undefined ? ["  - netcat-openbsd", "  - wget"] : []),
         ...(fail2ban ? ["  - fail2ban", "  - python3-systemd"] : []),
         "ssh_pwauth: false",
         "disable_root: false",
@@ -269,6 +305,9 @@ export function renderCloudInit(args: CloudInitArgs): string {
         ...writeFile("/etc/apt/apt.conf.d/20auto-upgrades", AUTO_UPGRADES),
         ...writeFile("/etc/docker/daemon.json", DOCKER_DAEMON),
         ...writeFile("/etc/cron.d/platform-image-prune", IMAGE_PRUNE_CRON),
+        ...(args.alertsScript !== undefined
+            ? [...writeFile(ALERTS_SCRIPT_PATH, args.alertsScript, "0755"), ...writeFile(ALERTS_SETTINGS_PATH, renderAlertsSettings(), "0600"), ...writeFile(ALERTS_CRON_PATH, ALERTS_CRON)]
+            : []),
         "runcmd:",
         `  - [mkdir, -p, ${Object.values(HOST_DIRS).join(", ")}]`,
         "  - [systemctl, enable, --now, docker]",
