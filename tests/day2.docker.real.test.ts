@@ -64,6 +64,8 @@ describe("day-2 commands on the real Docker engine (local, and over pinned SSH)"
         });
     const take = () => {
         const text = out.join("");
+        // PLATFORM_PRINT_OUTPUT=1 shows what the commands printed (the closing note quotes it).
+        if (process.env.PLATFORM_PRINT_OUTPUT === "1") console.log(text.replace(/^/gm, "      | "));
         out.length = 0;
         return text;
     };
