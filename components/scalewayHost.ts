@@ -3,7 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
 import { readHostScript } from "../hostScripts";
-import { DEFAULT_PERMIT_OPEN, HOST_DIRS, renderCloudInit, renderSshGuardScript } from "../render/cloudInit";
+import { ALERTS_CRON_PATH, DEFAULT_PERMIT_OPEN, HOST_DIRS, renderAlertsInstallScript, renderCloudInit, renderSshGuardScript } from "../render/cloudInit";
 import { knownHostsLine, strictSshOptions, writeStackSshFiles } from "../io/sshFiles";
 import { Host, HostCommandArgs, toArray } from "./host";
 
@@ -161,6 +161,14 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
         this.sshGuard = new command.remote.Command(
             `${name}-ssh-guard`,
             { connection: this.connection, create: guardScript, update: guardScript },
+            { parent: this, dependsOn: [this.waitForDocker] },
+        );
+
+        // The alerts checker, on servers created before cloud-init installed it too (same files).
+        const alertsInstall = renderAlertsInstallScript(readHostScript("check-alerts.sh"));
+        new command.remote.Command(
+            `${name}-alerts`,
+            { connection: this.connection, create: alertsInstall, update: alertsInstall, delete: `rm -f ${ALERTS_CRON_PATH}` },
             { parent: this, dependsOn: [this.waitForDocker] },
         );
 

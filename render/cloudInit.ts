@@ -76,6 +76,28 @@ export function renderAlertsSettings(): string {
     return ["# Managed by the platform: settings of check-alerts.sh, run by /etc/cron.d/platform-alerts.", ...Object.entries(settings).map(([k, v]) => `${k}='${v}'`), ""].join("\n");
 }
 
+/**
+ * Installs the same three files on a running server (cloud-init only ran at its first boot), and the
+ * two packages the checker needs if they are missing. Idempotent; run as root.
+ */
+export function renderAlertsInstallScript(alertsScript: string): string {
+    return [
+        "set -eu",
+        "umask 022",
+        "mkdir -p /srv/platform/bin",
+        "if ! command -v nc >/dev/null 2>&1 || ! command -v wget >/dev/null 2>&1; then",
+        "    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq netcat-openbsd wget >/dev/null || echo 'alerts: could not install netcat-openbsd/wget; the checker reports the Docker API as unreachable' >&2",
+        "fi",
+        heredoc(`${ALERTS_SCRIPT_PATH}.new`, alertsScript, "PLATFORM_ALERTS_SCRIPT"),
+        `chmod 0755 ${ALERTS_SCRIPT_PATH}.new && mv -f ${ALERTS_SCRIPT_PATH}.new ${ALERTS_SCRIPT_PATH}`,
+        heredoc(`${ALERTS_SETTINGS_PATH}.new`, renderAlertsSettings(), "PLATFORM_ALERTS_SETTINGS"),
+        `chmod 0600 ${ALERTS_SETTINGS_PATH}.new && mv -f ${ALERTS_SETTINGS_PATH}.new ${ALERTS_SETTINGS_PATH}`,
+        heredoc(`${ALERTS_CRON_PATH}.new`, ALERTS_CRON, "PLATFORM_ALERTS_CRON"),
+        `chmod 0644 ${ALERTS_CRON_PATH}.new && mv -f ${ALERTS_CRON_PATH}.new ${ALERTS_CRON_PATH}`,
+        "",
+    ].join("\n");
+}
+
 export const ALERTS_CRON = `*/5 * * * * root sh ${ALERTS_SCRIPT_PATH} ${ALERTS_SETTINGS_PATH} 2>&1 | logger -t platform-alerts\n`;
 
 /** An IP literal and a TCP port, as sshd's PermitOpen takes them (`[v6]:port` for IPv6). */

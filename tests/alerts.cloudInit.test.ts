@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import { ALERTS_CRON_PATH, ALERTS_SCRIPT_PATH, ALERTS_SETTINGS_PATH, renderAlertsSettings, renderCloudInit } from "../render/cloudInit";
+import { ALERTS_CRON_PATH, ALERTS_SCRIPT_PATH, ALERTS_SETTINGS_PATH, renderAlertsInstallScript, renderAlertsSettings, renderCloudInit } from "../render/cloudInit";
 import { readHostScript } from "../hostScripts";
 import { PUBLIC_KEY } from "./fixtures";
 import { requireBinary } from "./support/edge";
@@ -67,5 +67,23 @@ describe("alerts checker in the server's user data", () => {
         assert.strictEqual(r.status, 2);
         assert.match(r.stderr, /bad CERT_SERVERNAME/);
         fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("the in-place install (servers older than the checker) writes the same three files as cloud-init, and passes shellcheck", function () {
+        const root = fs.mkdtempSync(path.join(os.tmpdir(), "platform-alerts-install-"));
+        const moved = (p: string) => path.join(root, p);
+        const install = renderAlertsInstallScript(script).replace(/\/srv\/platform/g, moved("srv")).replace(/\/etc\/cron\.d/g, moved("cron"));
+        fs.mkdirSync(moved("cron"));
+        const r = spawnSync("sh", ["-c", install], { encoding: "utf8", env: { PATH: process.env.PATH } });
+        assert.strictEqual(r.status, 0, r.stderr);
+        for (const p of [ALERTS_SCRIPT_PATH, ALERTS_SETTINGS_PATH, ALERTS_CRON_PATH]) {
+            const local = p.replace("/srv/platform", moved("srv")).replace("/etc/cron.d", moved("cron"));
+            assert.strictEqual(fs.readFileSync(local, "utf8"), file(p)!.content.replace(/\/srv\/platform/g, moved("srv")).replace(/\/etc\/cron\.d/g, moved("cron")), p);
+            assert.strictEqual((fs.statSync(local).mode & 0o777).toString(8), file(p)!.permissions.slice(1), p);
+        }
+        fs.rmSync(root, { recursive: true, force: true });
+        requireBinary(this, "shellcheck");
+        const sc = spawnSync("shellcheck", ["-s", "sh", "-"], { input: renderAlertsInstallScript(script), encoding: "utf8" });
+        assert.strictEqual(sc.status, 0, sc.stdout);
     });
 });
