@@ -169,7 +169,8 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
         new command.remote.Command(
             `${name}-alerts`,
             { connection: this.connection, create: alertsInstall, update: alertsInstall, delete: `rm -f ${ALERTS_CRON_PATH}` },
-            { parent: this, dependsOn: [this.waitForDocker] },
+            // Like everything else that connects, after the guard (it may be reloading sshd).
+            { parent: this, dependsOn: [this.waitForDocker, this.sshGuard] },
         );
 
         // The options hold file paths, not key material: unsecret, so the Docker provider's
