@@ -5,7 +5,7 @@ import * as path from "path";
 import { catalog } from "../apps";
 import { imageReference } from "../render/values";
 import { Role, StackConfigVersion, UsageError, appReleaseOf } from "../render/day2";
-import { MissingTool, REPO_ROOT, StackAccess, stackConfigHistory, stackHosts, stackOutputs } from "../io/stackHost";
+import { HostShell, MissingTool, REPO_ROOT, StackAccess, stackConfigHistory, stackHosts, stackOutputs } from "../io/stackHost";
 import * as fs from "fs";
 
 export interface Day2Deps {
@@ -97,6 +97,25 @@ export function releaseImages(app: string, release: string): Record<Role, string
 }
 
 /** Runs a command's main and exits with its code; prints usage errors, missing tools and failures plainly. */
+/** Runs `work` with the stack's hosts, and lets the stack's access (SSH files, forwards) go afterwards. */
+export async function withStackHosts<T>(deps: Day2Deps, stack: string, work: (hosts: readonly HostShell[]) => Promise<T> | T): Promise<T> {
+    const access = deps.hosts(stack);
+    try {
+        return await work(access.hosts);
+    } finally {
+        access.cleanup();
+    }
+}
+
+/** Runs `work` on host `host` of the stack (0 is the default one). */
+export function onStackHost<T>(deps: Day2Deps, stack: string, host: number, work: (shell: HostShell) => Promise<T> | T): Promise<T> {
+    return withStackHosts(deps, stack, (hosts) => {
+        const shell = hosts[host];
+        if (shell === undefined) throw new Error(`stack ${stack} has no host ${host}`);
+        return work(shell);
+    });
+}
+
 export function runCommand(name: string, main: (argv: string[], deps: Day2Deps) => Promise<number>): void {
     const deps = defaultDeps();
     main(process.argv.slice(2), deps).then(

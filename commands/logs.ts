@@ -3,7 +3,7 @@
 // no container name is needed: during a rollout the one of the release the stack runs is chosen.
 import { LOGS_USAGE, parseLogsArgs } from "../render/day2";
 import { appContainers, logsCommand, pickCurrent } from "../io/hostDocker";
-import { Day2Deps, currentRelease, knownApps, runCommand } from "./day2Cli";
+import { Day2Deps, currentRelease, knownApps, onStackHost, runCommand } from "./day2Cli";
 
 export async function main(argv: string[], deps: Day2Deps): Promise<number> {
     const args = parseLogsArgs(argv, knownApps());
@@ -12,10 +12,7 @@ export async function main(argv: string[], deps: Day2Deps): Promise<number> {
         return 0;
     }
     const release = currentRelease(deps, args.stack, args.app);
-    const access = deps.hosts(args.stack);
-    try {
-        const shell = access.hosts[args.host];
-        if (shell === undefined) throw new Error(`stack ${args.stack} has no host ${args.host}`);
+    return onStackHost(deps, args.stack, args.host, async (shell) => {
         const chosen = args.roles.map((role) => ({ role, c: pickCurrent(appContainers(shell, args.app, role, deps.extraLabel), release) }));
         const missing = chosen.filter((x) => x.c === undefined).map((x) => x.role);
         if (missing.length === chosen.length) throw new Error(`no running ${missing.join(" or ")} container of ${args.app} on ${shell.name}`);
@@ -39,9 +36,7 @@ export async function main(argv: string[], deps: Day2Deps): Promise<number> {
         for (const role of missing) deps.err(`logs: no running ${role} container of ${args.app}\n`);
         const codes = await Promise.all(runs);
         return codes.find((c) => c !== 0) ?? 0;
-    } finally {
-        access.cleanup();
-    }
+    });
 }
 
 if (require.main === module) runCommand("logs", main);

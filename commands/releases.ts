@@ -5,7 +5,7 @@
 import { RELEASES_USAGE, ReleaseRecord, parseReleasesArgs, releaseHistory, renderReleases } from "../render/day2";
 import { imagesPresent } from "../io/hostDocker";
 import { HostShell } from "../io/stackHost";
-import { Day2Deps, currentRelease, knownApps, releaseImages, runCommand } from "./day2Cli";
+import { Day2Deps, currentRelease, knownApps, onStackHost, releaseImages, runCommand } from "./day2Cli";
 
 /** "cached", "gone", or "frontend cached, backend gone", per release. */
 export function cacheState(shell: HostShell, app: string, release: string): { text: string; allPresent: boolean; missing: string[] } {
@@ -28,15 +28,10 @@ export async function main(argv: string[], deps: Day2Deps): Promise<number> {
     }
     const records = history(deps, args.stack, args.app);
     const current = currentRelease(deps, args.stack, args.app);
-    const access = deps.hosts(args.stack);
-    try {
-        const shell = access.hosts[args.host];
-        if (shell === undefined) throw new Error(`stack ${args.stack} has no host ${args.host}`);
+    return onStackHost(deps, args.stack, args.host, async (shell) => {
         deps.out(renderReleases(args.app, args.stack, records, current, (release) => cacheState(shell, args.app, release).text));
         return 0;
-    } finally {
-        access.cleanup();
-    }
+    });
 }
 
 if (require.main === module) runCommand("releases", main);

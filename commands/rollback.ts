@@ -12,7 +12,7 @@
 import { ROLLBACK_USAGE, parseRollbackArgs, previousRelease, releaseHistory, rollbackCommitMessage } from "../render/day2";
 import { REPO_ROOT, pulumi, pulumiEnv, run, runAttached } from "../io/stackHost";
 import { cacheState } from "./releases";
-import { Day2Deps, currentRelease, knownApps, runCommand } from "./day2Cli";
+import { Day2Deps, currentRelease, knownApps, runCommand, withStackHosts } from "./day2Cli";
 
 export async function main(argv: string[], deps: Day2Deps): Promise<number> {
     const args = parseRollbackArgs(argv, knownApps());
@@ -30,18 +30,15 @@ export async function main(argv: string[], deps: Day2Deps): Promise<number> {
     say(`${args.app} on ${args.stack}: ${current} -> ${target}${recorded ? ` (recorded ${recorded.date.slice(0, 10)} in ${recorded.commit.slice(0, 12)})` : " (never recorded on this stack before)"}`);
 
     // The images must still be on every host, or the rollback pulls (and needs the registry).
-    const access = deps.hosts(args.stack);
-    try {
-        for (const shell of access.hosts) {
+    await withStackHosts(deps, args.stack, (hosts) => {
+        for (const shell of hosts) {
             const cache = cacheState(shell, args.app, target);
             if (!cache.allPresent) {
                 if (!args.pull) throw new Error(`the images of ${args.app} ${target} are no longer on ${shell.name} (${cache.missing.join(", ")}): pass --pull to pull them again from the registry`);
                 say(`${shell.name}: ${cache.missing.join(", ")} will be pulled again (--pull)`);
             } else say(`${shell.name}: images of ${target} cached, no pull needed`);
         }
-    } finally {
-        access.cleanup();
-    }
+    });
 
     const via = args.via ?? (args.stack === "local" ? "local" : "dispatch");
     const repo = deps.repo ?? REPO_ROOT;

@@ -12,7 +12,7 @@ import { DirectoryBackupStore, S3BackupStore } from "../io/restore";
 import { S3Client } from "../io/s3";
 import { hostFacts, imageDigests } from "../io/hostDocker";
 import { REPO_ROOT, run } from "../io/stackHost";
-import { Day2Deps, LOCAL_DIR, runCommand } from "./day2Cli";
+import { Day2Deps, LOCAL_DIR, runCommand, withStackHosts } from "./day2Cli";
 import * as path from "path";
 
 async function newestBackup(stack: string, app: string, outputs: Record<string, any>, deps: Day2Deps, hostLog?: Date): Promise<AppStatusInput["backup"]> {
@@ -59,10 +59,9 @@ export async function main(argv: string[], deps: Day2Deps): Promise<number> {
     }
     const outputs = deps.outputs(args.stack);
     const apps = Object.entries((outputs.apps ?? {}) as Record<string, { release?: string }>).filter(([name]) => /^[a-z][a-z0-9-]{0,30}$/.test(name));
-    const access = deps.hosts(args.stack);
-    try {
+    return withStackHosts(deps, args.stack, async (shells) => {
         const settings = deps.factsSettings(args.stack, outputs);
-        const hosts: HostStatusInput[] = access.hosts.map((h) => ({ name: h.name, ...hostFacts(h, settings) }));
+        const hosts: HostStatusInput[] = shells.map((h) => ({ name: h.name, ...hostFacts(h, settings) }));
         const appInputs: AppStatusInput[] = [];
         for (const [app, info] of apps) {
             const release = String(info.release ?? "?");
@@ -70,7 +69,7 @@ export async function main(argv: string[], deps: Day2Deps): Promise<number> {
             const first = hosts[0];
             for (const role of ["frontend", "backend"] as const) {
                 const c = first?.facts === undefined ? undefined : currentContainer(first.facts.containers, app, role, release);
-                if (c !== undefined && /^[0-9a-f]{12,64}$/.test(c.image)) digests[role] = imageDigests(access.hosts[0], c.image);
+                if (c !== undefined && /^[0-9a-f]{12,64}$/.test(c.image)) digests[role] = imageDigests(shells[0], c.image);
             }
             const hasDatabase = catalog[app]?.database === true;
             appInputs.push({ app, release, digests, hasDatabase, backup: hasDatabase ? await newestBackup(args.stack, app, outputs, deps, first?.facts?.backup?.lastOk) : undefined });
@@ -79,9 +78,7 @@ export async function main(argv: string[], deps: Day2Deps): Promise<number> {
         const report = renderStatus(input);
         deps.out(args.json ? JSON.stringify({ healthy: report.healthy, problems: report.problems, apps: appInputs, hosts }, null, 2) + "\n" : report.text);
         return report.healthy ? 0 : 1;
-    } finally {
-        access.cleanup();
-    }
+    });
 }
 
 if (require.main === module) runCommand("status", main);
