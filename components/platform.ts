@@ -116,6 +116,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
         const containerForward = `127.0.0.1:${POSTGRES_PUBLISHED_PORT.scaleway}`;
         const host = new ScalewayHost(hostName(i), {
             instanceType: config.instanceType,
+            alertWebhookUrl: config.alertWebhookUrl ? pulumi.secret(config.alertWebhookUrl) : undefined,
             sshPublicKey: config.sshPublicKey,
             sshPrivateKey: config.sshPrivateKey === undefined ? undefined : pulumi.secret(config.sshPrivateKey),
             adminCidrs: config.adminCidrs,

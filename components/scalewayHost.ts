@@ -3,13 +3,15 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
 import { readHostScript } from "../hostScripts";
-import { ALERTS_CRON_PATH, DEFAULT_PERMIT_OPEN, HOST_DIRS, renderAlertsInstallScript, renderCloudInit, renderSshGuardScript } from "../render/cloudInit";
+import { ALERTS_CRON_PATH, DEFAULT_PERMIT_OPEN, HOST_DIRS, renderAlertsInstallScript, renderAlertsSettings, renderCloudInit, renderSshGuardScript } from "../render/cloudInit";
 import { knownHostsLine, strictSshOptions, writeStackSshFiles } from "../io/sshFiles";
 import { Host, HostCommandArgs, toArray } from "./host";
 
 export interface ScalewayHostArgs {
     /** Scaleway commercial type, e.g. `DEV1-M`. */
     readonly instanceType: string;
+    /** Secret. The webhook the alerts checker posts to when the set of alerts changes (none when unset). */
+    readonly alertWebhookUrl?: pulumi.Input<string>;
     /** OpenSSH public key installed for root. */
     readonly sshPublicKey: string;
     /** Matching private key (secret); without it the ssh-agent in SSH_AUTH_SOCK is used. */
@@ -168,7 +170,13 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
         const alertsInstall = renderAlertsInstallScript(readHostScript("check-alerts.sh"));
         new command.remote.Command(
             `${name}-alerts`,
-            { connection: this.connection, create: alertsInstall, update: alertsInstall, delete: `rm -f ${ALERTS_CRON_PATH}` },
+            {
+                connection: this.connection,
+                create: alertsInstall,
+                update: alertsInstall,
+                stdin: pulumi.secret(pulumi.output(args.alertWebhookUrl ?? "").apply((webhookUrl) => renderAlertsSettings({ webhookUrl }))),
+                delete: `rm -f ${ALERTS_CRON_PATH}`,
+            },
             // Like everything else that connects, after the guard (it may be reloading sshd).
             { parent: this, dependsOn: [this.waitForDocker, this.sshGuard] },
         );

@@ -527,6 +527,22 @@ export const CONFIG_SCHEMA = {
                 (s) => `${shown(s)} is not a plain https URL (no query, credentials or quotes). Fix: pulumi config set platform:backupHeartbeatUrl https://hc-ping.com/<uuid>`,
             ),
     }),
+    alertWebhookUrl: key({
+        type: "string",
+        default: "",
+        description: "Optional https webhook (Slack-style, {\"text\": …}) the hosts' alerts checker posts to whenever the set of alerts changes. Set with --secret: such URLs carry their token.",
+        secret: true,
+        example: "https://hooks.slack.com/services/T0000/B0000/XXXX",
+        schema: (options) =>
+            v.pipe(
+                text(),
+                checked(
+                    isHeartbeatUrl,
+                    (s) => `${shown(s)} is not a plain https URL (no query, credentials or quotes). Fix: pulumi config set --secret platform:alertWebhookUrl https://hooks.slack.com/services/<id>`,
+                ),
+                secretCheck("alertWebhookUrl", options),
+            ),
+    }),
     database: key({
         type: "string",
         default: SCALE_DEFAULTS.database,
@@ -755,6 +771,8 @@ function toPlatformConfig(c: Values, options: ParseOptions) {
             /** Pinged on success (and `<url>/fail` on failure), for a dead man's switch such as healthchecks.io. */
             heartbeatUrl: c.backupHeartbeatUrl,
         },
+        /** Plain text here (undefined when unset); components/platform.ts wraps it in pulumi.secret. */
+        alertWebhookUrl: c.alertWebhookUrl,
         /** Where PostgreSQL runs and how many instances serve the apps. The defaults are the single-server stack. */
         scale: {
             /** `container`: PostgreSQL in a container on the (first) host; `managed`: Scaleway Managed Database for PostgreSQL. */

@@ -2,7 +2,7 @@
 // servers by ScalewayHost's ssh-guard command). Pure, so the real `cloud-init schema`, `sshd -T` and
 // `fail2ban-client -t` can check exactly what is rendered.
 import * as net from "net";
-import { isCidr, isSshPublicKey } from "./values";
+import { isCidr, isHeartbeatUrl, isSshPublicKey } from "./values";
 import { LOG_OPTIONS } from "./containers";
 
 /** Host directories the platform's containers mount; created at first boot. */
@@ -57,7 +57,10 @@ export const ALERTS_CRON_PATH = "/etc/cron.d/platform-alerts";
  * certificate job's and the backups' own settings files (written by the program on every up), so a
  * changed platform:backupHeartbeatUrl reaches the checker without touching cloud-init's files.
  */
-export function renderAlertsSettings(): string {
+export function renderAlertsSettings(options: { webhookUrl?: string } = {}): string {
+    const webhook = options.webhookUrl ?? "";
+    // Checked again here, as the checker checks it: the value is single-quoted into a file the shell sources.
+    if (webhook !== "" && !isHeartbeatUrl(webhook)) throw new Error("alerts: the webhook URL is not a plain https URL");
     const settings: Record<string, string> = {
         DOCKER_SOCKET: "/var/run/docker.sock",
         DISK_PATHS: "/",
@@ -72,13 +75,15 @@ export function renderAlertsSettings(): string {
         EDGE_CONTAINER: "platform-edge",
         RESTART_LOOP: "3",
         STATE_DIR: "/var/lib/platform-alerts",
+        ...(webhook !== "" ? { WEBHOOK_URL: webhook } : {}),
     };
     return ["# Managed by the platform: settings of check-alerts.sh, run by /etc/cron.d/platform-alerts.", ...Object.entries(settings).map(([k, v]) => `${k}='${v}'`), ""].join("\n");
 }
 
 /**
  * Installs the same three files on a running server (cloud-init only ran at its first boot), and the
- * two packages the checker needs if they are missing. Idempotent; run as root.
+ * two packages the checker needs if they are missing. Idempotent; run as root. The settings come on
+ * stdin (renderAlertsSettings, a secret: they may carry the webhook URL), never in the script's text.
  */
 export function renderAlertsInstallScript(alertsScript: string): string {
     return [
@@ -90,7 +95,8 @@ export function renderAlertsInstallScript(alertsScript: string): string {
         "fi",
         heredoc(`${ALERTS_SCRIPT_PATH}.new`, alertsScript, "PLATFORM_ALERTS_SCRIPT"),
         `chmod 0755 ${ALERTS_SCRIPT_PATH}.new && mv -f ${ALERTS_SCRIPT_PATH}.new ${ALERTS_SCRIPT_PATH}`,
-        heredoc(`${ALERTS_SETTINGS_PATH}.new`, renderAlertsSettings(), "PLATFORM_ALERTS_SETTINGS"),
+        `(umask 077 && cat > ${ALERTS_SETTINGS_PATH}.new)`,
+        `grep -q '^STATE_DIR=' ${ALERTS_SETTINGS_PATH}.new || { echo 'alerts: no settings on stdin' >&2; exit 1; }`,
         `chmod 0600 ${ALERTS_SETTINGS_PATH}.new && mv -f ${ALERTS_SETTINGS_PATH}.new ${ALERTS_SETTINGS_PATH}`,
         heredoc(`${ALERTS_CRON_PATH}.new`, ALERTS_CRON, "PLATFORM_ALERTS_CRON"),
         `chmod 0644 ${ALERTS_CRON_PATH}.new && mv -f ${ALERTS_CRON_PATH}.new ${ALERTS_CRON_PATH}`,

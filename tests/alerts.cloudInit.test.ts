@@ -37,6 +37,17 @@ describe("alerts checker in the server's user data", () => {
         assert.strictEqual(r.stdout, "127.0.0.1:443|/srv/platform/certificate.env|/srv/platform/backup/backup.env|/srv/platform/nginx/nginx.conf|90|");
     });
 
+    it("the webhook URL: only in the settings the host-alerts command sends on stdin, checked; never in cloud-init or the script", () => {
+        const hook = "https://hooks.slack.com/services/T0000/B0000/secret-token";
+        const settings = renderAlertsSettings({ webhookUrl: hook });
+        assert.match(settings, /^WEBHOOK_URL='https:\/\/hooks\.slack\.com\/services\/T0000\/B0000\/secret-token'$/m);
+        assert.doesNotMatch(renderAlertsSettings(), /WEBHOOK_URL/, "unset: no line");
+        assert.ok(!renderAlertsInstallScript(script).includes("WEBHOOK_URL=") && !renderCloudInit({ sshPublicKey: PUBLIC_KEY, alertsScript: script }).includes(hook));
+        for (const bad of ["http://hooks.example.org/x", "https://x.org/a'b", "https://x.org/$(id)", "https://user:pw@x.org/", "https://x.org/?q=1", "https://x.org/a\nb"]) {
+            assert.throws(() => renderAlertsSettings({ webhookUrl: bad }), /not a plain https URL/, bad);
+        }
+    });
+
     it("passes cloud-init schema", function () {
         requireBinary(this, "cloud-init");
         const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "platform-ci-")), "user-data");
@@ -74,8 +85,10 @@ describe("alerts checker in the server's user data", () => {
         const moved = (p: string) => path.join(root, p);
         const install = renderAlertsInstallScript(script).replace(/\/srv\/platform/g, moved("srv")).replace(/\/etc\/cron\.d/g, moved("cron"));
         fs.mkdirSync(moved("cron"));
-        const r = spawnSync("sh", ["-c", install], { encoding: "utf8", env: { PATH: process.env.PATH } });
+        // The settings come on stdin, as the host-alerts command gives them (a secret: they may carry the webhook).
+        const r = spawnSync("sh", ["-c", install], { input: renderAlertsSettings().replace(/\/srv\/platform/g, moved("srv")).replace(/\/etc\/cron\.d/g, moved("cron")), encoding: "utf8", env: { PATH: process.env.PATH } });
         assert.strictEqual(r.status, 0, r.stderr);
+        assert.notStrictEqual(spawnSync("sh", ["-c", install], { input: "", encoding: "utf8", env: { PATH: process.env.PATH } }).status, 0, "no settings on stdin: refused, the old file stays");
         for (const p of [ALERTS_SCRIPT_PATH, ALERTS_SETTINGS_PATH, ALERTS_CRON_PATH]) {
             const local = p.replace("/srv/platform", moved("srv")).replace("/etc/cron.d", moved("cron"));
             assert.strictEqual(fs.readFileSync(local, "utf8"), file(p)!.content.replace(/\/srv\/platform/g, moved("srv")).replace(/\/etc\/cron\.d/g, moved("cron")), p);

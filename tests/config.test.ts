@@ -75,6 +75,16 @@ describe("config validation", () => {
         const backup = parse({ ...PROD_RAW, backupHeartbeatUrl: "https://hc-ping.com/5f1e-77aa" }).backup;
         assert.deepStrictEqual(backup, { publicKey: PROD_RAW.backupPublicKey, schedule: "30 3 * * *", retentionDays: 30, lockDays: 7, heartbeatUrl: "https://hc-ping.com/5f1e-77aa" });
     });
+    it("the alerts webhook: an https URL without query or quotes, set as a secret", () => {
+        const secret = (k: string) => k === "alertWebhookUrl" || k === "sshPrivateKey" || k === "registryToken";
+        const hook = "https://hooks.slack.com/services/T0000/B0000/XXXX";
+        expectProblem({ ...PROD_RAW, alertWebhookUrl: hook }, "alertWebhookUrl", /stored in plain text\. Fix: pulumi config set --secret platform:alertWebhookUrl/, () => false);
+        for (const url of ["http://hooks.slack.com/x", "https://hooks.slack.com/x?y=1", "https://u:p@hooks.slack.com/x", "https://x.org/a';id;'", "https://x.org/$(id)"]) {
+            expectProblem({ ...PROD_RAW, alertWebhookUrl: url }, "alertWebhookUrl", /not a plain https URL.*--secret/, secret);
+        }
+        assert.strictEqual(parse({ ...PROD_RAW, alertWebhookUrl: hook }, secret).alertWebhookUrl, hook);
+        assert.ok(!parse(PROD_RAW).alertWebhookUrl, "unset: no webhook");
+    });
     it("a CIDR that is not one", () => expectProblem({ ...PROD_RAW, adminCidrs: '["10.0.0.300/32"]' }, "adminCidrs[0]", /not a CIDR/));
     it("a CIDR without a prefix length", () => expectProblem({ ...PROD_RAW, adminCidrs: '["203.0.113.7"]' }, "adminCidrs[0]", /not a CIDR/));
     it("a CIDR open to the world, however it is written", () => {

@@ -135,7 +135,7 @@ describe("the committed stack files", () => {
         let problems: readonly string[] = [];
         try {
             // As `pulumi up` reads it on a real stack: not a test stack.
-            parsePlatformConfig({ ...raw, registryToken: "set-with---secret" }, { catalog, isSecret: (k) => SECRET_KEYS.has(k) });
+            parsePlatformConfig(raw, { catalog, isSecret: (k) => SECRET_KEYS.has(k) });
             assert.fail("the committed example must not validate");
         } catch (e) {
             assert.ok(e instanceof ConfigError, String(e));

@@ -488,3 +488,23 @@ describe("password rotation (mocks)", () => {
         assert.strictEqual(db(after).urn, db(before).urn);
     });
 });
+
+describe("the alerts webhook reaches the hosts as a secret (mocks)", () => {
+    it("only on the host-alerts command's stdin, into alerts.env; not in cloud-init, nor any command's text", async () => {
+        const hook = "https://hooks.slack.com/services/T0000/B0000/secret-token";
+        const run = await runProgram("prod", () =>
+            definePlatform(parse({ ...PROD_RAW, alertWebhookUrl: hook }, (k) => ["alertWebhookUrl", "sshPrivateKey", "registryToken"].includes(k)), {
+                openForward: async () => ({ host: "127.0.0.1", port: 40123, pid: 1, close: () => undefined }),
+            }),
+        );
+        const alerts = run.one(T.remoteCommand, "host-alerts");
+        assert.ok(isSecretValue(alerts.inputs.stdin), "the settings carrying the webhook are a secret");
+        assert.match(reveal(alerts.inputs.stdin), /^WEBHOOK_URL='https:\/\/hooks\.slack\.com\/services\/T0000\/B0000\/secret-token'$/m);
+        for (const r of run.resources) {
+            const plain = JSON.stringify(r.inputs, (_k, v) => (isSecretValue(v) ? "<secret>" : v));
+            assert.ok(!plain.includes("secret-token"), `${r.name} carries the webhook outside a secret`);
+        }
+        const without = await runProgram("prod", () => definePlatform(parse(PROD_RAW), { openForward: async () => ({ host: "127.0.0.1", port: 40123, pid: 1, close: () => undefined }) }));
+        assert.doesNotMatch(reveal(without.one(T.remoteCommand, "host-alerts").inputs.stdin), /WEBHOOK_URL/);
+    });
+});
