@@ -333,6 +333,19 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
     // `rewrite ... break`, which is how the prefix is stripped. The file locations are nested in the
     // app's prefix, so no other request runs their regexes; they set everything they need themselves
     // (a nested location would inherit proxy_intercept_errors and error_page).
+    // A file location nested in the app's prefix: the prefix stripped, the frontend's own Cache-Control
+    // replaced by `headers`, and only the 5xx intercepted (a missing file stays the frontend's 404).
+    const fileLocation = (pattern: string, headers: string[]) => [
+        `    location ~ ${pattern} {`,
+        `        rewrite ^/${a}(/.*)$ $1 break;`,
+        `        proxy_hide_header Cache-Control;`,
+        `        # Only the 5xx below are intercepted here: a missing file stays the frontend's 404.`,
+        `        proxy_intercept_errors on;`,
+        ...indent(hideUpstreamDetails(), 2),
+        `        proxy_pass http://${fe};`,
+        ...indent(headers, 2),
+        `    }`,
+    ];
     return [
         `# ${a}: frontend ${r.frontend.host}:${r.frontend.port}, backend ${r.backend.host}:${r.backend.port} (API prefix ${r.apiPrefix === "keep" ? "kept" : "stripped"})`,
         `location = /${a} { return 301 /${a}/; }`,
@@ -346,25 +359,9 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         `    proxy_pass http://${fe};`,
         ...indent(page, 1),
         `    # A file named with a content hash: cached for good.`,
-        `    location ~ "^/${a}/.*${HASHED_ASSET}" {`,
-        `        rewrite ^/${a}(/.*)$ $1 break;`,
-        `        proxy_hide_header Cache-Control;`,
-        `        # Only the 5xx below are intercepted here: a missing file stays the frontend's 404.`,
-        `        proxy_intercept_errors on;`,
-        ...indent(hideUpstreamDetails(), 2),
-        `        proxy_pass http://${fe};`,
-        ...indent(responseHeaders(settings.mode, csp, IMMUTABLE), 2),
-        `    }`,
+        ...fileLocation(`"^/${a}/.*${HASHED_ASSET}"`, responseHeaders(settings.mode, csp, IMMUTABLE)),
         `    # Any other file: served as the frontend answers it, a missing one stays a 404.`,
-        `    location ~ ^/${a}/.*\\.[A-Za-z0-9]+$ {`,
-        `        rewrite ^/${a}(/.*)$ $1 break;`,
-        `        proxy_hide_header Cache-Control;`,
-        `        # Only the 5xx below are intercepted here: a missing file stays the frontend's 404.`,
-        `        proxy_intercept_errors on;`,
-        ...indent(hideUpstreamDetails(), 2),
-        `        proxy_pass http://${fe};`,
-        ...indent(page, 2),
-        `    }`,
+        ...fileLocation(`^/${a}/.*\\.[A-Za-z0-9]+$`, page),
         `}`,
         `location @${a}_index {`,
         `    rewrite ^ /index.html break;`,
