@@ -243,7 +243,6 @@ async function main(): Promise<void> {
     }
     const args = parseArgs(process.argv.slice(2));
     const app = args.app!;
-    const policy = confirmationPolicy(args, Boolean(process.stdin.isTTY && process.stdout.isTTY));
     const { store, runner, identity, cleanup } = resolveTargets(args, () => stackOutputs(args.stack ?? "prod"));
     try {
         if (args.list) {
@@ -253,7 +252,9 @@ async function main(): Promise<void> {
             for (const r of refs) console.log(`  ${r.name}  ${r.createdAt.toISOString()}  ${r.bytes === undefined ? "" : formatBytes(r.bytes)}`);
             return;
         }
+        // What is missing first (the key), then whether to go ahead: both before anything is downloaded.
         checkIdentity(args, identity);
+        const policy = confirmationPolicy(args, Boolean(process.stdin.isTTY && process.stdout.isTTY));
         const result = await restoreBackup({ store, runner, app, backup: args.backup, identityFile: identity!, dryRun: args.dryRun, confirm: policy === "ask" ? terminalConfirm(app) : undefined });
         if (!args.dryRun && !result.swapped) process.exitCode = 1;
     } finally {
