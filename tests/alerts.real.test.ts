@@ -71,8 +71,21 @@ describe("alerts checker (real Docker, nginx, tmpfs, openssl)", function () {
         // -days -1: a certificate that expired a day ago.
         execFileSync("openssl", ["x509", "-req", "-in", csr, "-signkey", key, "-days", String(days), "-out", path.join(edge.dir, "cert.pem")], { stdio: "ignore" });
         execFileSync("nginx", ["-p", edge.dir, "-c", path.join(edge.dir, "nginx.conf"), "-s", "reload"], { stdio: "ignore" });
+        // A reload is asynchronous (new workers start, old ones drain): wait until nginx serves the new one.
+        const written = execFileSync("openssl", ["x509", "-noout", "-enddate", "-in", path.join(edge.dir, "cert.pem")], { encoding: "utf8" }).trim();
+        const deadline = Date.now() + 15000;
+        while (servedEnd() !== written) {
+            if (Date.now() > deadline) throw new Error(`nginx still serves ${servedEnd()} 15 s after the reload, not ${written}`);
+            execFileSync("sleep", ["0.2"]);
+        }
     };
-    const servedEnd = () => execFileSync("sh", ["-c", `openssl s_client -connect 127.0.0.1:${edge.httpsPort} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -enddate`], { encoding: "utf8" }).trim();
+    const servedEnd = (): string => {
+        try {
+            return execFileSync("sh", ["-c", `openssl s_client -connect 127.0.0.1:${edge.httpsPort} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -enddate`], { encoding: "utf8" }).trim();
+        } catch {
+            return "";
+        }
+    };
 
     before(async function () {
         requireDocker(this);
