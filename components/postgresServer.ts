@@ -95,8 +95,6 @@ export class PostgresServer extends pulumi.ComponentResource implements Database
     public readonly appEndpoint: pulumi.Output<AppEndpoint>;
     public readonly appNetworks: AppNetworkAttachment;
     public readonly ready: pulumi.Resource[];
-    /** Fixed container name, for `docker exec` and `docker network connect`. */
-    public readonly containerName = POSTGRES_CONTAINER;
 
     constructor(name: string, args: PostgresServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("platform:database:PostgresServer", name, {}, opts);
