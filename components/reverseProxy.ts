@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { HEALTH_WAIT_SECONDS, containerHardening, containerRuntime } from "../render/containers";
-import { EdgeSettings, GENERATION_PATH, LoadBalancerEdge, Route, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
+import { EDGE_CONF_DIR, EdgeSettings, LoadBalancerEdge, Route, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
 import { readHostScript } from "../hostScripts";
 import { installAndRunScript, runScript, shellQuote } from "../render/shell";
 import { Host } from "./host";
@@ -14,8 +14,6 @@ export const CERTBOT_IMAGE = "certbot/certbot:v2.11.0";
 export const CERTIFICATE_SCRIPT = "/srv/platform/bin/issue-certificate.sh";
 /** The renewal cron job the certificate script installs and the command's delete removes. */
 export const CERTIFICATE_CRON = "/etc/cron.d/platform-certificate";
-/** Where the host's nginx directory appears inside the edge container. */
-export const EDGE_CONF_DIR = "/etc/nginx/platform";
 /** Where the apply script is installed on the server, for the job that re-resolves container addresses. */
 export const EDGE_APPLY_SCRIPT = "/srv/platform/bin/apply-nginx-config.sh";
 /** The cron job that re-resolves the app containers' addresses every minute (server only). */
@@ -75,9 +73,11 @@ export interface ReverseProxyArgs {
 
 /**
  * The nginx edge. The container owns ports 80/443 and is created once; routing changes never touch
- * it. The rendered config is applied to the running nginx by hostScripts/apply-nginx-config.sh (nginx -t,
- * atomic swap, graceful reload), and the edge joins app networks with `docker network connect`, since
- * any change to a container's own network list would recreate it and drop traffic.
+ * it. The rendered config is applied to the running nginx by hostScripts/apply-nginx-config.sh: a
+ * release switch re-points the route's link (no reload, so no client connection is closed); a new
+ * config (apps added or removed, settings) goes through nginx -t, an atomic swap and a graceful
+ * reload. The edge joins app networks with `docker network connect`, since any change to a
+ * container's own network list would recreate it and drop traffic.
  */
 export class ReverseProxy extends pulumi.ComponentResource {
     public readonly container: docker.Container;
@@ -184,8 +184,8 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
             // Resolved inside the edge, through Docker's DNS: the address on the network it shares with
             // the container (a backend is also on the database network), never another app's.
             RESOLVE_CMD: `docker exec ${EDGE_CONTAINER} getent hosts`,
-            // One word per argument (the script splits it): busybox wget takes --header=Host:NAME.
-            PROBE_CMD: `docker exec ${EDGE_CONTAINER} wget -qO- -T 3 --header=Host:${args.domain} http://127.0.0.1${GENERATION_PATH}`,
+            // One word per argument (the script splits it and appends the path): busybox wget takes --header=Host:NAME.
+            PROBE_CMD: `docker exec ${EDGE_CONTAINER} wget -qO- -T 3 --header=Host:${args.domain} http://127.0.0.1`,
         };
         const apply = runScript(readHostScript("apply-nginx-config.sh"), applyEnv);
         // The health gate first: the containers the new config routes to and the live one does not
@@ -205,8 +205,8 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
         if (host.kind === "scaleway") {
             // Container addresses are resolved when a config is applied. A container Docker restarts
             // (a crash, a reboot of the server) may come back with another address on its app network;
-            // re-resolving every minute bounds how long its routes answer 502 or reach a sibling
-            // container of the same app. It also completes an apply interrupted before its reload.
+            // re-resolving every minute (a link re-pointed, no reload) bounds how long its routes answer
+            // 502 or reach a sibling container of the same app. It also completes an interrupted apply.
             // Not on the local stack: that is a laptop's crontab; re-run the apply there.
             const refresh = [
                 `mkdir -p ${shellQuote(path.posix.dirname(EDGE_APPLY_SCRIPT))}`,

@@ -15,7 +15,7 @@
 # Environment:
 #   CONTAINERS    space-separated NAME:SECONDS, the containers the new config routes to and how long
 #                 each may take to turn healthy (required; may be empty)
-#   LIVE_CONF     the live nginx.conf: its `# platform-resolve NAME:PORT` markers name what serves now
+#   LIVE_CONF     the live nginx.conf: its `# platform-route ROUTE NAME:PORT` lines name what serves now
 #                 (optional; absent means nothing serves yet)
 #   DOCKER_CMD    how to run docker (default: docker)
 #   POLL_SECONDS  how often to ask (default: 0.5)
@@ -37,7 +37,7 @@ done
 
 live_names=""
 if [ -n "${LIVE_CONF:-}" ] && [ -f "$LIVE_CONF" ]; then
-    live_names=$(sed -n 's/.*# platform-resolve \([A-Za-z0-9][A-Za-z0-9._-]*\):[0-9][0-9]*$/\1/p' "$LIVE_CONF" | sort -u)
+    live_names=$(sed -n 's/^# platform-route [a-z][a-z0-9.-]* \([A-Za-z0-9][A-Za-z0-9._-]*\):[0-9][0-9]*$/\1/p' "$LIVE_CONF" | sort -u)
 fi
 is_live() { printf '%s\n' "$live_names" | grep -qxF "$1"; }
 

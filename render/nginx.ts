@@ -4,7 +4,7 @@
 /**
  * Where one container listens, as nginx reaches it: an IPv4 address, or a container name that the
  * apply script resolves to its address on the shared network when it applies the config (and again
- * every minute on the server), so nginx can keep connections to it open.
+ * every minute on the server).
  */
 export interface Upstream {
     readonly host: string;
@@ -38,6 +38,13 @@ export interface EdgeSettings {
     /** DNS server for names nginx itself looks up at run time (none today): Docker's embedded DNS in production. */
     readonly resolver: string;
     /**
+     * The route switches, as nginx sees the directory: one symlink per app and role (`app1.frontend`,
+     * `app1.backend`) to a directory named after the address that serves it (`../targets/10.0.0.7:3000`).
+     * nginx resolves the link on every request, so the apply script switches a release by re-pointing
+     * it (one atomic rename), with no reload. Always `routes` in the directory the apply script writes.
+     */
+    readonly routeDir: string;
+    /**
      * Host names served besides `domain`. Any other Host (or TLS SNI) is refused, which also shuts out
      * DNS rebinding against the local stack. Only literal names and IPv4 addresses.
      */
@@ -68,6 +75,9 @@ export interface LoadBalancerEdge {
 }
 
 /** The settings of the edge container in production; tests override the paths and listen addresses. */
+/** Where the host's nginx directory appears inside the edge container. */
+export const EDGE_CONF_DIR = "/etc/nginx/platform";
+
 export function containerEdgeSettings(mode: "https" | "http", domain: string): EdgeSettings {
     return {
         mode,
@@ -81,6 +91,7 @@ export function containerEdgeSettings(mode: "https" | "http", domain: string): E
         certificateKey: "/etc/platform/certs/privkey.pem",
         acmeWebroot: "/var/www/acme",
         resolver: "127.0.0.11",
+        routeDir: `${EDGE_CONF_DIR}/routes`,
         // The container's root filesystem is read-only: the pid file and every temp path live on the
         // /tmp tmpfs (nginx creates only the last path component, so the temp dir is /tmp itself).
         pidFile: "/tmp/nginx.pid",
@@ -116,10 +127,16 @@ const HASHED_ASSET = String.raw`[.-][0-9A-Za-z]{8,}\.(js|mjs|css|woff2?|ttf|png|
 export const GENERATION_PATH = "/__platform/generation";
 /** The generation a rendered config carries until the apply script stamps the hash of its content in. */
 export const UNSTAMPED_GENERATION = "unstamped";
-/** Marks an upstream `server` line whose container name the apply script resolves. */
-export const RESOLVE_MARKER = "# platform-resolve";
-/** What an unresolvable name becomes: a server nginx never tries, so only that route answers 502. */
-export const UNRESOLVED_SERVER = "127.0.0.1:1 down";
+/**
+ * `# platform-route ROUTE NAME:PORT` lines at the top of the config name the container each route
+ * switch must point at. The apply script resolves them and re-points the links; they are comments to
+ * nginx, and the config's generation leaves them out, so a release switch changes no loaded config.
+ */
+export const ROUTE_MARKER = "# platform-route";
+/** Where the apply script asks nginx which address a route reaches now (loopback clients only). */
+export const ROUTE_PROBE_PATH = "/__platform/route/";
+/** What a route reaches while its container's name does not resolve: refused, so only that route answers 502. */
+export const UNRESOLVED_TARGET = "127.0.0.1:1";
 
 /**
  * Client request headers that frameworks read as facts about the connection, the original URL or the
@@ -219,6 +236,7 @@ function checkSettings(settings: EdgeSettings): void {
         ["certificateKey", settings.certificateKey],
         ["acmeWebroot", settings.acmeWebroot],
         ["resolver", settings.resolver],
+        ["routeDir", settings.routeDir],
         ["pidFile", settings.pidFile],
         ["errorLog", settings.errorLog],
         ["accessLog", settings.accessLog],
@@ -261,29 +279,24 @@ function indent(lines: string[], depth: number): string[] {
     return lines.map((l) => (l === "" ? l : "    ".repeat(depth) + l));
 }
 
-function upstreamName(app: string, role: "frontend" | "backend"): string {
-    return `platform_${app.replace(/-/g, "_")}_${role}`;
+type Role = "frontend" | "backend";
+
+function routeMarker(app: string, role: Role, u: Upstream): string {
+    return `${ROUTE_MARKER} ${app}.${role} ${u.host}:${u.port}`;
 }
 
 /**
- * One `upstream` per container. A block (not a variable in proxy_pass) is what lets nginx keep idle
- * connections to the app open: a variable means a new TCP connection per request, a third of the
- * throughput. nginx 1.22 resolves names in a block only at load, where one missing container would
- * fail the whole config, so names are rendered as a server nginx never tries plus a marker; the apply
- * script swaps in the address Docker's DNS gives it, or leaves the marker line, and then only that
- * route answers 502.
+ * How a location reaches its container: through the route's switch, a symlink nginx resolves on every
+ * request ($realpath_root), whose target's name is the address ($platform_upstream, mapped at http
+ * level). Why not an `upstream` block: a release switch would then need a reload, and a reload makes
+ * the old workers close their idle keep-alive connections, which fails the request a client is
+ * sending on one at that moment (ECONNRESET for clients that do not retry: Node's, most HTTP
+ * libraries', any POST). A link is re-pointed with one rename, and no client connection notices. The
+ * price: nginx opens a connection to the app per request (no upstream keep-alive); bench:edge
+ * measures it. `root` is only read for $realpath_root here: nothing is served from it.
  */
-function upstreamBlock(name: string, u: Upstream): string[] {
-    const server = isIpv4(u.host) ? `server ${u.host}:${u.port};` : `server ${UNRESOLVED_SERVER}; ${RESOLVE_MARKER} ${u.host}:${u.port}`;
-    return [
-        `upstream ${name} {`,
-        `    ${server}`,
-        "    keepalive 32;",
-        // Below the 5 s idle timeout of Node's http server (and most app servers): nginx closes an idle
-        // connection first, so it never sends a request down one the app is closing (a POST would fail).
-        "    keepalive_timeout 4s;",
-        "}",
-    ];
+function proxyTo(settings: EdgeSettings, app: string, role: Role): string[] {
+    return [`root ${settings.routeDir}/${app}.${role};`, "proxy_pass http://$platform_upstream;"];
 }
 
 /**
@@ -323,8 +336,8 @@ function hideUpstreamDetails(): string[] {
 }
 
 function appLocations(r: Route, settings: EdgeSettings): string[] {
-    const fe = upstreamName(r.app, "frontend");
-    const be = upstreamName(r.app, "backend");
+    const fe = proxyTo(settings, r.app, "frontend");
+    const be = proxyTo(settings, r.app, "backend");
     const a = r.app;
     const csp = r.contentSecurityPolicy ?? DEFAULT_CSP;
     const page = responseHeaders(settings.mode, csp, "no-cache");
@@ -342,12 +355,13 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         `        # Only the 5xx below are intercepted here: a missing file stays the frontend's 404.`,
         `        proxy_intercept_errors on;`,
         ...indent(hideUpstreamDetails(), 2),
-        `        proxy_pass http://${fe};`,
+        ...indent(fe, 2),
         ...indent(headers, 2),
         `    }`,
     ];
     return [
-        `# ${a}: frontend ${r.frontend.host}:${r.frontend.port}, backend ${r.backend.host}:${r.backend.port} (API prefix ${r.apiPrefix === "keep" ? "kept" : "stripped"})`,
+        // Not the containers: they are in the route lines only, so a release switch changes no loaded config.
+        `# ${a}: its frontend and backend through routes/${a}.frontend and routes/${a}.backend (API prefix ${r.apiPrefix === "keep" ? "kept" : "stripped"})`,
         `location = /${a} { return 301 /${a}/; }`,
         `location /${a}/ {`,
         `    # An SPA route: a 404 from the frontend falls back to the app's index.html.`,
@@ -356,7 +370,7 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         `    proxy_intercept_errors on;`,
         `    error_page 404 = @${a}_index;`,
         ...indent(hideUpstreamDetails(), 1),
-        `    proxy_pass http://${fe};`,
+        ...indent(fe, 1),
         ...indent(page, 1),
         `    # A file named with a content hash: cached for good.`,
         ...fileLocation(`"^/${a}/.*${HASHED_ASSET}"`, responseHeaders(settings.mode, csp, IMMUTABLE)),
@@ -368,7 +382,7 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         `    proxy_hide_header Cache-Control;`,
         `    proxy_intercept_errors on;`,
         ...indent(hideUpstreamDetails(), 1),
-        `    proxy_pass http://${fe};`,
+        ...indent(fe, 1),
         ...indent(page, 1),
         `}`,
         `location = /api/${a} {`,
@@ -380,21 +394,29 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         ...(r.apiPrefix === "strip" ? [`    rewrite ^/api/${a}(/.*)$ $1 break;`] : []),
         `    proxy_intercept_errors on;`,
         ...indent(hideUpstreamDetails(), 1),
-        `    proxy_pass http://${be};`,
+        ...indent(be, 1),
         ...indent(api, 1),
         `}`,
     ];
 }
 
 /** The edge's own endpoints for the container healthcheck and the apply script, from loopback only. */
-function internalLocations(): string[] {
+function internalLocations(settings: EdgeSettings): string[] {
     return [
         `location = /health { access_log off; default_type text/plain; return 200 "ok\\n"; }`,
         `location = ${GENERATION_PATH} { allow 127.0.0.1; deny all; access_log off; default_type text/plain; return 200 "generation ${UNSTAMPED_GENERATION}\\n"; }`,
+        // The address a route reaches now, read through the same link and map as the route itself.
+        // Nested: only requests under the prefix run its regex.
+        `location ^~ ${ROUTE_PROBE_PATH} {`,
+        "    allow 127.0.0.1; deny all; access_log off; default_type text/plain;",
+        `    location ~ "^${ROUTE_PROBE_PATH}(?<platform_route>[a-z][a-z0-9-]*\\.(?:frontend|backend))$" { root ${settings.routeDir}/$platform_route; return 200 "$platform_upstream\\n"; }`,
+        `    return 404 "no such route\\n";`,
+        "}",
     ];
 }
 
-function commonServerLines(mode: "https" | "http"): string[] {
+function commonServerLines(settings: EdgeSettings): string[] {
+    const mode = settings.mode;
     return [
         // Two anchored regexes on the raw path, compiled with pcre_jit: the only ones every request runs.
         `if ($request_uri ~* "${HOSTILE_PATH}") { return 400; }`,
@@ -402,7 +424,7 @@ function commonServerLines(mode: "https" | "http"): string[] {
         `if ($request_uri ~ "${DOTFILE_PATH}") { return 404; }`,
         // What every location without its own headers answers with (the edge's own pages, redirects).
         ...responseHeaders(mode, DEFAULT_CSP),
-        ...internalLocations(),
+        ...internalLocations(settings),
         "# The page an app's 5xx is answered with (its status kept): no upstream's version or stack trace.",
         `location = ${UPSTREAM_ERROR_PAGE} {`,
         "    internal;",
@@ -415,7 +437,7 @@ function commonServerLines(mode: "https" | "http"): string[] {
 
 function routingServerBody(routes: readonly Route[], settings: EdgeSettings): string[] {
     return [
-        ...commonServerLines(settings.mode),
+        ...commonServerLines(settings),
         ...routes.flatMap((r) => ["", ...appLocations(r, settings)]),
         "",
         "# Anything no app claims is the edge's own 404, never another app's page (no CSP under /api/, as for the apps' APIs).",
@@ -456,7 +478,7 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
                   "",
                   "# The container's own checks (healthcheck, generation probe): loopback, no PROXY header.",
                   "server {",
-                  ...indent([`listen ${lb.localListen};`, ...internalLocations(), "location / { return 444; }"], 1),
+                  ...indent([`listen ${lb.localListen};`, ...internalLocations(settings), "location / { return 444; }"], 1),
                   "}",
                   "",
                   "server {",
@@ -473,7 +495,7 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
                           `listen ${settings.listenHttp};`,
                           `server_name ${names};`,
                           acmeLocation(settings),
-                          ...internalLocations(),
+                          ...internalLocations(settings),
                           // The configured domain, never $host: a redirect must not repeat what the client sent.
                           `location / { return 301 https://${settings.domain}${httpsPortSuffix}$request_uri; }`,
                       ],
@@ -540,7 +562,7 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
         "proxy_connect_timeout 5s;",
         "proxy_send_timeout 60s;",
         "proxy_read_timeout 60s;",
-        "# HTTP/1.1 to the apps: needed for upstream keep-alive and for websocket upgrades.",
+        "# HTTP/1.1 to the apps: needed for websocket upgrades.",
         "proxy_http_version 1.1;",
         "",
         ...(lb !== undefined
@@ -572,10 +594,12 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
         `resolver ${settings.resolver} valid=10s ipv6=off;`,
         "resolver_timeout 3s;",
         "",
-        "# Only a websocket upgrade is passed on; anything else (h2c, ...) is a plain request on a kept-alive",
-        "# connection (an empty Connection header lets nginx reuse it).",
+        "# Only a websocket upgrade is passed on; anything else (h2c, ...) is a plain request on a connection",
+        "# of its own, which the app closes (so its TIME_WAIT is the app's, not the edge's ports).",
         `map $http_upgrade $platform_upgrade { "~*^websocket$" "websocket"; default ""; }`,
-        `map $http_upgrade $platform_connection { "~*^websocket$" "upgrade"; default ""; }`,
+        `map $http_upgrade $platform_connection { "~*^websocket$" "upgrade"; default "close"; }`,
+        "# A route's address: the name of the directory its switch links to (see the `root` of each route).",
+        `map $realpath_root $platform_upstream { "~/((?:[0-9]{1,3}\\.){3}[0-9]{1,3}:[0-9]{1,5})$" $1; default ${UNRESOLVED_TARGET}; }`,
         "# A well-formed X-Request-ID from the client is kept, anything else is replaced by nginx's own.",
         `map $http_x_request_id $platform_request_id { "~^[A-Za-z0-9._-]{8,128}$" $http_x_request_id; default $request_id; }`,
         ...(ipv6Clients
@@ -600,13 +624,13 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
         "# An app's response never redirects the edge internally (X-Accel-Redirect into another app) or changes how it serves.",
         `proxy_ignore_headers ${IGNORED_RESPONSE_HEADERS.join(" ")};`,
         "",
-        ...sorted.flatMap((r) => [...upstreamBlock(upstreamName(r.app, "frontend"), r.frontend), ...upstreamBlock(upstreamName(r.app, "backend"), r.backend)]),
-        "",
         ...servers,
     ];
 
     return [
         "# Rendered by the platform program (render/nginx.ts). Do not edit on the host: the next deployment replaces it.",
+        ...(sorted.length > 0 ? ["# The containers each route switch points at (hostScripts/apply-nginx-config.sh):"] : []),
+        ...sorted.flatMap((r) => [routeMarker(r.app, "frontend", r.frontend), routeMarker(r.app, "backend", r.backend)]),
         "worker_processes auto;",
         "# A few regexes run per request (hostile paths, dotfiles, an app's file locations, header checks): compiled, they cost little.",
         "pcre_jit on;",

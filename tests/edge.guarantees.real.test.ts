@@ -205,9 +205,9 @@ describe("edge under a real nginx: only websockets upgrade", function () {
             assert.match(r, /X-Upstream: be/);
         }
     });
-    it("plain requests reach the app on kept-alive connections (no Connection: close)", async () => {
+    it("plain requests reach the app with Connection: close and no Upgrade (each on a connection of its own, which the app closes)", async () => {
         const h = JSON.parse((await get(edge.httpPort, "/api/app1/x")).body).headers;
-        assert.strictEqual(h.connection, undefined);
+        assert.strictEqual(h.connection, "close");
         assert.strictEqual(h.upgrade, undefined);
     });
 });
@@ -337,11 +337,15 @@ describe("edge under a real nginx: container names resolved at apply time", func
         let r = edge.applyRaw("", { args: ["--refresh"] });
         assert.strictEqual(r.status, 0, r.stderr);
         assert.strictEqual(JSON.parse((await get(edge.httpPort, "/api/app1/x")).body).upstream, "first");
-        assert.match(fs.readFileSync(path.join(edge.dir, "nginx.conf"), "utf8"), new RegExp(`server 127\\.0\\.0\\.1:${first.port}; # platform-resolve app1-backend-abc1234:${first.port}`));
+        assert.strictEqual(fs.readlinkSync(path.join(edge.dir, "routes", "app1.backend")), `../targets/127.0.0.1:${first.port}`);
+        const workers = edge.workers();
         edge.resolveAs("app1-backend-abc1234", "127.0.0.2");
         r = edge.applyRaw("", { args: ["--refresh"] });
         assert.strictEqual(r.status, 0, r.stderr);
+        assert.match(r.stdout, /switched app1\.backend -> 127\.0\.0\.2:\d+ without a reload/);
         assert.strictEqual(JSON.parse((await get(edge.httpPort, "/api/app1/x")).body).upstream, "restarted");
+        assert.deepStrictEqual(edge.workers(), workers, "a new address needs no reload");
+        assert.deepStrictEqual(fs.readdirSync(path.join(edge.dir, "targets")).sort(), [`127.0.0.1:${fe.port}`, `127.0.0.1:${other.port}`, `127.0.0.2:${first.port}`].sort(), "the old target is pruned");
         r = edge.applyRaw("", { args: ["--refresh"] });
         assert.match(r.stdout, /config unchanged/);
     });
@@ -371,20 +375,24 @@ describe("edge under a real nginx: applies are idempotent against what nginx has
 
     it("an apply killed between the swap and the reload (a dropped SSH session) is completed by the next apply of the same config", async () => {
         // A stand-in nginx command that, asked to reload, kills the whole session first: the new
-        // config is in place on disk and nginx never heard of it.
+        // config (a second app) is in place on disk and nginx never heard of it.
         const dropper = path.join(edge.dir, "nginx-then-drop-session");
         fs.writeFileSync(dropper, `case "$*" in *"-s reload"*) kill -s KILL 0 ;; esac\nexec nginx -p ${edge.dir} "$@"\n`);
-        const killed = edge.apply([route("app1", fe, green)], { ownSession: true, env: { NGINX_CMD: `sh ${dropper}` } });
+        const routes = [route("app1", fe, green), route("app2", fe, blue)];
+        const killed = edge.apply(routes, { ownSession: true, env: { NGINX_CMD: `sh ${dropper}` } });
         assert.strictEqual(killed.signal, "SIGKILL", `${killed.status} ${killed.stderr}`);
-        assert.match(fs.readFileSync(path.join(edge.dir, "nginx.conf"), "utf8"), new RegExp(`server 127\\.0\\.0\\.1:${green.port};`), "swapped on disk");
-        assert.strictEqual(await servedBy(), "blue", "but not loaded");
+        assert.match(fs.readFileSync(path.join(edge.dir, "nginx.conf"), "utf8"), /location \^~ \/api\/app2\//, "swapped on disk");
+        assert.strictEqual((await get(edge.httpPort, "/api/app2/x")).status, 404, "but not loaded");
+        // The switches come before the reload (a new config must find its links), so app1's is done.
+        assert.strictEqual(await servedBy(), "green");
 
-        const next = edge.apply([route("app1", fe, green)]);
+        const next = edge.apply(routes);
         assert.strictEqual(next.status, 0, next.stderr);
         assert.match(next.stdout, /not the one nginx serves .*; reloading it/);
         assert.match(next.stdout, /applied and reloaded/);
         for (let i = 0; i < 10; i++) assert.strictEqual(await servedBy(), "green");
-        assert.match(edge.apply([route("app1", fe, green)]).stdout, /config unchanged/, "and a third run has nothing to do");
+        assert.strictEqual(JSON.parse((await get(edge.httpPort, "/api/app2/x")).body).upstream, "blue");
+        assert.match(edge.apply(routes).stdout, /config unchanged/, "and a third run has nothing to do");
     });
     it("a reload that nginx refuses at run time (a port in use) is detected; the previous config is put back and keeps serving", async () => {
         const busy = http.createServer();
@@ -393,12 +401,13 @@ describe("edge under a real nginx: applies are idempotent against what nginx has
         try {
             const live = fs.readFileSync(path.join(edge.dir, "nginx.conf"), "utf8");
             // nginx -t does not bind, so only the running master finds out, and `nginx -s reload` still exits 0.
-            const config = renderNginxConfig([route("app1", fe, green)], edge.settings).replace(/\n}\n$/, `\n    server { listen 127.0.0.1:${busyPort}; return 404; }\n}\n`);
+            const config = renderNginxConfig([route("app1", fe, green), route("app2", fe, green)], edge.settings).replace(/\n}\n$/, `\n    server { listen 127.0.0.1:${busyPort}; return 404; }\n}\n`);
             const r = edge.applyRaw(config, { env: { LOAD_TIMEOUT_SECONDS: "2" } });
             assert.notStrictEqual(r.status, 0);
-            assert.match(r.stderr, /nginx did not load generation [0-9a-f]+ within 2s .*the previous config is back in place/);
+            assert.match(r.stderr, /nginx did not load generation [0-9a-f]+ within 2s .*the previous config is back in place; the routes point where they did/);
             assert.strictEqual(fs.readFileSync(path.join(edge.dir, "nginx.conf"), "utf8"), live);
-            assert.strictEqual(await servedBy(), "blue");
+            assert.strictEqual(await servedBy(), "blue", "the switch made with the refused config is undone");
+            assert.deepStrictEqual(fs.readdirSync(path.join(edge.dir, "routes")).sort(), ["app1.backend", "app1.frontend"], "and the new app's links are gone");
             const good = edge.apply([route("app1", fe, green)]);
             assert.strictEqual(good.status, 0, good.stderr);
             assert.strictEqual(await servedBy(), "green");
@@ -414,8 +423,13 @@ describe("edge under a real nginx: applies are idempotent against what nginx has
         assert.ok(workers.length > 0);
         assert.match(edge.apply([route("app1", fe, blue)]).stdout, /config unchanged/);
         assert.deepStrictEqual(edge.workers(), workers, "no reload: the same workers");
-        assert.strictEqual(edge.apply([route("app1", fe, green)]).status, 0);
-        assert.notDeepStrictEqual(edge.workers(), workers, "a real change does reload (the check can fail)");
+        const switched = edge.apply([route("app1", fe, green)]);
+        assert.strictEqual(switched.status, 0, switched.stderr);
+        assert.match(switched.stdout, /switched app1\.backend -> 127\.0\.0\.1:\d+ without a reload/);
+        assert.strictEqual(await servedBy(), "green");
+        assert.deepStrictEqual(edge.workers(), workers, "a release switch is no reload: the same workers");
+        assert.strictEqual(edge.apply([route("app1", fe, green), route("app2", fe, blue)]).status, 0);
+        assert.notDeepStrictEqual(edge.workers(), workers, "a new app does reload (the check can fail)");
     });
 });
 

@@ -22,7 +22,7 @@ describe("edge renderer: hostile input", () => {
         for (const port of [0, -1, 65536, 1.5, NaN]) assert.throws(() => renderNginxConfig([{ ...ok, backend: { host: "10.0.0.1", port } }], https), /TCP port/, String(port));
     });
     it("refuses settings that would end a directive early", () => {
-        const bare: (keyof EdgeSettings)[] = ["listenHttp", "listenHttps", "certificate", "certificateKey", "acmeWebroot", "resolver", "pidFile", "errorLog", "accessLog", "tempDir", "workerShutdownTimeout"];
+        const bare: (keyof EdgeSettings)[] = ["listenHttp", "listenHttps", "certificate", "certificateKey", "acmeWebroot", "resolver", "routeDir", "pidFile", "errorLog", "accessLog", "tempDir", "workerShutdownTimeout"];
         for (const key of bare) {
             for (const value of ["x; include /etc/passwd", "x\ny", "x y", "x{", "$x", "x\"", ""]) {
                 assert.throws(() => renderNginxConfig([ok], { ...https, [key]: value }), /cannot hold bare/, `${key}=${JSON.stringify(value)}`);
@@ -52,14 +52,28 @@ describe("edge renderer: invariants", () => {
                 depth += (line.match(/{/g) ?? []).length - (line.match(/}/g) ?? []).length;
             }
         });
-        it(`${settings.mode}: one upstream block with keepalive per container, proxy_pass never through a variable`, () => {
-            assert.deepStrictEqual(conf.match(/upstream platform_\w+ \{/g), ["upstream platform_app1_frontend {", "upstream platform_app1_backend {", "upstream platform_app2_frontend {", "upstream platform_app2_backend {"]);
-            assert.strictEqual(conf.match(/keepalive 32;/g)?.length, 4);
-            assert.doesNotMatch(conf, /proxy_pass http:\/\/\$/);
-            // A name waits for the apply script; an address is used as it is.
-            assert.match(conf, /server 127\.0\.0\.1:1 down; # platform-resolve app1-frontend-abc1234:8080\n/);
-            assert.match(conf, /server 10\.0\.0\.7:3000;\n/);
-            assert.match(conf, /server 192\.0\.2\.10:80;\n/);
+        it(`${settings.mode}: every proxy_pass goes through its route's switch; the containers are named only in route lines`, () => {
+            assert.doesNotMatch(conf, /^\s*upstream /m, "no upstream block: switching one would need a reload");
+            const lines = conf.split("\n").map((l) => l.trim());
+            // Each proxy_pass is preceded by the root of its own route's link.
+            lines.forEach((l, i) => {
+                if (!l.startsWith("proxy_pass")) return;
+                assert.strictEqual(l, "proxy_pass http://$platform_upstream;");
+                assert.match(lines[i - 1], /^root \/etc\/nginx\/platform\/routes\/app[12]\.(frontend|backend);$/);
+            });
+            assert.strictEqual(lines.filter((l) => l === "root /etc/nginx/platform/routes/app1.backend;").length, 1);
+            assert.strictEqual(lines.filter((l) => l === "root /etc/nginx/platform/routes/app2.frontend;").length, 4, "SPA, two file locations, index fallback");
+            // A name or an address, each once, in a comment nginx never reads; nowhere else.
+            assert.deepStrictEqual(
+                lines.filter((l) => l.startsWith("# platform-route ")),
+                ["# platform-route app1.frontend app1-frontend-abc1234:8080", "# platform-route app1.backend 10.0.0.7:3000", "# platform-route app2.frontend 192.0.2.10:80", "# platform-route app2.backend 10.0.0.7:3000"],
+            );
+            assert.strictEqual(conf.split("app1-frontend-abc1234").length, 2, "in the route line only");
+            assert.strictEqual(conf.split("10.0.0.7").length, 3, "in the two route lines only");
+        });
+        it(`${settings.mode}: the probe of a route is for loopback clients and takes only a route's shape`, () => {
+            assert.match(conf, /location \^~ \/__platform\/route\/ \{\n\s+allow 127\.0\.0\.1; deny all;/);
+            assert.match(conf, /location ~ "\^\/__platform\/route\/\(\?<platform_route>\[a-z\]\[a-z0-9-\]\*\\\.\(\?:frontend\|backend\)\)\$"/);
         });
         it(`${settings.mode}: the default server refuses, and the routed one names only the configured names`, () => {
             assert.match(conf, /listen \S+ default_server;\n\s+return 444;/);

@@ -35,7 +35,7 @@ function gate(containers: string, states: Record<string, string>, opts: { live?:
     for (const [name, st] of Object.entries(states)) fs.writeFileSync(path.join(dir, `${name}.state`), st);
     for (const [name, code] of Object.entries(opts.probe ?? {})) fs.writeFileSync(path.join(dir, `${name}.probe`), String(code));
     const live = path.join(dir, "nginx.conf");
-    fs.writeFileSync(live, (opts.live ?? []).map((n) => `        server 172.18.0.5:8080; # platform-resolve ${n}:8080\n`).join(""));
+    fs.writeFileSync(live, (opts.live ?? []).map((n, i) => `# platform-route app${i}.backend ${n}:8080\n`).join(""));
     const started = Date.now();
     const r = spawnSync("sh", ["-c", readHostScript("health-gate.sh")], {
         encoding: "utf8",

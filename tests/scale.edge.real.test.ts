@@ -39,6 +39,7 @@ async function startLbEdge(routes: Route[], trustedCidrs = ["127.0.0.0/8"]): Pro
         certificateKey: path.join(dir, "unused.key"),
         acmeWebroot: path.join(dir, "acme"),
         resolver: "127.0.0.1:1",
+        routeDir: path.join(dir, "routes"),
         pidFile: path.join(dir, "temp", "nginx.pid"),
         errorLog: path.join(dir, "error.log"),
         accessLog: path.join(dir, "access.log"),
@@ -65,10 +66,10 @@ async function startLbEdge(routes: Route[], trustedCidrs = ["127.0.0.0/8"]): Pro
         NGINX_CMD: `nginx -p ${dir}`,
         RESOLVE_CMD: "false",
         // As in production: the probe is the container's own, on loopback, without a PROXY header.
-        PROBE_CMD: `curl -s --max-time 3 http://127.0.0.1:${localPort}${GENERATION_PATH}`,
-        SETTLE_SECONDS: "0",
+        PROBE_CMD: `curl -s --max-time 3 http://127.0.0.1:${localPort}`,
+        DRAIN_SECONDS: "0",
     };
-    return {
+    const edge: LbEdge = {
         proxyPort,
         localPort,
         apply: (newRoutes) => {
@@ -82,6 +83,10 @@ async function startLbEdge(routes: Route[], trustedCidrs = ["127.0.0.0/8"]): Pro
             fs.rmSync(dir, { recursive: true, force: true });
         },
     };
+    // The route switches are the apply script's, as after the first deployment.
+    const first = edge.apply(routes);
+    if (first.status !== 0) throw new Error(`the first apply failed: ${first.stderr}`);
+    return edge;
 }
 
 /** A PROXY protocol v2 header (what Scaleway's load balancer sends with proxy_protocol v2). */

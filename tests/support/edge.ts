@@ -158,6 +158,7 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
         acmeWebroot: path.join(dir, "acme"),
         // Nothing answers DNS here; container names go through the apply script's RESOLVE_CMD.
         resolver: "127.0.0.1:1",
+        routeDir: path.join(dir, "routes"),
         pidFile: path.join(dir, "temp", "nginx.pid"),
         errorLog: options.readOnlyRoot ? "stderr" : path.join(dir, "error.log"),
         accessLog: options.readOnlyRoot ? "/dev/stdout" : path.join(dir, "access.log"),
@@ -207,7 +208,7 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
     }
     // With a private mount namespace, the pid file lives on its tmpfs: signal nginx from inside it.
     const nginxCmd = options.readOnlyRoot ? `nsenter -t ${child.pid} -m nginx -p ${dir}` : `nginx -p ${dir}`;
-    const probeCmd = `curl -s --max-time 3 -H Host:${settings.domain} http://127.0.0.1:${httpPort}${GENERATION_PATH}`;
+    const probeCmd = `curl -s --max-time 3 -H Host:${settings.domain} http://127.0.0.1:${httpPort}`;
     const applyRaw = (config: string, applyOptions: ApplyOptions = {}): ApplyResult => {
         const command = applyOptions.ownSession ? "setsid" : "sh";
         const args = [...(applyOptions.ownSession ? ["sh"] : []), APPLY_SCRIPT, ...(applyOptions.args ?? [])];
@@ -219,9 +220,9 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
                 NGINX_CMD: nginxCmd,
                 RESOLVE_CMD: `sh ${dir}/resolve.sh`,
                 PROBE_CMD: probeCmd,
-                // As in production (2 s there), new workers must own new connections before a test looks:
-                // old ones may accept a few more until they handle the quit signal, longer on a loaded machine.
-                SETTLE_SECONDS: "0.5",
+                // As in production (2 s there): after a reload, new workers must own new connections
+                // before a test looks (old ones may accept a few more until they handle the quit signal).
+                DRAIN_SECONDS: "0.5",
                 ...applyOptions.env,
             },
             encoding: "utf8",
@@ -230,7 +231,7 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
         return { status: result.status, signal: result.signal, stderr: result.stderr, stdout: result.stdout };
     };
     const hosts = new Map<string, string>();
-    return {
+    const edge: Edge = {
         dir,
         settings,
         httpPort,
@@ -259,6 +260,14 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
             fs.rmSync(dir, { recursive: true, force: true });
         },
     };
+    // nginx started on the rendered config; the apply script points the route switches (as the first
+    // deployment does after the bootstrap config) and stamps the generation.
+    const first = edge.apply(routes);
+    if (first.status !== 0) {
+        await edge.stop();
+        throw new Error(`the first apply failed: ${first.stderr}`);
+    }
+    return edge;
 }
 
 function readIfExists(file: string): string {
