@@ -1,10 +1,11 @@
 // npm run bench:deploy — the local stack on the real Pulumi engine and Docker, from an empty state,
 // several times (BENCH_RUNS, default 3): the first `local:up`, a no-op `pulumi preview`, and a release
-// switch of the demo app under 8 keep-alive clients that never retry (tests/e2e/load.js, GET and POST),
+// switch of the demo app under 8 keep-alive clients that never retry (tests/e2e/load.js, GET and POST,
+// paced as tests/e2e/stack.ts's SWITCH_LOAD says),
 // with the time from the start of the switch's `up` to the first response from the new release. Each
 // run ends with `local:down --purge-data`. Prints the medians; asserts nothing.
 //   deploy: first up X s, no-op preview P s, release switch S s (new release serving after N s), failed F/R
-import { Project, engineBusy, ensureImages, median, missingPrerequisites, startLoad } from "../tests/e2e/stack";
+import { Project, SWITCH_LOAD, engineBusy, ensureImages, median, missingPrerequisites, startLoad } from "../tests/e2e/stack";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -16,7 +17,7 @@ async function once(run: number) {
         const preview = p.pulumi(["preview", "--expect-no-changes"]);
         if (preview.status !== 0) throw new Error(`the no-op preview found changes:\n${preview.stdout}`);
         p.setRelease("demo", "e2e-green");
-        const load = await startLoad(8, "platform e2e release green");
+        const load = await startLoad(SWITCH_LOAD.clients, "platform e2e release green", SWITCH_LOAD.getPauseMs);
         await sleep(2000);
         const started = Date.now();
         const sw = p.pulumi(["up", "--yes", "--skip-preview"]);

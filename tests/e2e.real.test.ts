@@ -9,7 +9,7 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { Project, appContainers, docker, engineBusy, ensureImages, get, missingPrerequisites, psql, startLoad } from "./e2e/stack";
+import { Project, SWITCH_LOAD, appContainers, docker, engineBusy, ensureImages, get, missingPrerequisites, psql, startLoad } from "./e2e/stack";
 
 const REQUIRED = process.env.PLATFORM_E2E === "require";
 const FIGURES: Record<string, unknown> = {};
@@ -91,7 +91,7 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
 
     it("a release switch under keep-alive clients that never retry: 0 failed, GET and POST (item 2), the new release serving within 10 s of the up's start (item 3)", async () => {
         p.setRelease("demo", "e2e-green");
-        const load = await startLoad(8, "platform e2e release green");
+        const load = await startLoad(SWITCH_LOAD.clients, "platform e2e release green", SWITCH_LOAD.getPauseMs);
         await sleep(2000);
         const started = Date.now();
         const r = p.pulumi(["up", "--yes", "--skip-preview"]);
@@ -102,6 +102,8 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         assert.ok(stats.markerAt !== null, "the new release never answered");
         assert.ok(stats.requests > 500, `only ${stats.requests} requests`);
         assert.deepStrictEqual([stats.failed, stats.reasons], [0, {}], `failed ${stats.failed} of ${stats.requests}`);
+        // The switch re-points the route's link; nginx does not reload, so no worker closes a connection.
+        assert.match(out(r), /apply-nginx-config: switched demo\.frontend -> [0-9.]+:8080 without a reload/, out(r));
         assert.deepStrictEqual(appContainers("demo").map((c) => c.release).sort(), ["0.9.2", "e2e-green"], "the old frontend is gone");
         assert.ok((stats.markerAt! - started) / 1000 <= 10, `the new release served after ${(stats.markerAt! - started) / 1000} s`);
     });

@@ -3,14 +3,18 @@
 // frontend as fast as it answers, and POST_CLIENTS more POSTing to the API every POST_INTERVAL_MS (the
 // edge limits the API to 20 requests/s per client address, and all of these come from one). Every request that does not answer 2xx counts as failed, with
 // its reason. Runs until SIGTERM, then prints one JSON line: requests, failed, reasons, latency
-// percentiles, and when a GET of the frontend first answered with MARKER in its body.
-//   node tests/e2e/load.js BASE_URL [CLIENTS] [MARKER]
+// percentiles, and when a GET of the frontend first answered with MARKER in its body. With GET_PAUSE_MS,
+// each GET client waits that long after each answer: its socket sits idle between requests, the state
+// in which a reload's closing workers reset it, and the load leaves the CPU to the deployment it
+// measures (on the local stack both share one machine).
+//   node tests/e2e/load.js BASE_URL [CLIENTS] [MARKER] [GET_PAUSE_MS]
 "use strict";
 const http = require("http");
 
 const base = new URL(process.argv[2] || "http://127.0.0.1:8080/");
 const clients = Number(process.argv[3] || 8);
 const marker = process.argv[4] || "";
+const getPauseMs = Number(process.argv[5] || 0);
 let requests = 0;
 let failed = 0;
 const reasons = {};
@@ -48,7 +52,8 @@ async function client(get) {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     while (!stopping) {
         const r = await once(agent, get ? "GET" : "POST", get ? "/demo/" : "/api/demo/e2e");
-        if (!get) await new Promise((resolve) => setTimeout(resolve, POST_INTERVAL_MS));
+        const pause = get ? getPauseMs : POST_INTERVAL_MS;
+        if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
         requests++;
         if (r.error || r.status < 200 || r.status > 299) {
             failed++;

@@ -33,6 +33,10 @@ export function missingPrerequisites(): string[] {
     if (sh("sh", ["-c", "command -v pulumi-language-nodejs"]).status !== 0) {
         missing.push("the Pulumi nodejs language host (pulumi-language-nodejs on PATH; it ships with the CLI)");
     }
+    // The AppDatabase's dynamic provider runs through this script, which also ships with the CLI.
+    if (sh("sh", ["-c", "command -v pulumi-resource-pulumi-nodejs"]).status !== 0) {
+        missing.push("the Pulumi nodejs dynamic provider (pulumi-resource-pulumi-nodejs on PATH; it ships with the CLI)");
+    }
     const listed = sh("pulumi", ["plugin", "ls", "--json"], { env: { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "true" } });
     let plugins: { name: string; kind: string; version: string }[] = [];
     try {
@@ -199,9 +203,19 @@ export interface LoadStats {
     markerAt: number | null;
 }
 
+/**
+ * The load of a release switch (the suite's and bench:deploy's): 8 keep-alive GET clients that never
+ * retry, each pausing 50 ms after each answer (about 150 requests/s), plus the POST clients. Paced on
+ * purpose: between requests each socket sits idle, the state in which a reload's closing workers reset
+ * it, and the switch keeps the CPU it is timed on. On the local stack the load generator, the edge,
+ * the containers and `pulumi up` share one machine; unpaced, the load takes every core (on 2 cores the
+ * same switch then serves after about 15 s instead of 7).
+ */
+export const SWITCH_LOAD = { clients: 8, getPauseMs: 50 } as const;
+
 /** tests/e2e/load.js in its own process; `stop` ends it and returns its figures. */
-export async function startLoad(clients = 8, marker = ""): Promise<{ stop: () => Promise<LoadStats> }> {
-    const child = spawn(process.execPath, [path.join(__dirname, "load.js"), LOCAL_URL + "/", String(clients), marker], { stdio: ["ignore", "pipe", "inherit"] });
+export async function startLoad(clients = 8, marker = "", getPauseMs = 0): Promise<{ stop: () => Promise<LoadStats> }> {
+    const child = spawn(process.execPath, [path.join(__dirname, "load.js"), LOCAL_URL + "/", String(clients), marker, String(getPauseMs)], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
     await new Promise<void>((resolve, reject) => {
