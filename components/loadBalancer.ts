@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import { LB_HEALTH_PATH, LB_PROXY_PROTOCOL, LB_TIMING, LB_TYPE, LoadBalancerTiming, seconds } from "../render/scale";
+import { LB_HEALTH_PATH, LB_PROXY_PROTOCOL, LB_TIMING, LB_TYPE, LoadBalancerTiming, seconds, stripPrefixLength } from "../render/scale";
 
 export interface PlatformLoadBalancerArgs {
     /** Domain served with HTTPS; its A record must point at `address` before the certificate can be issued. */
@@ -34,6 +34,8 @@ export class PlatformLoadBalancer extends pulumi.ComponentResource {
     public readonly https: scaleway.loadbalancers.Frontend;
     public readonly http: scaleway.loadbalancers.Frontend;
     public readonly address: pulumi.Output<string>;
+    /** Its address on the private network, without prefix length: the edges take connections and PROXY headers from it alone. */
+    public readonly privateAddress: pulumi.Output<string>;
 
     constructor(name: string, args: PlatformLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("platform:edge:PlatformLoadBalancer", name, {}, opts);
@@ -45,6 +47,7 @@ export class PlatformLoadBalancer extends pulumi.ComponentResource {
 
         this.ip = new scaleway.loadbalancers.Ip(`${name}-ip`, { tags: ["platform"] }, { ...child, protect: true });
         this.privateIp = new scaleway.ipam.Ip(`${name}-private-ip`, { sources: [{ privateNetworkId: args.privateNetworkId }], tags: ["platform"] }, child);
+        this.privateAddress = this.privateIp.address.apply(stripPrefixLength);
         this.loadBalancer = new scaleway.loadbalancers.LoadBalancer(
             `${name}-lb`,
             {

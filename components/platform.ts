@@ -177,6 +177,11 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
         apps[name] = appOutputs(origin, deployed, db);
     }
 
+    // In front of several hosts; declared before the edges, which take its connections alone.
+    const loadBalancer = behindLoadBalancer
+        ? new PlatformLoadBalancer("lb", { domain: config.domain, privateNetworkId: network!.privateNetwork.id, serverIps: attachments.map((a) => a.address) })
+        : undefined;
+
     // --- The apps and an edge on every host, one host after another: host i's containers start only
     // once host i-1's edge has applied the new routes, so a release that fails its health check stops
     // at the first host (render/scale.ts). ---
@@ -203,7 +208,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
                 routes: webApps.map((w) => w.route),
                 appNetworks: webApps.map((w) => ({ app: w.appName, network: w.network.name })),
                 memoryMb: config.memory.edgeMb,
-                behindLoadBalancer: behindLoadBalancer ? { trustedCidrs: [network!.subnet], localListen: "127.0.0.1:80" } : undefined,
+                behindLoadBalancer: loadBalancer === undefined ? undefined : { address: loadBalancer.privateAddress, localListen: "127.0.0.1:80" },
             },
             chain,
         );
@@ -228,9 +233,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
                   dependsOn: [...(server instanceof ManagedDatabase ? [server.client] : []), ...appDatabases.values()],
               });
 
-    const publicIp = behindLoadBalancer
-        ? new PlatformLoadBalancer("lb", { domain: config.domain, privateNetworkId: network!.privateNetwork.id, serverIps: attachments.map((a) => a.address) }).address
-        : defaultHost.publicAddress;
+    const publicIp = loadBalancer === undefined ? defaultHost.publicAddress : loadBalancer.address;
 
     return {
         publicIp,

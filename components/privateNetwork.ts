@@ -3,7 +3,7 @@ import * as scaleway from "@pulumiverse/scaleway";
 import { PRIVATE_SUBNET, stripPrefixLength } from "../render/scale";
 
 export interface PlatformNetworkArgs {
-    /** IPv4 subnet; fixed (the edge trusts the load balancer's PROXY header from it only). */
+    /** IPv4 subnet; fixed, so the hosts' and the load balancer's addresses stay where they are. */
     readonly subnet?: string;
 }
 

@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { HEALTH_WAIT_SECONDS, containerHardening, containerRuntime } from "../render/containers";
-import { EDGE_CONF_DIR, EdgeSettings, LoadBalancerEdge, Route, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
+import { EDGE_CONF_DIR, EdgeSettings, Route, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
 import { readHostScript } from "../hostScripts";
 import { installAndRunScript, runScript, shellQuote } from "../render/shell";
 import { Host } from "./host";
@@ -68,7 +68,14 @@ export interface ReverseProxyArgs {
      * asks Let's Encrypt for nothing. The container itself is the same (same ports): switching
      * between one host and several changes only the config applied with a reload.
      */
-    readonly behindLoadBalancer?: LoadBalancerEdge;
+    readonly behindLoadBalancer?: BehindLoadBalancerArgs;
+}
+
+export interface BehindLoadBalancerArgs {
+    /** The load balancer's private IPv4 address: the only one whose connections and PROXY headers the edge takes. */
+    readonly address: pulumi.Input<string>;
+    /** Where the container's own checks reach nginx without a PROXY header, e.g. `127.0.0.1:80`. */
+    readonly localListen: string;
 }
 
 /**
@@ -90,7 +97,11 @@ export class ReverseProxy extends pulumi.ComponentResource {
         const { host } = args;
         const dockerOpts = { parent: this, provider: host.docker };
         const settings = containerEdgeSettings(args.mode, args.domain);
-        const routeSettings: EdgeSettings = args.behindLoadBalancer === undefined ? settings : { ...settings, behindLoadBalancer: args.behindLoadBalancer };
+        const lb = args.behindLoadBalancer;
+        const routeSettings: pulumi.Output<EdgeSettings> =
+            lb === undefined
+                ? pulumi.output(settings)
+                : pulumi.output(lb.address).apply((address) => ({ ...settings, behindLoadBalancer: { trustedCidrs: [`${address}/32`], localListen: lb.localListen } }));
         const paths = host.paths;
 
         // nginx needs a valid config at its first start; the bootstrap config depends on nothing that
@@ -176,7 +187,7 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
             );
         });
 
-        this.renderedConfig = pulumi.all(args.routes).apply((routes) => renderNginxConfig(routes, routeSettings));
+        this.renderedConfig = pulumi.all([pulumi.all(args.routes), routeSettings]).apply(([routes, s]) => renderNginxConfig(routes, s));
         const applyEnv = {
             CONF_DIR: paths.nginx,
             NGINX_CONF_DIR: EDGE_CONF_DIR,

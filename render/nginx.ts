@@ -70,6 +70,12 @@ export interface EdgeSettings {
 }
 
 export interface LoadBalancerEdge {
+    /**
+     * The load balancer's own address, as /32 (several only for tests and a balancer with several
+     * addresses): PROXY headers are believed from these alone, and `listenHttp` closes (444) every
+     * connection that comes from anywhere else, PROXY header or not: on the private network, another
+     * server must not reach the apps as if it were the balancer, nor talk past its TLS and limits.
+     */
     readonly trustedCidrs: readonly string[];
     readonly localListen: string;
 }
@@ -482,7 +488,16 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
                   "}",
                   "",
                   "server {",
-                  ...indent([`listen ${settings.listenHttp} proxy_protocol;`, `server_name ${names};`, ...routingServerBody(sorted, settings)], 1),
+                  ...indent(
+                      [
+                          `listen ${settings.listenHttp} proxy_protocol;`,
+                          `server_name ${names};`,
+                          "# Only the load balancer's connections are served ($realip_remote_addr: the connection's own address).",
+                          "if ($platform_from_load_balancer = 0) { return 444; }",
+                          ...routingServerBody(sorted, settings),
+                      ],
+                      1,
+                  ),
                   "}",
               ]
             : settings.mode === "https"
@@ -567,9 +582,13 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
         "",
         ...(lb !== undefined
             ? [
-                  "# TLS ends at the load balancer: the client's address comes from its PROXY header, trusted from these networks only.",
+                  "# TLS ends at the load balancer: the client's address comes from its PROXY header, trusted from the balancer only.",
                   ...lb.trustedCidrs.map((c) => `set_real_ip_from ${c};`),
                   "real_ip_header proxy_protocol;",
+                  "geo $realip_remote_addr $platform_from_load_balancer {",
+                  "    default 0;",
+                  ...lb.trustedCidrs.map((c) => `    ${c} 1;`),
+                  "}",
                   "",
               ]
             : settings.mode === "https"

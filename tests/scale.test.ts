@@ -304,16 +304,26 @@ describe("scale: two hosts behind the load balancer (mocks)", () => {
         assert.ok(markDownSeconds(LB_TIMING) <= 7);
     });
 
-    it("every edge serves the load balancer (PROXY protocol from the private subnet) and asks Let's Encrypt for nothing", () => {
+    it("every edge serves the load balancer (PROXY protocol from the balancer's own address only) and asks Let's Encrypt for nothing", () => {
+        const trusted = new Set<string>();
+        const serverIps: string[] = two.one(S.backend, "lb-edges").inputs.serverIps;
         for (const prefix of ["", "h1-"]) {
             const routes = named(two, T.remoteCommand, `${prefix}edge-routes`);
             const conf = String(reveal(routes.inputs.stdin));
             assert.match(conf, /listen 80 proxy_protocol;/);
-            assert.match(conf, new RegExp(`set_real_ip_from ${PRIVATE_SUBNET.replace(/\./g, "\\.")};`));
+            // Not the subnet: another server on the private network is not the balancer.
+            assert.doesNotMatch(conf, new RegExp(`set_real_ip_from ${PRIVATE_SUBNET.replace(/\./g, "\\.")};`));
+            const address = /set_real_ip_from (172\.16\.3[2-5]\.\d+)\/32;/.exec(conf)?.[1];
+            assert.ok(address !== undefined, conf);
+            assert.ok(!serverIps.includes(address), "the balancer's address, not a host's");
+            trusted.add(address);
+            assert.match(conf, new RegExp(`geo \\$realip_remote_addr \\$platform_from_load_balancer \\{\\n\\s+default 0;\\n\\s+${address.replace(/\./g, "\\.")}/32 1;\\n\\s*\\}`));
+            assert.match(conf, /listen 80 proxy_protocol;\n\s+server_name [^\n]+\n[^\n]*\n\s+if \(\$platform_from_load_balancer = 0\) \{ return 444; \}/);
             assert.match(conf, /listen 127\.0\.0\.1:80;/);
             assert.doesNotMatch(conf, /ssl_certificate/);
             assert.strictEqual(two.resources.filter((r) => r.name === `${prefix}edge-certificate`).length, 0);
         }
+        assert.strictEqual(trusted.size, 1, "both edges trust the same balancer");
         assert.strictEqual(one.resources.filter((r) => r.name === "edge-certificate").length, 1, "one host: the edge still gets its certificate");
     });
 
