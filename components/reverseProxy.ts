@@ -64,8 +64,8 @@ export interface ReverseProxyArgs {
     readonly memoryMb: number;
     /**
      * Several hosts: the load balancer ends TLS and holds the certificate, so the edge serves its
-     * routes on port 80 to PROXY-protocol connections from the private network (render/nginx.ts) and
-     * asks Let's Encrypt for nothing. The container itself is the same (same ports): switching
+     * routes on port 80 to PROXY-protocol connections from the balancer's own private address only
+     * (render/nginx.ts) and asks Let's Encrypt for nothing. The container itself is the same (same ports): switching
      * between one host and several changes only the config applied with a reload.
      */
     readonly behindLoadBalancer?: BehindLoadBalancerArgs;
