@@ -1,6 +1,6 @@
 // A load generator in its own process, for the end-to-end suite and bench/deploy.ts: CLIENTS keep-alive
 // clients (one socket each, as Node's and many HTTP clients behave) that NEVER retry, GETting the
-// frontend as fast as it answers, and POST_CLIENTS more POSTing to the API every POST_INTERVAL_MS (the
+// frontend as fast as it answers (or GET_PAUSE_MS apart), and POST_CLIENTS more POSTing to the API every POST_INTERVAL_MS (the
 // edge limits the API to 20 requests/s per client address, and all of these come from one). Every request that does not answer 2xx counts as failed, with
 // its reason. Runs until SIGTERM, then prints one JSON line: requests, failed, reasons, latency
 // percentiles, and when a GET of the frontend first answered with MARKER in its body. With GET_PAUSE_MS,
