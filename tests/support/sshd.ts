@@ -110,9 +110,10 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
     const address = options.address ?? "127.0.0.1";
     const port = options.port ?? (await freePort());
     const { configFile, hostKey } = writeSshdConfig({ ...options, address, port });
+    // Before the check, which also wants it: a package installed without starting its service has not made it.
+    fs.mkdirSync("/run/sshd", { recursive: true });
     const check = spawnSync(SSHD, ["-t", "-f", configFile], { encoding: "utf8" });
     if (check.status !== 0) throw new Error(`sshd -t refused the config: ${check.stderr}`);
-    fs.mkdirSync("/run/sshd", { recursive: true });
     const child: ChildProcess = spawn(SSHD, ["-D", "-e", "-f", configFile], { stdio: ["ignore", "ignore", "pipe"] });
     let log = "";
     child.stderr!.on("data", (d) => (log += d));
