@@ -73,4 +73,14 @@ export interface AppDefinition {
     readonly apiPrefix: "keep" | "strip";
     /** Content-Security-Policy for this app's pages, replacing the edge default. */
     readonly contentSecurityPolicy?: string;
+    /**
+     * A release migration, e.g. `["npm", "run", "migrate"]`: on a release change it runs once, in a
+     * one-off container of the NEW backend image (its user, networks and `DATABASE_URL`), after the new
+     * containers are healthy and before the edge switches to them (hostScripts/migrate.sh). The old
+     * release serves meanwhile, so it must be backward compatible (README "Release migrations"). If it
+     * fails, nothing switches and `up` fails with its output. Needs `database: true`.
+     */
+    readonly migrate?: readonly string[];
+    /** How long the migration may run before it is stopped and the `up` fails. Default 600 (MIGRATE_TIMEOUT_SECONDS). */
+    readonly migrateTimeoutSeconds?: number;
 }

@@ -192,7 +192,16 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
             const db = appDatabases.get(deployed.definition.name);
             return new WebApp(
                 `${hostPrefix(i)}${deployed.definition.name}`,
-                { app: deployed.definition, release: deployed.release, provider: host.docker, databaseUrl: db?.databaseUrl, databaseNetwork: db?.network?.name, databaseReady: db?.ready },
+                {
+                    app: deployed.definition,
+                    release: deployed.release,
+                    provider: host.docker,
+                    databaseUrl: db?.databaseUrl,
+                    databaseNetwork: db?.network?.name,
+                    databaseReady: db?.ready,
+                    // The first host migrates; the next ones start once it has switched (startsAfter).
+                    migrationHost: i === 0 ? host : undefined,
+                },
                 chain,
             );
         });

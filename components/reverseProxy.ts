@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { HEALTH_WAIT_SECONDS, containerHardening, containerRuntime } from "../render/containers";
+import { containerHardening, containerRuntime, healthGateEntries } from "../render/containers";
 import { EDGE_CONF_DIR, EdgeSettings, Route, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
 import { readHostScript } from "../hostScripts";
 import { installAndRunScript, runScript, shellQuote } from "../render/shell";
@@ -26,19 +26,6 @@ export const EDGE_REFRESH_CRON = "/etc/cron.d/platform-edge-refresh";
  * reads are root's or world-readable.
  */
 export const EDGE_CAPABILITIES = ["NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"] as const;
-
-/** `NAME:SECONDS` per routed container, for hostScripts/health-gate.sh; names only in the shape Docker gives. */
-export function healthGateEntries(routes: readonly Route[]): string {
-    return routes
-        .flatMap((r) => [r.frontend, r.backend])
-        .map((u) => {
-            if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(u.host)) throw new Error(`health gate: ${JSON.stringify(u.host)} is not a container name`);
-            const seconds = u.healthWaitSeconds ?? HEALTH_WAIT_SECONDS;
-            if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new Error(`health gate: ${JSON.stringify(seconds)} is not a bound of 1 to 3600 seconds`);
-            return `${u.host}:${seconds}`;
-        })
-        .join(" ");
-}
 
 export interface AppNetworkAttachment {
     readonly app: string;
@@ -202,7 +189,7 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
         // The health gate first: the containers the new config routes to and the live one does not
         // must turn healthy within their bounds, or nothing is applied and they are stopped.
         const gated = pulumi.all(args.routes).apply((routes) => {
-            const gate = runScript(readHostScript("health-gate.sh"), { CONTAINERS: healthGateEntries(routes), LIVE_CONF: `${paths.nginx}/nginx.conf` });
+            const gate = runScript(readHostScript("health-gate.sh"), { CONTAINERS: healthGateEntries(routes.flatMap((r) => [r.frontend, r.backend])), LIVE_CONF: `${paths.nginx}/nginx.conf` });
             return `${gate} </dev/null && ${apply}`;
         });
         this.config = host.runCommand(

@@ -2,8 +2,21 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { AppDefinition, ContainerDefinition } from "../apps/types";
 import { imageReference } from "../render/values";
-import { HEALTHCHECK_TIMING, STOP_GRACE_SECONDS, containerHardening, containerRuntime, healthWaitSeconds, healthcheckTest } from "../render/containers";
+import {
+    HEALTHCHECK_TIMING,
+    STOP_GRACE_SECONDS,
+    containerHardening,
+    containerRuntime,
+    healthGateEntries,
+    healthWaitSeconds,
+    healthcheckTest,
+    migrationArguments,
+    releaseKey,
+} from "../render/containers";
 import { Route } from "../render/nginx";
+import { runScript, shellQuote } from "../render/shell";
+import { readHostScript } from "../hostScripts";
+import { Host } from "./host";
 
 export interface WebAppArgs {
     readonly app: AppDefinition;
@@ -16,15 +29,37 @@ export interface WebAppArgs {
     readonly databaseNetwork?: pulumi.Input<string>;
     /** What must be done before the backend starts: PostgreSQL on the database network (AppDatabase.ready). */
     readonly databaseReady?: pulumi.Resource[];
+    /**
+     * The host that runs the catalog's release migration (`migrate`), with the edge whose live config
+     * says what already serves. Given for one host only (the first): the database is shared, so the
+     * migration runs once, and the other hosts start their new release after that host has switched.
+     */
+    readonly migrationHost?: Host;
+}
+
+/**
+ * The host command of an app's release migration: the health gate for its new backend, then the
+ * catalog's `migrate` in a one-off container of that backend (hostScripts/migrate.sh), every word
+ * quoted for sh. `liveConf` is the edge's live nginx.conf, which says what already serves.
+ */
+export function releaseMigrationScript(app: AppDefinition, backendContainer: string, liveConf: string): string {
+    const gate = runScript(readHostScript("health-gate.sh"), {
+        CONTAINERS: healthGateEntries([{ host: backendContainer, healthWaitSeconds: healthWaitSeconds(app.backend) }]),
+        LIVE_CONF: liveConf,
+    });
+    const migrate = runScript(readHostScript("migrate.sh"), { ONE_OFF_SCRIPT: readHostScript("one-off.sh"), LIVE_CONF: liveConf });
+    return `${gate} </dev/null && ${migrate} migrate ${migrationArguments(app, backendContainer).map(shellQuote).join(" ")}`;
 }
 
 /**
  * An application's frontend and backend containers on a network of their own.
  *
- * Blue-green by construction: the containers have no fixed name and are replaced create-first, so a
- * new release starts next to the old one and must turn healthy before `create` returns; the edge's
- * route (built from `route`, which carries the new container names) switches next; Pulumi deletes the
- * old containers at the end of the deployment.
+ * Blue-green by construction: each release's containers are resources of their own (their names carry
+ * the release, render/containers.ts releaseKey), so a new release starts next to the old one; the
+ * catalog's migration, if any, runs once the new backend is healthy; the edge's route (built from
+ * `route`, which carries the new container names and waits for the migration) switches after its
+ * health gate; Pulumi deletes the old release's containers at the end of a deployment that succeeded,
+ * and never at the start of the next one.
  */
 export class WebApp extends pulumi.ComponentResource {
     /** Catalog name of the app. */
@@ -53,14 +88,15 @@ export class WebApp extends pulumi.ComponentResource {
             extra: { envs?: pulumi.Input<string>[]; networks: docker.types.input.ContainerNetworksAdvanced[]; dependsOn?: pulumi.Resource[] },
         ) => {
             const release = spec.pinnedRelease ?? args.release;
+            const key = releaseKey(release, spec);
             const image = new docker.RemoteImage(
-                `${name}-${role}-image`,
+                `${name}-${role}-image-${key}`,
                 // Kept on the host after the switch, so a rollback needs no pull.
                 { name: imageReference(spec.image, release), keepLocally: true },
                 dockerOpts,
             );
             return new docker.Container(
-                `${name}-${role}`,
+                `${name}-${role}-${key}`,
                 {
                     image: image.imageId,
                     envs: extra.envs,
@@ -86,7 +122,8 @@ export class WebApp extends pulumi.ComponentResource {
                         { label: "platform.stack", value: pulumi.getStack() },
                     ],
                 },
-                // No `name`: Pulumi auto-names, so old and new coexist. The provider's default is
+                // No `name`: Pulumi auto-names, so old and new coexist. A change the resource name does
+                // not carry (the DATABASE_URL's password) replaces it; the provider's default there is
                 // delete-first, which would take the app down for the whole rollout: override it.
                 { ...dockerOpts, deleteBeforeReplace: false, dependsOn: extra.dependsOn },
             );
@@ -102,7 +139,23 @@ export class WebApp extends pulumi.ComponentResource {
         if (args.databaseUrl !== undefined) backendEnv.push(pulumi.secret(pulumi.interpolate`DATABASE_URL=${args.databaseUrl}`));
         this.backend = container("backend", app.backend, { envs: backendEnv, networks: backendNetworks, dependsOn: args.databaseReady });
 
-        this.route = pulumi.all([this.frontend.name, this.backend.name]).apply(([frontendName, backendName]) => ({
+        // The release migration: once per new backend (the trigger), after its health gate, before the
+        // switch (the route waits for it). A failure fails this command; the edge keeps the old release.
+        let migrated: pulumi.Output<string> = pulumi.output("");
+        if (app.migrate !== undefined && args.migrationHost !== undefined) {
+            const liveConf = `${args.migrationHost.paths.nginx}/nginx.conf`;
+            const script = this.backend.name.apply((backendName) => releaseMigrationScript(app, backendName, liveConf));
+            const migration = args.migrationHost.runCommand(
+                `${name}-migrate`,
+                // An update (the platform's scripts changed) runs it again; the script skips a backend that already serves.
+                { create: script, update: script, delete: "true", triggers: [this.backend.id] },
+                // What the app's migration prints is the app's; state keeps it secret.
+                { parent: this, additionalSecretOutputs: ["stdout", "stderr"] },
+            );
+            migrated = migration.id;
+        }
+
+        this.route = pulumi.all([this.frontend.name, this.backend.name, migrated]).apply(([frontendName, backendName]) => ({
             app: app.name,
             frontend: { host: frontendName, port: app.frontend.port, healthWaitSeconds: healthWaitSeconds(app.frontend) },
             backend: { host: backendName, port: app.backend.port, healthWaitSeconds: healthWaitSeconds(app.backend) },

@@ -12,6 +12,7 @@
 import * as v from "valibot";
 import { AppDefinition } from "../apps/types";
 import { FORWARDER_MEMORY_MB, connectionBudgetProblems } from "../render/postgres";
+import { migrationProblems } from "../render/containers";
 import {
     DOMAIN,
     cidrRange,
@@ -687,6 +688,7 @@ const RULES: readonly Rule[] = [
         reads: ["apps"],
         check: (c, report, options) => {
             for (const problem of connectionBudgetProblems([...c.apps.keys()].map((name) => options.catalog[name]))) report(["apps"], problem);
+            for (const name of c.apps.keys()) for (const problem of migrationProblems(options.catalog[name])) report(["apps", name], problem);
         },
     },
     {

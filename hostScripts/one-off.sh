@@ -6,12 +6,15 @@
 # Usage: one-off.sh CONTAINER [CMD ARG…]   (CONTAINER: the backend's id, found by its labels)
 # The environment's values never reach a command line: each variable is exported into this shell and
 # named to docker with `-e NAME`, so docker reads its value from its own environment, which only root
-# can read in /proc. Environment: ONE_OFF_TTY=1 allocates a terminal (an interactive console).
+# can read in /proc. Environment: ONE_OFF_TTY=1 allocates a terminal (an interactive console);
+# ONE_OFF_NAME names the container (a release migration's, so its deadline can remove it).
 set -eu
 docker=${DOCKER:-docker}
 id=${1:?usage: one-off.sh CONTAINER [CMD ARG…]}
 shift
 case $id in *[!A-Za-z0-9_.-]*) echo "one-off: bad container reference" >&2; exit 2 ;; esac
+container_name=${ONE_OFF_NAME:-}
+case $container_name in -* | *[!A-Za-z0-9_.-]*) echo "one-off: ONE_OFF_NAME '$container_name' is not a container name" >&2; exit 2 ;; esac
 
 image=$("$docker" inspect --format '{{.Image}}' "$id")
 app=$("$docker" inspect --format '{{index .Config.Labels "platform.app"}}' "$id")
@@ -45,7 +48,7 @@ if [ "${ONE_OFF_TTY:-0}" = 1 ]; then tty=-t; fi
 env_args=""
 for name in $names; do env_args="$env_args -e $name"; done
 # shellcheck disable=SC2086 # $tty, $env_args: options made of checked names only
-cid=$("$docker" create --rm -i $tty --network "$first" $env_args \
+cid=$("$docker" create --rm -i $tty ${container_name:+--name "$container_name"} --network "$first" $env_args \
     --cap-drop ALL --security-opt no-new-privileges:true --memory "$memory" --memory-swap "$memory" \
     ${user:+--user "$user"} --label "platform.app=$app" --label platform.role=one-off \
     "$image" "$@")

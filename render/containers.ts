@@ -1,5 +1,6 @@
 // Container settings shared by every container the platform runs. Pure.
-import { ContainerDefinition, ContainerSecurity } from "../apps/types";
+import * as crypto from "crypto";
+import { AppDefinition, ContainerDefinition, ContainerSecurity } from "../apps/types";
 
 /** Docker healthcheck `test` for a container: an HTTP GET of its health path, from inside the container. */
 export function healthcheckTest(c: ContainerDefinition): string[] {
@@ -38,6 +39,81 @@ export function healthWaitSeconds(c: ContainerDefinition): number {
     const seconds = c.healthWaitSeconds ?? HEALTH_WAIT_SECONDS;
     if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new Error(`healthWaitSeconds ${JSON.stringify(seconds)} must be a whole number of seconds from 1 to 3600`);
     return seconds;
+}
+
+/** `NAME:SECONDS` per container for hostScripts/health-gate.sh; names only in the shape Docker gives. */
+export function healthGateEntries(containers: readonly { readonly host: string; readonly healthWaitSeconds?: number }[]): string {
+    return containers
+        .map((u) => {
+            if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(u.host)) throw new Error(`health gate: ${JSON.stringify(u.host)} is not a container name`);
+            const seconds = u.healthWaitSeconds ?? HEALTH_WAIT_SECONDS;
+            if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new Error(`health gate: ${JSON.stringify(seconds)} is not a bound of 1 to 3600 seconds`);
+            return `${u.host}:${seconds}`;
+        })
+        .join(" ");
+}
+
+/** JSON with every object's keys sorted: the same value always gives the same text. */
+function canonicalJson(value: unknown): string {
+    if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+    if (value !== null && typeof value === "object") {
+        const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+        return `{${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+    }
+    return JSON.stringify(value);
+}
+
+/**
+ * The tail of a container's resource name: the release it runs (readable, for `pulumi preview` and
+ * `docker ps`) and a digest of that release with the catalog's definition of the container.
+ *
+ * A new release, or a changed definition, is therefore a new resource beside the old one, not a
+ * replacement of it. That matters when an `up` fails after the new container exists (its health gate
+ * or its migration failed): a replaced resource is already marked for deletion, and the engine deletes
+ * such resources first thing in the next `up`, while the old container still serves. An undeclared
+ * resource is deleted only at the end of an `up` that succeeded, after the switch; a release declared
+ * again (a rollback to the one still serving) finds its containers unchanged.
+ */
+export function releaseKey(release: string, spec: ContainerDefinition): string {
+    const readable = /^sha256:[a-f0-9]{64}$/.test(release) ? `sha256-${release.slice(7, 19)}` : release.replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40);
+    const digest = crypto.createHash("sha256").update(canonicalJson({ release, spec })).digest("hex").slice(0, 8);
+    return `${readable}-${digest}`;
+}
+
+/** How long a release migration may run by default (the catalog's `migrateTimeoutSeconds` overrides it). */
+export const MIGRATE_TIMEOUT_SECONDS = 600;
+
+/** What is wrong with an app's `migrate` and `migrateTimeoutSeconds`, each naming the fix; none without `migrate`. */
+export function migrationProblems(app: AppDefinition): string[] {
+    const where = `apps/${app.name}.ts`;
+    const problems: string[] = [];
+    if (app.migrate === undefined) {
+        if (app.migrateTimeoutSeconds !== undefined) problems.push(`${where}: migrateTimeoutSeconds is set but there is no migrate command. Fix: add migrate, or remove migrateTimeoutSeconds`);
+        return problems;
+    }
+    if (!Array.isArray(app.migrate) || app.migrate.length === 0) {
+        problems.push(`${where}: migrate must be a command as a list of words, e.g. ["npm", "run", "migrate"]`);
+    } else {
+        app.migrate.forEach((word, i) => {
+            // Quoted for the shell (render/shell.ts), so any text is safe there; control characters but
+            // tab and newline are refused because they are never meant and would garble the up's output.
+            if (typeof word !== "string" || word.length === 0 || word.length > 4096 || /[\x00-\x08\x0b-\x1f\x7f]/.test(word)) {
+                problems.push(`${where}: migrate[${i}] must be a non-empty string of at most 4096 characters without control characters`);
+            }
+        });
+    }
+    if (!app.database) problems.push(`${where}: migrate runs with the app's DATABASE_URL, which only an app with database: true has. Fix: set database: true, or remove migrate`);
+    const seconds = app.migrateTimeoutSeconds ?? MIGRATE_TIMEOUT_SECONDS;
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86400) problems.push(`${where}: migrateTimeoutSeconds ${JSON.stringify(seconds)} must be a whole number of seconds from 1 to 86400`);
+    return problems;
+}
+
+/** The arguments of hostScripts/migrate.sh for the app's new backend container: APP CONTAINER SECONDS CMD…. */
+export function migrationArguments(app: AppDefinition, backendContainer: string): string[] {
+    const problems = migrationProblems(app);
+    if (app.migrate === undefined || problems.length > 0) throw new Error(problems.join("\n") || `${app.name} has no migrate command`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(backendContainer)) throw new Error(`migration: ${JSON.stringify(backendContainer)} is not a container name`);
+    return [app.name, backendContainer, String(app.migrateTimeoutSeconds ?? MIGRATE_TIMEOUT_SECONDS), ...app.migrate];
 }
 
 /** In-flight requests get this long after SIGTERM when an old version is removed. */

@@ -116,7 +116,7 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         FIGURES.failedRelease = { upSeconds: Math.round(r.seconds * 10) / 10, requests: stats.requests, failed: stats.failed };
         assert.notStrictEqual(r.status, 0, "the up must fail");
         const text = out(r);
-        assert.match(text, /health-gate: demo-frontend-[0-9a-f]+ is unhealthy/, text);
+        assert.match(text, /health-gate: demo-frontend-e2e-unhealthy-[0-9a-f]{8}-[0-9a-f]+ is unhealthy/, text);
         assert.match(text, /its health command's last outputs:\n.*\s+exit [1-9]\d* at /);
         assert.match(text, /its exit code: /);
         assert.match(text, /its last 50 log lines:/);
@@ -126,12 +126,89 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         assert.strictEqual(stats.failed, 0, JSON.stringify(stats));
         assert.match((await get("/demo/")).text, /platform e2e release green/);
 
+        // Back to the release that still serves, under load: its containers are the ones serving (their
+        // resource names carry the release), so nothing is deleted before the switch; the failed one goes last.
         p.setRelease("demo", "e2e-green");
+        const backLoad = await startLoad(SWITCH_LOAD.clients, "", SWITCH_LOAD.getPauseMs);
         const back = p.pulumi(["up", "--yes", "--skip-preview"]);
+        const backStats = await backLoad.stop();
+        FIGURES.afterFailedRelease = { upSeconds: Math.round(back.seconds * 10) / 10, requests: backStats.requests, failed: backStats.failed };
         assert.strictEqual(back.status, 0, out(back));
+        assert.deepStrictEqual([backStats.failed, backStats.reasons], [0, {}], `the up after a failed release: failed ${backStats.failed} of ${backStats.requests}`);
         assert.deepStrictEqual(appContainers("demo").map((c) => c.release).sort(), ["0.9.2", "e2e-green"], "the failed container is gone after the next up");
         const clean = p.pulumi(["preview", "--expect-no-changes"]);
         assert.strictEqual(clean.status, 0, out(clean));
+    });
+
+    it("release migrations (issue 22): one adds a column while the old release serves under load, 0 failed; a failing one leaves the old release serving and the database unchanged", async () => {
+        const releaseOf = async () => JSON.parse((await get("/api/shop/x")).text).release as string;
+        p.addCatalogApp(
+            "shop",
+            `{
+    name: "shop",
+    frontend: { image: "nginxinc/nginx-unprivileged", pinnedRelease: "e2e-green", port: 8080, healthPath: "/", healthProbe: "wget", memoryMb: 64, user: "101:101", security: { readOnlyRootFilesystem: true } },
+    backend: { image: "platform-e2e/migrator", port: 8080, healthPath: "/health", healthProbe: "node", memoryMb: 128, user: "65534:65534", security: { readOnlyRootFilesystem: true } },
+    database: true,
+    databaseConnectionLimit: 5,
+    apiPrefix: "strip",
+    migrate: ["sh", "-c", 'exec psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f /migrations/release.sql "$DATABASE_URL"'],
+}`,
+        );
+        const columns = () => psql("shop_db", "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'items'");
+
+        // The first release: its migration creates the table, as the app's own role.
+        p.setRelease("shop", "m1");
+        const first = p.pulumi(["up", "--yes", "--skip-preview"]);
+        assert.strictEqual(first.status, 0, out(first));
+        assert.match(out(first), /migrate: shop: done in \d+s/);
+        assert.strictEqual(columns(), "id,name");
+        assert.strictEqual(psql("shop_db", "SELECT tableowner FROM pg_tables WHERE tablename = 'items'"), "app_shop");
+        assert.strictEqual(await releaseOf(), "m1");
+
+        // m2 adds a column while m1 serves, under keep-alive clients that never retry.
+        p.setRelease("shop", "m2");
+        const load = await startLoad(SWITCH_LOAD.clients, "", SWITCH_LOAD.getPauseMs, "shop");
+        const expand = p.pulumi(["up", "--yes", "--skip-preview"]);
+        const stats = await load.stop();
+        FIGURES.migration = { upSeconds: Math.round(expand.seconds * 10) / 10, requests: stats.requests, failed: stats.failed, p99: stats.p99 };
+        assert.strictEqual(expand.status, 0, out(expand));
+        assert.ok(stats.requests > 300, `only ${stats.requests} requests`);
+        assert.deepStrictEqual([stats.failed, stats.reasons], [0, {}], `failed ${stats.failed} of ${stats.requests}`);
+        const text = out(expand);
+        assert.ok(text.indexOf("migrate: shop: done") < text.indexOf("switched shop.backend"), "the migration finished before the switch");
+        assert.strictEqual(columns(), "id,name,note");
+        assert.strictEqual(psql("shop_db", "SELECT note FROM items"), "backfilled by m2");
+        assert.strictEqual(await releaseOf(), "m2");
+
+        // m3-bad's migration fails in its transaction: the up fails with its output, m2 serves on, the schema is m2's.
+        p.setRelease("shop", "m3-bad");
+        const badLoad = await startLoad(SWITCH_LOAD.clients, "", SWITCH_LOAD.getPauseMs, "shop");
+        const bad = p.pulumi(["up", "--yes", "--skip-preview"]);
+        const badStats = await badLoad.stop();
+        FIGURES.failedMigration = { upSeconds: Math.round(bad.seconds * 10) / 10, requests: badStats.requests, failed: badStats.failed };
+        assert.notStrictEqual(bad.status, 0, "the up must fail");
+        assert.match(out(bad), /division by zero/);
+        assert.match(out(bad), /migrate: shop: the migration failed \(exit \d+ after \d+s\): nothing switched, the previous release keeps serving/);
+        assert.deepStrictEqual([badStats.failed, badStats.reasons], [0, {}], `failed ${badStats.failed} of ${badStats.requests}`);
+        assert.strictEqual(columns(), "id,name,note", "the failed migration left the schema as it was");
+        assert.strictEqual(await releaseOf(), "m2");
+
+        // Back to m2 under load: the containers serving are m2's own resources, so the up deletes only m3-bad's.
+        p.setRelease("shop", "m2");
+        const backLoad = await startLoad(SWITCH_LOAD.clients, "", SWITCH_LOAD.getPauseMs, "shop");
+        const back = p.pulumi(["up", "--yes", "--skip-preview"]);
+        const backStats = await backLoad.stop();
+        assert.strictEqual(back.status, 0, out(back));
+        assert.deepStrictEqual([backStats.failed, backStats.reasons], [0, {}], `failed ${backStats.failed} of ${backStats.requests}`);
+        assert.doesNotMatch(out(back), /migrate: shop: running/, "m2 already serves: no migration runs again");
+        assert.deepStrictEqual(appContainers("shop").map((c) => c.release).sort(), ["e2e-green", "m2"]);
+        assert.strictEqual(await releaseOf(), "m2");
+
+        // The app goes (its database stays, as for any app), so the steps below see the stack they expect.
+        p.removeApp("shop");
+        const removed = p.pulumi(["up", "--yes", "--skip-preview"]);
+        assert.strictEqual(removed.status, 0, out(removed));
+        assert.deepStrictEqual(appContainers("shop"), []);
     });
 
     it("removing the app keeps its database; adding it back adopts it with its data and a password that works (item 8: no undefined output)", () => {
@@ -176,7 +253,7 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         let text = "";
         up.stdout!.on("data", (d) => (text += d));
         up.stderr!.on("data", (d) => (text += d));
-        await waitFor("the new frontend being created", 120, () => /demo-frontend creating/.test(text));
+        await waitFor("the new frontend being created", 120, () => /demo-frontend-1\.27-alpine-[0-9a-f]{8} creating/.test(text));
         process.kill(-up.pid!, "SIGINT");
         await sleep(300);
         process.kill(-up.pid!, "SIGKILL");

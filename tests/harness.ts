@@ -31,6 +31,7 @@ export interface RunResult {
     resources: Registration[];
     byType(type: string): Registration[];
     one(type: string, name: string): Registration;
+    appContainer(app: string, role: "frontend" | "backend"): Registration;
 }
 
 let counter = 0;
@@ -125,7 +126,14 @@ export async function runProgram<T>(stack: string, program: () => T, options: { 
         if (found.length !== 1) throw new Error(`expected one ${type} named ${name}, found ${found.length}: ${resources.map((r) => r.name).join(", ")}`);
         return found[0];
     };
-    return { resources, byType, one, value };
+    /** The container of an app's role (`demo`, `h1-app1`), whatever release its name carries (releaseKey). */
+    const appContainer = (app: string, role: "frontend" | "backend") => {
+        const shape = new RegExp(`^${app.replace(/[.]/g, "\\.")}-${role}-[A-Za-z0-9_.-]+-[0-9a-f]{8}$`);
+        const found = resources.filter((r) => r.type === T.container && shape.test(r.name));
+        if (found.length !== 1) throw new Error(`expected one ${role} container of ${app}, found ${found.length}: ${resources.map((r) => r.name).join(", ")}`);
+        return found[0];
+    };
+    return { resources, byType, one, appContainer, value };
 }
 
 export const T = {

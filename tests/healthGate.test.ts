@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { readHostScript } from "../hostScripts";
-import { healthGateEntries } from "../components/reverseProxy";
+import { healthGateEntries } from "../render/containers";
 
 // A docker that answers from files: <dir>/<name>.state ("running healthy"), <name>.probe (exit code of
 // the health command run through exec), and logs every stop.
@@ -93,8 +93,8 @@ describe("health gate (hostScripts/health-gate.sh, fake docker)", () => {
             assert.strictEqual(r.status, 2, `${bad}: ${r.stderr}`);
             assert.deepStrictEqual([r.execs, r.stopped], [[], []], bad);
         }
-        assert.throws(() => healthGateEntries([{ app: "a", apiPrefix: "strip", frontend: { host: "a;b", port: 80 }, backend: { host: "b", port: 80 } }]), /not a container name/);
-        assert.throws(() => healthGateEntries([{ app: "a", apiPrefix: "strip", frontend: { host: "a", port: 80, healthWaitSeconds: 0 }, backend: { host: "b", port: 80 } }]), /1 to 3600/);
-        assert.strictEqual(healthGateEntries([{ app: "a", apiPrefix: "strip", frontend: { host: "a-1", port: 80, healthWaitSeconds: 30 }, backend: { host: "b-2", port: 80 } }]), "a-1:30 b-2:120");
+        assert.throws(() => healthGateEntries([{ host: "a;b" }, { host: "b" }]), /not a container name/);
+        assert.throws(() => healthGateEntries([{ host: "a", healthWaitSeconds: 0 }, { host: "b" }]), /1 to 3600/);
+        assert.strictEqual(healthGateEntries([{ host: "a-1", healthWaitSeconds: 30 }, { host: "b-2" }]), "a-1:30 b-2:120");
     });
 });

@@ -11,7 +11,7 @@ const stepsText = (steps: SqlStep[]) => steps.map((s) => `${s.sql};${s.unless ? 
 /** The app-database resource's rendered statements (a secret input: they carry the password's verifier). */
 const ensureSql = (r: Registration) => stepsText(reveal(r.inputs.ensure) as SqlStep[]);
 
-const appContainers = (run: RunResult, app: string) => run.byType(T.container).filter((c) => c.name === `${app}-frontend` || c.name === `${app}-backend`);
+const appContainers = (run: RunResult, app: string) => [run.appContainer(app, "frontend"), run.appContainer(app, "backend")];
 const networksOf = (c: Registration): string[] => (c.inputs.networksAdvanced ?? []).map((n: { name: string }) => n.name);
 
 describe("local stack (mocks)", () => {
@@ -64,7 +64,7 @@ describe("local stack (mocks)", () => {
         const db = nets.find((n) => n.inputs.name === "platform-db-demo")!;
         assert.strictEqual(db.inputs.internal, true);
         assert.ok(!nets.some((n) => n.inputs.name === "platform-db"), "no database network shared by every app");
-        const [frontend, backend] = ["demo-frontend", "demo-backend"].map((n) => run.one(T.container, n));
+        const [frontend, backend] = appContainers(run, "demo");
         assert.deepStrictEqual(networksOf(frontend), ["platform-app-demo"]);
         assert.deepStrictEqual(networksOf(backend).sort(), ["platform-app-demo", "platform-db-demo"]);
         const edge = run.one(T.container, "edge-container");
@@ -87,9 +87,9 @@ describe("local stack (mocks)", () => {
         assert.strictEqual(join.inputs.delete, "docker network disconnect 'platform-db-demo' 'platform-postgres' || true");
         const network = run.one(T.network, "demo-db-network");
         assert.ok(join.dependencies.includes(network.urn) && join.dependencies.includes(pg.urn));
-        const url = (reveal(run.one(T.container, "demo-backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="))!;
+        const url = (reveal(run.appContainer("demo", "backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="))!;
         assert.match(url, /@postgres:5432\//, "the backend's DATABASE_URL names the alias");
-        const backend = run.one(T.container, "demo-backend");
+        const backend = run.appContainer("demo", "backend");
         assert.ok(backend.dependencies.includes(join.urn), "the backend starts once PostgreSQL is on its network");
     });
 
@@ -195,7 +195,7 @@ describe("local stack (mocks)", () => {
         assert.ok(db.dependencies.includes(run.one(T.localCommand, "postgres-reconcile").urn));
         const admin = reveal(db.inputs.admin);
         assert.deepStrictEqual([admin.host, admin.port, admin.user, admin.database, admin.ssl], ["127.0.0.1", 15432, "postgres", "postgres", false]);
-        const backend = run.one(T.container, "demo-backend");
+        const backend = run.appContainer("demo", "backend");
         assert.ok(backend.dependencies.includes(db.urn), "the backend starts once its role has the password it is given");
     });
 
@@ -207,7 +207,8 @@ describe("local stack (mocks)", () => {
             "postgres-forwarder": { adds: [], readOnly: true },
         };
         for (const [name, want] of Object.entries(expected)) {
-            const c = run.one(T.container, name);
+            const role = /^demo-(frontend|backend)$/.exec(name)?.[1] as "frontend" | "backend" | undefined;
+            const c = role === undefined ? run.one(T.container, name) : run.appContainer("demo", role);
             assert.deepStrictEqual(c.inputs.capabilities, { drops: ["ALL"], adds: want.adds }, name);
             assert.deepStrictEqual(c.inputs.securityOpts, ["no-new-privileges:true"], name);
             const nproc = c.inputs.ulimits.find((u: any) => u.name === "nproc");
@@ -223,14 +224,14 @@ describe("local stack (mocks)", () => {
     });
 
     it("the backend gets DATABASE_URL as a secret; the frontend gets nothing of it", () => {
-        const backend = run.one(T.container, "demo-backend");
+        const backend = run.appContainer("demo", "backend");
         const env = backend.inputs.envs;
         const secretEntries = (Array.isArray(env) ? env : [env]).filter(isSecretValue);
         assert.ok(secretEntries.length > 0 || isSecretValue(env), "DATABASE_URL must reach the container as a secret");
         const plain = reveal(env) as string[];
         const url = plain.find((e) => e.startsWith("DATABASE_URL="))!;
         assert.match(url, /^DATABASE_URL=postgres:\/\/app_demo:generated-demo-db-password-0@postgres:5432\/demo_db\?sslmode=disable$/);
-        const frontendEnv = JSON.stringify(reveal(run.one(T.container, "demo-frontend").inputs.envs ?? []));
+        const frontendEnv = JSON.stringify(reveal(run.appContainer("demo", "frontend").inputs.envs ?? []));
         assert.ok(!frontendEnv.includes("DATABASE_URL"));
     });
 
@@ -249,10 +250,11 @@ describe("local stack (mocks)", () => {
         const frontend = await unwrap(run.value.apps.demo.url);
         assert.strictEqual(frontend, "http://localhost:8080/demo/");
         // The stdin is rendered from the containers' generated names, so Pulumi orders the switch after them.
-        const feName = run.resources.find((r) => r.name === "demo-frontend")!;
+        const feName = run.appContainer("demo", "frontend");
         const stdin: string = routes.inputs.stdin;
-        assert.match(stdin, /\bdemo-frontend-[0-9a-f]{7}:8080\b/);
-        assert.match(stdin, /\bdemo-backend-[0-9a-f]{7}:8080\b/);
+        // The release and the definition's digest (releaseKey), then the engine's random suffix.
+        assert.match(stdin, /\bdemo-frontend-1\.27-alpine-[0-9a-f]{8}-[0-9a-f]{7}:8080\b/);
+        assert.match(stdin, /\bdemo-backend-0\.9\.2-[0-9a-f]{8}-[0-9a-f]{7}:8080\b/);
         const containerUrns = appContainers(run, "demo").map((c) => c.urn);
         for (const urn of containerUrns) assert.ok(routes.dependencies.includes(urn), `edge-routes must depend on ${urn}`);
         assert.ok(feName);
@@ -298,7 +300,7 @@ describe("removing an app from a stack (mocks)", () => {
         assert.ok(sql.includes(`-- unless SELECT FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) 'demo_db'`));
         assert.ok(sql.includes(`WITH LOGIN `), "the retired role logs in again");
         assert.ok(sql.includes(`PASSWORD '${scramVerifier("app_demo", "generated-demo-db-password-3")}'`));
-        const url = (reveal(readded.one(T.container, "demo-backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="))!;
+        const url = (reveal(readded.appContainer("demo", "backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="))!;
         assert.ok(url.includes("generated-demo-db-password-3"), "the backend gets the password the ensure step set");
     });
 });
@@ -399,8 +401,8 @@ describe("prod stack (mocks)", () => {
     });
 
     it("two apps: separate networks, database networks, databases and roles", () => {
-        assert.deepStrictEqual(networksOf(run.one(T.container, "app1-backend")).sort(), ["platform-app-app1", "platform-db-app1"]);
-        assert.deepStrictEqual(networksOf(run.one(T.container, "app2-backend")).sort(), ["platform-app-app2", "platform-db-app2"]);
+        assert.deepStrictEqual(networksOf(run.appContainer("app1", "backend")).sort(), ["platform-app-app1", "platform-db-app1"]);
+        assert.deepStrictEqual(networksOf(run.appContainer("app2", "backend")).sort(), ["platform-app-app2", "platform-db-app2"]);
         const sql = (app: string) => ensureSql(run.one(T.appDatabase, `${app}-db-role-database`));
         assert.match(sql("app1"), /CREATE DATABASE "app1_db" OWNER "app_app1"/);
         assert.match(sql("app2"), /CREATE DATABASE "app2_db" OWNER "app_app2"/);
@@ -418,12 +420,12 @@ describe("prod stack (mocks)", () => {
 
     it("the catalog's security reaches the containers: the ghcr.io nginx frontends get back only what they need", () => {
         for (const app of ["app1", "app2"]) {
-            const fe = run.one(T.container, `${app}-frontend`);
+            const fe = run.appContainer(`${app}`, "frontend");
             assert.strictEqual(fe.inputs.user, undefined);
             assert.deepStrictEqual(fe.inputs.capabilities, { drops: ["ALL"], adds: ["CAP_CHOWN", "CAP_NET_BIND_SERVICE", "CAP_SETGID", "CAP_SETUID"] });
             assert.strictEqual(fe.inputs.ulimits[0].hard, 4096, "root processes: the count includes the host's own");
             assert.deepStrictEqual(Object.keys(fe.inputs.tmpfs).sort(), ["/run", "/tmp", "/var/cache/nginx"]);
-            const be = run.one(T.container, `${app}-backend`);
+            const be = run.appContainer(`${app}`, "backend");
             assert.deepStrictEqual(be.inputs.capabilities, { drops: ["ALL"], adds: [] });
             assert.strictEqual(be.inputs.ulimits[0].hard, 512);
             for (const c of [fe, be]) {
@@ -477,7 +479,7 @@ describe("password rotation (mocks)", () => {
         // The password as the backend's DATABASE_URL carries it.
         const pw = (r: RunResult) => decodeURIComponent(/^DATABASE_URL=postgres:\/\/[^:]+:([^@]+)@/.exec(url(r)!)![1]);
         const verifier = (r: RunResult) => reveal(db(r).inputs.passwordHash) as string;
-        const url = (r: RunResult) => (reveal(r.one(T.container, "demo-backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="));
+        const url = (r: RunResult) => (reveal(r.appContainer("demo", "backend").inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="));
         assert.notStrictEqual(pw(before), pw(after));
         assert.strictEqual(after.one(T.password, "demo-db-password").inputs.keepers.version, "1");
         assert.ok(url(after)!.includes(pw(after)), "the new URL carries the new password");

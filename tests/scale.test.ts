@@ -4,7 +4,8 @@
 // from the internet; hosts switch one after another.
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { RawConfig } from "../config/platformConfig";
+import { catalog } from "../apps";
+import { RawConfig, parsePlatformConfig } from "../config/platformConfig";
 import { LB_TIMING, MANAGED_ADMIN_PORT, PRIVATE_SUBNET, markDownSeconds } from "../render/scale";
 import { definePlatform } from "../components/platform";
 import { FAKE_IP, Registration, RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
@@ -54,10 +55,10 @@ const forward = { openForward: async () => ({ host: "127.0.0.1" as const, port: 
 /** With a known deploying identity, so the backup bucket's policy is declared. */
 const withAdministrators = { ...forward, backupAdministrators: [OPERATOR] };
 
-async function runProd(raw: RawConfig): Promise<RunResult & { value: ReturnType<typeof definePlatform> }> {
+async function runProd(raw: RawConfig, appCatalog = catalog): Promise<RunResult & { value: ReturnType<typeof definePlatform> }> {
     const restore = withScalewayOutputs();
     try {
-        return await runProgram("prod", () => definePlatform(parse(raw), withAdministrators));
+        return await runProgram("prod", () => definePlatform(parsePlatformConfig(raw, { catalog: appCatalog, isSecret: (k) => k === "sshPrivateKey" || k === "registryToken", testStack: true }), withAdministrators));
     } finally {
         restore();
     }
@@ -177,7 +178,7 @@ describe("scale: database managed, one host (mocks)", () => {
 
     it("backends get DATABASE_URL of the private endpoint with TLS required, as a secret, after role and database", () => {
         for (const app of ["app1", "app2"]) {
-            const backend = run.one(T.container, `${app}-backend`);
+            const backend = run.appContainer(`${app}`, "backend");
             assert.ok(isSecretValue(backend.inputs.envs), "the environment carrying DATABASE_URL is a secret");
             const env = (reveal(backend.inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="));
             assert.match(String(env), new RegExp(`^DATABASE_URL=postgres://app_${app}:[^@]+@${DB_IP.replace(/\./g, "\\.")}:${DB_PORT}/${app}_db\\?sslmode=require$`));
@@ -218,7 +219,7 @@ describe("scale: database managed, one host (mocks)", () => {
         const before = named(base, T.container, "edge-container");
         assert.strictEqual(edge.urn, before.urn);
         assert.deepStrictEqual(reveal(edge.inputs), reveal(before.inputs));
-        for (const app of ["app1", "app2"]) assert.ok(run.resources.some((r) => r.urn === named(base, T.container, `${app}-frontend`).urn));
+        for (const app of ["app1", "app2"]) for (const role of ["frontend", "backend"] as const) assert.strictEqual(run.appContainer(app, role).urn, base.appContainer(app, role).urn);
     });
 
     it("outputs keep their shape; publicIp is still the host's address with one host", async () => {
@@ -244,10 +245,20 @@ describe("scale: two hosts behind the load balancer (mocks)", () => {
         assert.deepStrictEqual(two.byType(T.server).map((s) => s.name).sort(), ["host-1-server", "host-server"]);
         assert.strictEqual(two.byType(S.nic).length, 2);
         for (const prefix of ["", "h1-"]) {
-            for (const n of ["app1-frontend", "app1-backend", "app2-frontend", "app2-backend", "edge-container"]) named(two, T.container, `${prefix}${n}`);
+            for (const app of ["app1", "app2"]) for (const role of ["frontend", "backend"] as const) two.appContainer(`${prefix}${app}`, role);
+            named(two, T.container, `${prefix}edge-container`);
         }
-        const h1 = named(two, T.container, "h1-app1-backend");
+        const h1 = two.appContainer("h1-app1", "backend");
         assert.ok(h1.provider.includes("host-1-docker"), "host 1's containers run on host 1's engine");
+    });
+
+    it("a release migration runs once, from host 0 (the database is shared); host 1's new backend starts after host 0 switched", async () => {
+        const migrating = await runProd(TWO_HOSTS, { ...catalog, app1: { ...catalog.app1, migrate: ["npm", "run", "migrate"] } });
+        const migrations = migrating.byType(T.remoteCommand).filter((c) => c.name.endsWith("-migrate"));
+        assert.deepStrictEqual(migrations.map((c) => c.name), ["app1-migrate"]);
+        assert.ok(migrations[0].dependencies.includes(migrating.appContainer("app1", "backend").urn), "host 0's backend");
+        assert.ok(migrating.one(T.remoteCommand, "edge-routes").dependencies.includes(migrations[0].urn), "host 0 switches after the migration");
+        assert.ok(migrating.appContainer("h1-app1", "backend").dependencies.includes(migrating.one(T.remoteCommand, "edge-routes").urn), "host 1 starts after host 0 switched");
     });
 
     it("each host's Docker provider pins that host's key in a known_hosts of its own: a second host never overwrites the first's", () => {

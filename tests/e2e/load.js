@@ -7,7 +7,8 @@
 // each GET client waits that long after each answer: its socket sits idle between requests, the state
 // in which a reload's closing workers reset it, and the load leaves the CPU to the deployment it
 // measures (on the local stack both share one machine).
-//   node tests/e2e/load.js BASE_URL [CLIENTS] [MARKER] [GET_PAUSE_MS]
+// APP (default demo) names the app whose /APP/ and /api/APP/e2e are loaded.
+//   node tests/e2e/load.js BASE_URL [CLIENTS] [MARKER] [GET_PAUSE_MS] [APP]
 "use strict";
 const http = require("http");
 
@@ -15,6 +16,8 @@ const base = new URL(process.argv[2] || "http://127.0.0.1:8080/");
 const clients = Number(process.argv[3] || 8);
 const marker = process.argv[4] || "";
 const getPauseMs = Number(process.argv[5] || 0);
+const app = process.argv[6] || "demo";
+if (!/^[a-z][a-z0-9-]*$/.test(app)) throw new Error(`load.js: ${JSON.stringify(app)} is not an app name`);
 let requests = 0;
 let failed = 0;
 const reasons = {};
@@ -51,7 +54,7 @@ const POST_INTERVAL_MS = 125;
 async function client(get) {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     while (!stopping) {
-        const r = await once(agent, get ? "GET" : "POST", get ? "/demo/" : "/api/demo/e2e");
+        const r = await once(agent, get ? "GET" : "POST", get ? `/${app}/` : `/api/${app}/e2e`);
         const pause = get ? getPauseMs : POST_INTERVAL_MS;
         if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
         requests++;

@@ -126,6 +126,16 @@ export class Project {
         if (r.status !== 0) throw new Error(r.stderr);
     }
 
+    /** Adds an entry to this copy's catalog: apps/<name>.ts holding `definition`, listed in apps/index.ts. */
+    addCatalogApp(name: string, definition: string): void {
+        if (!/^[a-z][a-z0-9]*$/.test(name)) throw new Error(`${name}: not a simple app name`);
+        fs.writeFileSync(path.join(this.dir, "apps", `${name}.ts`), `import { AppDefinition } from "./types";\n\nexport const ${name}: AppDefinition = ${definition};\n`);
+        const index = path.join(this.dir, "apps", "index.ts");
+        const text = fs.readFileSync(index, "utf8").replace(/^(import \{ demo \} from "\.\/demo";)$/m, `$1\nimport { ${name} } from "./${name}";`).replace(/\[app1, app2, demo\]/, `[app1, app2, demo, ${name}]`);
+        if (!text.includes(`from "./${name}"`) || !text.includes(`demo, ${name}]`)) throw new Error("apps/index.ts no longer has the shape addCatalogApp edits");
+        fs.writeFileSync(index, text);
+    }
+
     removeApp(app: string): void {
         const r = this.pulumi(["config", "rm", "--path", `platform:apps.${app}`]);
         if (r.status !== 0) throw new Error(r.stderr);
@@ -214,8 +224,8 @@ export interface LoadStats {
 export const SWITCH_LOAD = { clients: 8, getPauseMs: 50 } as const;
 
 /** tests/e2e/load.js in its own process; `stop` ends it and returns its figures. */
-export async function startLoad(clients = 8, marker = "", getPauseMs = 0): Promise<{ stop: () => Promise<LoadStats> }> {
-    const child = spawn(process.execPath, [path.join(__dirname, "load.js"), LOCAL_URL + "/", String(clients), marker, String(getPauseMs)], { stdio: ["ignore", "pipe", "inherit"] });
+export async function startLoad(clients = 8, marker = "", getPauseMs = 0, app = "demo"): Promise<{ stop: () => Promise<LoadStats> }> {
+    const child = spawn(process.execPath, [path.join(__dirname, "load.js"), LOCAL_URL + "/", String(clients), marker, String(getPauseMs), app], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
     await new Promise<void>((resolve, reject) => {

@@ -10,7 +10,8 @@
 #      in with `docker import`, then `docker build` of the image's directory here. Stand-ins carry
 #      the label platform.standin=true; README.md says how each differs from the real image.
 # Then it builds the release-test variants FROM the demo frontend (real or stand-in): a second
-# release with another marker text, and a release whose health check fails (README.md).
+# release with another marker text, and a release whose health check fails; and the release-migration
+# test's backend FROM the PostgreSQL image (real or stand-in), one tag per migration (README.md).
 #
 # Usage: sh tests/e2e/images/build.sh [--no-pull] [--variants-only]
 # Environment: PLATFORM_STANDIN_CACHE (default ~/.cache/platform-standins), PLATFORM_STANDIN_MIRROR
@@ -103,3 +104,18 @@ have "$FRONTEND_BASE" || { log "$FRONTEND_BASE is missing: run without --variant
 docker build --quiet --build-arg "BASE=$FRONTEND_BASE" --build-arg MARKER=green -t "$FRONTEND:e2e-green" "$here/release" >/dev/null
 docker build --quiet --build-arg "BASE=$FRONTEND_BASE" -t "$FRONTEND:e2e-unhealthy" -f "$here/release/Dockerfile.unhealthy" "$here/release" >/dev/null
 log "release variants: $FRONTEND:e2e-green, $FRONTEND:e2e-unhealthy"
+
+# The release-migration test's backend: Node.js added to the PostgreSQL image once (keyed by recipe),
+# then one cheap layer per release, each with its migration.
+MIGRATOR=platform-e2e/migrator
+MIGRATOR_RECIPE=1
+POSTGRES_IMAGE=postgres:15.10-bookworm
+have "$POSTGRES_IMAGE" || { log "$POSTGRES_IMAGE is missing: run without --variants-only first"; exit 1; }
+if ! have "$MIGRATOR:base-r$MIGRATOR_RECIPE"; then
+    log "building $MIGRATOR:base-r$MIGRATOR_RECIPE from $POSTGRES_IMAGE"
+    docker build --network host --quiet --build-arg "BASE=$POSTGRES_IMAGE" -t "$MIGRATOR:base-r$MIGRATOR_RECIPE" "$here/migrator" >/dev/null
+fi
+for release in m1 m2 m3-bad; do
+    docker build --quiet --build-arg "BASE=$MIGRATOR:base-r$MIGRATOR_RECIPE" --build-arg "RELEASE=$release" -t "$MIGRATOR:$release" -f "$here/migrator/Dockerfile.release" "$here/migrator" >/dev/null
+done
+log "migration test releases: $MIGRATOR:m1, $MIGRATOR:m2, $MIGRATOR:m3-bad"
