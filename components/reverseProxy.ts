@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { containerHardening, containerRuntime, healthGateEntries } from "../render/containers";
-import { EDGE_CONF_DIR, EdgeSettings, Route, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
+import { EDGE_CONF_DIR, EdgeSettings, Route, TLS_READY_FILE_NAME, containerEdgeSettings, renderNginxConfig } from "../render/nginx";
 import { readHostScript } from "../hostScripts";
 import { installAndRunScript, runScript, shellQuote } from "../render/shell";
 import { Host } from "./host";
@@ -237,6 +237,8 @@ docker network connect ${attachment.network} ${EDGE_CONTAINER} 2>/dev/null || do
                 EDGE_CONTAINER,
                 EDGE_CONF: `${EDGE_CONF_DIR}/nginx.conf`,
                 CERTBOT_IMAGE,
+                // The host's side of settings.tlsReadyFile: written once the certificate is real.
+                TLS_READY_FILE: `${paths.nginx}/${TLS_READY_FILE_NAME}`,
             });
             host.runCommand(
                 `${name}-certificate`,

@@ -35,6 +35,16 @@ export interface EdgeSettings {
     readonly certificateKey: string;
     /** Directory the ACME client writes HTTP-01 tokens to (served at /.well-known/acme-challenge/). */
     readonly acmeWebroot: string;
+    /**
+     * Mode `https` on one host: the file hostScripts/issue-certificate.sh writes once a real certificate
+     * is installed (it holds the map entry `"" 1;`). Until it exists, as on a first `up` before the
+     * domain's DNS points at the server, port 80 serves the routes over plain HTTP and no answer
+     * carries HSTS: the edge's self-signed placeholder on 443 is never pinned into a browser. Once it
+     * exists (a reload), port 80 redirects to HTTPS (the ACME path, /health and the loopback probes
+     * excepted) and HTTPS answers carry HSTS. Included as a pattern, so a config without the file
+     * loads. Unset: HTTPS and HSTS from the start.
+     */
+    readonly tlsReadyFile?: string;
     /** DNS server for names nginx itself looks up at run time (none today): Docker's embedded DNS in production. */
     readonly resolver: string;
     /**
@@ -83,6 +93,10 @@ export interface LoadBalancerEdge {
 /** The settings of the edge container in production; tests override the paths and listen addresses. */
 /** Where the host's nginx directory appears inside the edge container. */
 export const EDGE_CONF_DIR = "/etc/nginx/platform";
+/** The name of the file in the edge's config directory that says a real certificate is installed (EdgeSettings.tlsReadyFile). */
+export const TLS_READY_FILE_NAME = "tls-ready.conf";
+/** What hostScripts/issue-certificate.sh writes to it: the map entry that sets $platform_tls_ready to 1. */
+export const TLS_READY_ENTRY = '"" 1;';
 
 export function containerEdgeSettings(mode: "https" | "http", domain: string): EdgeSettings {
     return {
@@ -96,6 +110,7 @@ export function containerEdgeSettings(mode: "https" | "http", domain: string): E
         certificate: "/etc/platform/certs/fullchain.pem",
         certificateKey: "/etc/platform/certs/privkey.pem",
         acmeWebroot: "/var/www/acme",
+        tlsReadyFile: mode === "https" ? `${EDGE_CONF_DIR}/${TLS_READY_FILE_NAME}` : undefined,
         resolver: "127.0.0.11",
         routeDir: `${EDGE_CONF_DIR}/routes`,
         // The container's root filesystem is read-only: the pid file and every temp path live on the
@@ -241,6 +256,7 @@ function checkSettings(settings: EdgeSettings): void {
         ["certificate", settings.certificate],
         ["certificateKey", settings.certificateKey],
         ["acmeWebroot", settings.acmeWebroot],
+        ...(settings.tlsReadyFile !== undefined ? ([["tlsReadyFile", settings.tlsReadyFile]] as Array<[string, string]>) : []),
         ["resolver", settings.resolver],
         ["routeDir", settings.routeDir],
         ["pidFile", settings.pidFile],
@@ -311,7 +327,15 @@ function proxyTo(settings: EdgeSettings, app: string, role: Role): string[] {
  * map over the URI evaluated per response): `csp` undefined means none (the API answers for itself),
  * `cacheControl` undefined leaves the app's own Cache-Control alone.
  */
-function responseHeaders(mode: "https" | "http", csp: string | undefined, cacheControl?: string): string[] {
+/** Whether answers carry HSTS: never over plain HTTP, always behind the balancer, else once certified. */
+type Hsts = "never" | "always" | "once-certified";
+
+function hstsOf(settings: EdgeSettings): Hsts {
+    if (settings.mode === "http") return "never";
+    return settings.behindLoadBalancer === undefined && settings.tlsReadyFile !== undefined ? "once-certified" : "always";
+}
+
+function responseHeaders(hsts: Hsts, csp: string | undefined, cacheControl?: string): string[] {
     return [
         `add_header X-Request-ID $platform_request_id always;`,
         `add_header X-Content-Type-Options "nosniff" always;`,
@@ -320,11 +344,14 @@ function responseHeaders(mode: "https" | "http", csp: string | undefined, cacheC
         ...(csp !== undefined ? [`add_header Content-Security-Policy ${quote(csp)} always;`] : []),
         // Not `always`: as for any add_header without it, only on 2xx and 3xx answers.
         ...(cacheControl !== undefined ? [`add_header Cache-Control ${quote(cacheControl)};`] : []),
-        ...(mode === "https" ? [`add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;`] : []),
+        ...(hsts === "always" ? [`add_header Strict-Transport-Security ${quote(HSTS_VALUE)} always;`] : []),
+        // An empty value adds no header: none until the certificate is real (see tlsReadyFile).
+        ...(hsts === "once-certified" ? ["add_header Strict-Transport-Security $platform_hsts always;"] : []),
     ];
 }
 
 const IMMUTABLE = "public, max-age=31536000, immutable";
+const HSTS_VALUE = "max-age=63072000; includeSubDomains";
 
 /**
  * What an upstream must not tell the world about itself: these response headers name its software
@@ -346,8 +373,8 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
     const be = proxyTo(settings, r.app, "backend");
     const a = r.app;
     const csp = r.contentSecurityPolicy ?? DEFAULT_CSP;
-    const page = responseHeaders(settings.mode, csp, "no-cache");
-    const api = responseHeaders(settings.mode, undefined);
+    const page = responseHeaders(hstsOf(settings), csp, "no-cache");
+    const api = responseHeaders(hstsOf(settings), undefined);
     // proxy_pass without a URI passes the client's URI as sent, or the rewritten one after
     // `rewrite ... break`, which is how the prefix is stripped. The file locations are nested in the
     // app's prefix, so no other request runs their regexes; they set everything they need themselves
@@ -379,7 +406,7 @@ function appLocations(r: Route, settings: EdgeSettings): string[] {
         ...indent(fe, 1),
         ...indent(page, 1),
         `    # A file named with a content hash: cached for good.`,
-        ...fileLocation(`"^/${a}/.*${HASHED_ASSET}"`, responseHeaders(settings.mode, csp, IMMUTABLE)),
+        ...fileLocation(`"^/${a}/.*${HASHED_ASSET}"`, responseHeaders(hstsOf(settings), csp, IMMUTABLE)),
         `    # Any other file: served as the frontend answers it, a missing one stays a 404.`,
         ...fileLocation(`^/${a}/.*\\.[A-Za-z0-9]+$`, page),
         `}`,
@@ -422,19 +449,19 @@ function internalLocations(settings: EdgeSettings): string[] {
 }
 
 function commonServerLines(settings: EdgeSettings): string[] {
-    const mode = settings.mode;
+    const hsts = hstsOf(settings);
     return [
         // Two anchored regexes on the raw path, compiled with pcre_jit: the only ones every request runs.
         `if ($request_uri ~* "${HOSTILE_PATH}") { return 400; }`,
         "# Dotfiles (.env, .git/, .htpasswd) of any app, encoded or not: never served.",
         `if ($request_uri ~ "${DOTFILE_PATH}") { return 404; }`,
         // What every location without its own headers answers with (the edge's own pages, redirects).
-        ...responseHeaders(mode, DEFAULT_CSP),
+        ...responseHeaders(hsts, DEFAULT_CSP),
         ...internalLocations(settings),
         "# The page an app's 5xx is answered with (its status kept): no upstream's version or stack trace.",
         `location = ${UPSTREAM_ERROR_PAGE} {`,
         "    internal;",
-        ...indent(responseHeaders(mode, undefined), 1),
+        ...indent(responseHeaders(hsts, undefined), 1),
         "    default_type text/plain;",
         `    return 200 "the app could not answer this request\\n";`,
         "}",
@@ -448,7 +475,7 @@ function routingServerBody(routes: readonly Route[], settings: EdgeSettings): st
         "",
         "# Anything no app claims is the edge's own 404, never another app's page (no CSP under /api/, as for the apps' APIs).",
         "location ^~ /api/ {",
-        ...indent(responseHeaders(settings.mode, undefined), 1),
+        ...indent(responseHeaders(hstsOf(settings), undefined), 1),
         `    default_type text/plain;`,
         `    return 404 "not found\\n";`,
         "}",
@@ -506,14 +533,24 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
                   "",
                   "server {",
                   ...indent(
-                      [
-                          `listen ${settings.listenHttp};`,
-                          `server_name ${names};`,
-                          acmeLocation(settings),
-                          ...internalLocations(settings),
-                          // The configured domain, never $host: a redirect must not repeat what the client sent.
-                          `location / { return 301 https://${settings.domain}${httpsPortSuffix}$request_uri; }`,
-                      ],
+                      settings.tlsReadyFile !== undefined
+                          ? [
+                                `listen ${settings.listenHttp};`,
+                                `server_name ${names};`,
+                                "# Served over HTTP until a real certificate is installed; redirected to HTTPS from then on",
+                                "# (the ACME path, /health and the loopback probes stay here).",
+                                `if ($platform_to_https) { return 301 https://${settings.domain}${httpsPortSuffix}$request_uri; }`,
+                                acmeLocation(settings),
+                                ...routingServerBody(sorted, settings),
+                            ]
+                          : [
+                                `listen ${settings.listenHttp};`,
+                                `server_name ${names};`,
+                                acmeLocation(settings),
+                                ...internalLocations(settings),
+                                // The configured domain, never $host: a redirect must not repeat what the client sent.
+                                `location / { return 301 https://${settings.domain}${httpsPortSuffix}$request_uri; }`,
+                            ],
                       1,
                   ),
                   "}",
@@ -601,6 +638,19 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
                   "ssl_session_timeout 1d;",
                   "ssl_session_tickets off;",
                   "",
+                  ...(settings.tlsReadyFile !== undefined
+                      ? [
+                            `# 1 once ${TLS_READY_FILE_NAME} says a real certificate is installed (hostScripts/issue-certificate.sh writes it).`,
+                            'map "" $platform_tls_ready {',
+                            "    default 0;",
+                            "    # A pattern: a server without the file yet loads all the same.",
+                            `    include ${settings.tlsReadyFile}*;`,
+                            "}",
+                            `map $platform_tls_ready $platform_hsts { 1 ${quote(HSTS_VALUE)}; default ""; }`,
+                            `map "$platform_tls_ready:$uri" $platform_to_https { default 0; "~^1:/(?!\.well-known/acme-challenge/|health$|__platform/)" 1; }`,
+                            "",
+                        ]
+                      : []),
               ]
             : []),
         "gzip on;",

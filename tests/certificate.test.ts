@@ -15,7 +15,7 @@ function setup(certbotSucceeds: boolean) {
     const bin = path.join(dir, "bin");
     const le = path.join(dir, "letsencrypt");
     fs.mkdirSync(bin);
-    for (const d of ["certs", "acme", "letsencrypt"]) fs.mkdirSync(path.join(dir, d));
+    for (const d of ["certs", "acme", "letsencrypt", "nginx"]) fs.mkdirSync(path.join(dir, d));
     fs.writeFileSync(path.join(dir, "certs", "fullchain.pem"), "self-signed placeholder\n");
     // Stand-in for docker: `run` plays certbot (writes live/<domain>), `exec` records the reload.
     fs.writeFileSync(
@@ -45,6 +45,7 @@ fi
         SELF: "/srv/platform/bin/issue-certificate.sh",
         CRON_FILE: path.join(dir, "cron"),
         SETTINGS_FILE: path.join(dir, "srv", "certificate.env"),
+        TLS_READY_FILE: path.join(dir, "nginx", "tls-ready.conf"),
     };
     const run = (args: string[] = [], extra: Record<string, string> = {}) => spawnSync("sh", [SCRIPT, ...args], { env: { ...env, ...extra }, encoding: "utf8" });
     const log = () => (fs.existsSync(path.join(dir, "docker.log")) ? fs.readFileSync(path.join(dir, "docker.log"), "utf8") : "");
@@ -131,8 +132,16 @@ describe("certificate issuance script (stand-in docker)", () => {
         assert.strictEqual(same.status, 0);
         assert.match(same.stdout, /certificate for example\.com is current/);
         assert.strictEqual(reloads(), 1, "nothing new: no reload");
-        assert.strictEqual(run(["--renew-only", settings], { CHAIN: "two" }).status, 0);
+        const renewed = run(["--renew-only", settings], { CHAIN: "two" });
+        assert.strictEqual(renewed.status, 0);
+        assert.match(renewed.stdout, /installed a new certificate for example\.com and reloaded the edge/);
         assert.strictEqual(reloads(), 2, "a renewed certificate is installed and reloaded");
+        // A server that had its certificate before the edge knew of tls-ready.conf: the next run tells it, once.
+        fs.rmSync(path.join(dir, "nginx", "tls-ready.conf"));
+        assert.match(run(["--renew-only", settings], { CHAIN: "two" }).stdout, /is current; the edge now redirects HTTP to HTTPS and sends HSTS/);
+        assert.strictEqual(reloads(), 3);
+        assert.strictEqual(run(["--renew-only", settings, "--pending"], { CHAIN: "two" }).status, 0);
+        assert.strictEqual(reloads(), 3, "nothing to tell: no reload");
     });
     it("the first deployment, before DNS points: a refusal does not fail it, says what to create, keeps the placeholder and leaves the 15-minute retry", () => {
         const { dir, run, log } = setup(false);
@@ -141,6 +150,8 @@ describe("certificate issuance script (stand-in docker)", () => {
         assert.match(r.stderr, /no certificate for example\.com yet: .*DNS A record does not point at this server yet \(see the stack output dnsRecord\).*retries every 15 minutes/);
         assert.strictEqual(fs.readFileSync(path.join(dir, "certs", "fullchain.pem"), "utf8"), "self-signed placeholder\n");
         assert.doesNotMatch(log(), /exec/);
+        assert.ok(!fs.existsSync(path.join(dir, "nginx", "tls-ready.conf")), "no HTTPS redirect or HSTS over the placeholder");
+        assert.match(r.stderr, /the edge serves the apps over plain HTTP \(no redirect, no HSTS\)/);
         assert.match(fs.readFileSync(path.join(dir, "cron"), "utf8"), /^\*\/15 \* \* \* \* root sh \S+ --renew-only \S+ --pending /m);
     });
     it("the retry job: fails loudly while refused, installs and reloads once DNS points, then is a no-op (no Let's Encrypt call)", () => {
@@ -157,7 +168,8 @@ describe("certificate issuance script (stand-in docker)", () => {
         fs.writeFileSync(path.join(ok.dir, "certificate.env"), envText);
         const issued = ok.run(["--renew-only", path.join(ok.dir, "certificate.env"), "--pending"]);
         assert.strictEqual(issued.status, 0, issued.stderr);
-        assert.match(issued.stdout, /installed a new certificate for example\.com and reloaded the edge/);
+        assert.match(issued.stdout, /installed the first certificate for example\.com; the edge now redirects HTTP to HTTPS and sends HSTS/);
+        assert.strictEqual(fs.readFileSync(path.join(ok.dir, "nginx", "tls-ready.conf"), "utf8"), '"" 1;\n', "the edge is told the certificate is real");
         assert.match(fs.readFileSync(path.join(ok.dir, "certs", "fullchain.pem"), "utf8"), /real chain/);
         const calls = ok.log().split("\n").filter((l) => l.startsWith("run")).length;
         const after = ok.run(["--renew-only", path.join(ok.dir, "certificate.env"), "--pending"]);

@@ -41,6 +41,8 @@ describe("edge renderer: invariants", () => {
     const routes: Route[] = [ok, { ...ok, app: "app2", apiPrefix: "keep", frontend: { host: "192.0.2.10", port: 80 } }];
     for (const settings of [https, containerEdgeSettings("http", "localhost")]) {
         const conf = renderNginxConfig(routes, settings);
+        // https on one host serves the routes on 443 and, until its certificate is real, on 80 (tlsReadyFile).
+        const routingServers = settings.tlsReadyFile !== undefined ? 2 : 1;
         it(`${settings.mode}: the Host the client sent is never echoed or forwarded`, () => {
             assert.doesNotMatch(conf, /\$host|\$http_host|\$server_name/);
         });
@@ -61,8 +63,8 @@ describe("edge renderer: invariants", () => {
                 assert.strictEqual(l, "proxy_pass http://$platform_upstream;");
                 assert.match(lines[i - 1], /^root \/etc\/nginx\/platform\/routes\/app[12]\.(frontend|backend);$/);
             });
-            assert.strictEqual(lines.filter((l) => l === "root /etc/nginx/platform/routes/app1.backend;").length, 1);
-            assert.strictEqual(lines.filter((l) => l === "root /etc/nginx/platform/routes/app2.frontend;").length, 4, "SPA, two file locations, index fallback");
+            assert.strictEqual(lines.filter((l) => l === "root /etc/nginx/platform/routes/app1.backend;").length, routingServers);
+            assert.strictEqual(lines.filter((l) => l === "root /etc/nginx/platform/routes/app2.frontend;").length, 4 * routingServers, "SPA, two file locations, index fallback");
             // A name or an address, each once, in a comment nginx never reads; nowhere else.
             assert.deepStrictEqual(
                 lines.filter((l) => l.startsWith("# platform-route ")),
@@ -83,6 +85,7 @@ describe("edge renderer: invariants", () => {
     for (const settings of [https, containerEdgeSettings("http", "localhost"), { ...https, behindLoadBalancer: { trustedCidrs: ["10.0.0.0/8"], localListen: "127.0.0.1:80" } }]) {
         const conf = renderNginxConfig(routes, settings);
         const label = settings.behindLoadBalancer ? "behind a load balancer" : settings.mode;
+        const routingServers = settings.tlsReadyFile !== undefined && settings.behindLoadBalancer === undefined ? 2 : 1;
         it(`${label}: every block that sets response headers sets the whole security set (add_header there drops the inherited ones)`, () => {
             // The add_header lines directly inside each block, by brace depth.
             const blocks: Array<{ head: string; headers: string[] }> = [];
@@ -101,7 +104,7 @@ describe("edge renderer: invariants", () => {
             }
             const withHeaders = blocks.filter((b) => b.headers.length > 0);
             // The routing server, and per app: SPA, hashed asset, file, fallback, API redirect, API; the /api/ 404; the 5xx page.
-            assert.strictEqual(withHeaders.length, 1 + routes.length * 6 + 1 + 1, withHeaders.map((b) => b.head).join("\n"));
+            assert.strictEqual(withHeaders.length, (1 + routes.length * 6 + 1 + 1) * routingServers, withHeaders.map((b) => b.head).join("\n"));
             const required = ["X-Request-ID", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", ...(settings.mode === "https" ? ["Strict-Transport-Security"] : [])];
             for (const b of withHeaders) {
                 for (const name of required) assert.ok(b.headers.includes(name), `${b.head} lacks ${name}`);
@@ -110,7 +113,9 @@ describe("edge renderer: invariants", () => {
         });
         it(`${label}: response header values are static per location: no per-request map over the URI`, () => {
             assert.doesNotMatch(conf, /map \$(request_uri|uri) /);
-            for (const line of conf.split("\n").filter((l) => /^\s*add_header /.test(l))) assert.match(line, /^\s*add_header \S+ (".*"|\$platform_request_id)( always)?;$/, line);
+            // $platform_hsts maps a constant (whether the certificate is real), never the request.
+            assert.doesNotMatch(conf, /map \$platform_hsts|map \S*\$(request_uri|uri)\S* \$platform_hsts/);
+            for (const line of conf.split("\n").filter((l) => /^\s*add_header /.test(l))) assert.match(line, /^\s*add_header \S+ (".*"|\$platform_request_id|\$platform_hsts)( always)?;$/, line);
         });
     }
     it("the IPv6 quoting of Forwarded runs only where an IPv6 client address can occur", () => {

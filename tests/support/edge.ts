@@ -7,7 +7,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import * as tls from "tls";
-import { EdgeSettings, GENERATION_PATH, Route, containerEdgeSettings, renderNginxConfig } from "../../render/nginx";
+import { EdgeSettings, GENERATION_PATH, Route, TLS_READY_ENTRY, TLS_READY_FILE_NAME, containerEdgeSettings, renderNginxConfig } from "../../render/nginx";
 
 export const APPLY_SCRIPT = path.join(__dirname, "..", "..", "hostScripts", "apply-nginx-config.sh");
 
@@ -138,6 +138,8 @@ export interface EdgeOptions {
      * pid file and temp paths (a private mount namespace; needs root, as in CI).
      */
     readonly readOnlyRoot?: boolean;
+    /** https: no real certificate installed yet (no tls-ready file), as on a first `up` before DNS points. */
+    readonly uncertified?: boolean;
 }
 
 export async function startEdge(routes: Route[], mode: "http" | "https" = "http", overrides: Partial<EdgeSettings> = {}, options: EdgeOptions = {}): Promise<Edge> {
@@ -165,8 +167,11 @@ export async function startEdge(routes: Route[], mode: "http" | "https" = "http"
         tempDir: path.join(dir, "temp"),
         apiRatePerSecond: 100000,
         apiBurst: 100000,
+        tlsReadyFile: mode === "https" ? path.join(dir, TLS_READY_FILE_NAME) : undefined,
         ...overrides,
     };
+    // An https edge is a certified one (redirect and HSTS) unless the test says otherwise.
+    if (settings.tlsReadyFile !== undefined && overrides.tlsReadyFile === undefined && !options.uncertified) fs.writeFileSync(settings.tlsReadyFile, `${TLS_READY_ENTRY}\n`);
     if (mode === "https") {
         execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", settings.certificateKey, "-out", settings.certificate], { stdio: "ignore" });
     }
