@@ -47,11 +47,18 @@ tty=""
 if [ "${ONE_OFF_TTY:-0}" = 1 ]; then tty=-t; fi
 env_args=""
 for name in $names; do env_args="$env_args -e $name"; done
+# The command is what runs, not arguments to the image's ENTRYPOINT (a server, for most app images):
+# its first word becomes the entrypoint. Without a command, the image's own entrypoint and command run.
+entrypoint=""
+if [ "$#" -ge 1 ]; then
+    entrypoint=$1
+    shift
+fi
 # shellcheck disable=SC2086 # $tty, $env_args: options made of checked names only
 cid=$("$docker" create --rm -i $tty ${container_name:+--name "$container_name"} --network "$first" $env_args \
     --cap-drop ALL --security-opt no-new-privileges:true --memory "$memory" --memory-swap "$memory" \
     ${user:+--user "$user"} --label "platform.app=$app" --label platform.role=one-off \
-    "$image" "$@")
+    ${entrypoint:+--entrypoint "$entrypoint"} "$image" "$@")
 for n in $networks; do
     [ "$n" = "$first" ] || "$docker" network connect "$n" "$cid"
 done

@@ -19,6 +19,7 @@ describe("release migrations on the real Docker engine", function () {
     const secret = `S3cr3t-${Math.random().toString(36).slice(2)}`;
     const databaseUrl = `postgres://app_app1:${secret}@${id}-db:5432/app1_db`;
     const label = ["--label", `platform.test=${id}`];
+    const image = `platform-test-entrypoint:${process.pid}`;
     let dir: string;
     let liveConf: string;
     let backend: string;
@@ -33,7 +34,11 @@ describe("release migrations on the real Docker engine", function () {
 
     before(async function () {
         requireDocker(this);
-        const image = ensureBusyboxImage(this);
+        // As most app images are: the server is the ENTRYPOINT, so a one-off's words must replace it, not feed it.
+        const base = ensureBusyboxImage(this);
+        const seed = docker("create", ...label, base);
+        docker("commit", "--change", 'ENTRYPOINT ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]', "--change", "CMD []", seed, image);
+        docker("rm", seed);
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-migrate-"));
         liveConf = path.join(dir, "nginx.conf");
         docker("network", "create", ...label, `${id}-app`);
@@ -44,7 +49,7 @@ describe("release migrations on the real Docker engine", function () {
         const health = ["--health-cmd", "wget -qO /dev/null http://127.0.0.1:8080/health", "--health-interval", "1s", "--health-retries", "2"];
         execFileSync(
             "docker",
-            ["create", ...label, "--label", "platform.app=app1", "--label", "platform.role=backend", ...health, "--name", backend, "--network", `${id}-app`, "-e", "DATABASE_URL", "--user", "65534:65534", "--memory", "64m", "--cap-drop", "ALL", image, "httpd", "-f", "-p", "8080", "-h", "/www"],
+            ["create", ...label, "--label", "platform.app=app1", "--label", "platform.role=backend", ...health, "--name", backend, "--network", `${id}-app`, "-e", "DATABASE_URL", "--user", "65534:65534", "--memory", "64m", "--cap-drop", "ALL", image],
             { env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: "ignore" },
         );
         execFileSync("docker", ["network", "connect", `${id}-dbnet`, backend]);
@@ -55,6 +60,7 @@ describe("release migrations on the real Docker engine", function () {
     after(() => {
         cleanupByLabel(id);
         dockerQuiet("rm", "-f", "platform-migrate-app1");
+        dockerQuiet("rmi", image);
         if (dir) fs.rmSync(dir, { recursive: true, force: true });
     });
 
@@ -115,7 +121,7 @@ describe("release migrations on the real Docker engine", function () {
 
     it("a backend that never turns healthy fails at its health gate: the migration never runs", () => {
         const sick = `${id}-sick`;
-        docker("run", "-d", ...label, "--label", "platform.app=app1", "--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1", "--name", sick, "--network", `${id}-app`, docker("inspect", "--format", "{{.Config.Image}}", backend), "sleep", "600");
+        docker("run", "-d", ...label, "--label", "platform.app=app1", "--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1", "--name", sick, "--network", `${id}-app`, "--entrypoint", "sleep", image, "600");
         const r = migrate({ migrate: ["sh", "-c", "echo RAN"], backend: { ...catalog.app1.backend, healthWaitSeconds: 20 } }, sick);
         assert.notStrictEqual(r.status, 0, r.all);
         assert.match(r.all, /health-gate: .*is unhealthy/);
