@@ -23,7 +23,8 @@ mkdir -p .pulumi-state
 # shellcheck source=commands/local-env.sh
 . ./commands/local-env.sh
 pulumi stack select local --create --non-interactive >/dev/null
-pulumi up --stack local --yes --non-interactive
+# The platform's policy pack (policy/) checks every resource; a violation fails the up.
+pulumi up --stack local --yes --non-interactive --policy-pack policy
 
 echo
 echo "The platform is up:"

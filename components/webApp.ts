@@ -58,8 +58,7 @@ export function releaseMigrationScript(app: AppDefinition, backendContainer: str
  * the release, render/containers.ts releaseKey), so a new release starts next to the old one; the
  * catalog's migration, if any, runs once the new backend is healthy; the edge's route (built from
  * `route`, which carries the new container names and waits for the migration) switches after its
- * health gate; Pulumi deletes the old release's containers at the end of a deployment that succeeded,
- * and never at the start of the next one.
+ * health gate; Pulumi deletes the old release's containers at the end of a deployment that succeeded.
  */
 export class WebApp extends pulumi.ComponentResource {
     /** Catalog name of the app. */

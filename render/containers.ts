@@ -68,11 +68,11 @@ function canonicalJson(value: unknown): string {
  * `docker ps`) and a digest of that release with the catalog's definition of the container.
  *
  * A new release, or a changed definition, is therefore a new resource beside the old one, not a
- * replacement of it. That matters when an `up` fails after the new container exists (its health gate
- * or its migration failed): a replaced resource is already marked for deletion, and the engine deletes
- * such resources first thing in the next `up`, while the old container still serves. An undeclared
- * resource is deleted only at the end of an `up` that succeeded, after the switch; a release declared
- * again (a rollback to the one still serving) finds its containers unchanged.
+ * replacement of it: the preview names both releases, the old release's containers stay the very
+ * resources they were until an `up` that succeeded deletes them, and a release declared again (back
+ * to the one still serving after a failed gate or migration) finds its containers as they are, so
+ * that `up` creates nothing. (Engines before v3.46 also deleted a replaced resource's predecessor
+ * first thing in the next `up`, while it still served; current ones delete it at the end.)
  */
 export function releaseKey(release: string, spec: ContainerDefinition): string {
     const readable = /^sha256:[a-f0-9]{64}$/.test(release) ? `sha256-${release.slice(7, 19)}` : release.replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40);

@@ -58,6 +58,7 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         FIGURES.firstUpSeconds = Math.round(r.seconds * 10) / 10;
         assert.strictEqual(r.status, 0, out(r));
         assert.doesNotMatch(out(r), /Undefined value/);
+        assert.match(out(r), /platform@v1\.0\.0 \(local: policy\)/, "local:up runs the policy pack");
         for (const name of ["platform-edge", "platform-postgres", "platform-pg-forwarder"]) {
             assert.strictEqual(docker(["inspect", "--format", "{{.State.Health.Status}}", name]).stdout.trim(), "healthy", name);
         }
@@ -77,6 +78,25 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         assert.match(o.databaseUrls.demo, /^postgres:\/\/app_demo:[^@]{16,}@postgres:5432\/demo_db\?sslmode=disable$/);
         assert.strictEqual(o.backupBucket, path.join(p.dir, ".platform", "local", "backups"));
         assert.strictEqual(o.backupEndpoint, `file://${o.backupBucket}`);
+    });
+
+    it("the policy pack: local:up ran it and every rule passed; a change that unprotects the database volume fails the preview with the policy's message (issue 20)", () => {
+        const file = path.join(p.dir, "components", "postgresServer.ts");
+        const source = fs.readFileSync(file, "utf8");
+        const unprotected = source.replace("{ ...dockerOpts, protect: true, retainOnDelete: true }", "{ ...dockerOpts, retainOnDelete: true }");
+        assert.notStrictEqual(unprotected, source, "the volume's options moved: update this test");
+        fs.writeFileSync(file, unprotected);
+        try {
+            const r = p.pulumi(["preview", "--policy-pack", "policy"]);
+            assert.notStrictEqual(r.status, 0, out(r));
+            assert.match(out(r), /\[mandatory\]\s+data-protected\s+\(docker:index:Volume: postgres-data\)/);
+            assert.match(out(r), /docker:index\/volume:Volume postgres-data holds data and must be protected/);
+        } finally {
+            fs.writeFileSync(file, source);
+        }
+        const clean = p.pulumi(["preview", "--policy-pack", "policy", "--expect-no-changes"]);
+        assert.strictEqual(clean.status, 0, out(clean));
+        assert.match(out(clean), /platform@v1\.0\.0/);
     });
 
     it("a no-op preview is clean, and so is preview after a refresh: nothing the program declares drifts (item 1)", () => {
@@ -126,9 +146,10 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         assert.strictEqual(stats.failed, 0, JSON.stringify(stats));
         assert.match((await get("/demo/")).text, /platform e2e release green/);
 
-        // Back to the release that still serves, under load: its containers are the ones serving (their
-        // resource names carry the release), so nothing is deleted before the switch; the failed one goes last.
+        // Back to the release that still serves, under load: its containers are still its own resources
+        // (their names carry the release), so the up creates nothing for it and removes the failed one.
         p.setRelease("demo", "e2e-green");
+        const serving = appContainers("demo").find((c) => c.release === "e2e-green")!.name;
         const backLoad = await startLoad(SWITCH_LOAD.clients, "", SWITCH_LOAD.getPauseMs);
         const back = p.pulumi(["up", "--yes", "--skip-preview"]);
         const backStats = await backLoad.stop();
@@ -136,6 +157,7 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         assert.strictEqual(back.status, 0, out(back));
         assert.deepStrictEqual([backStats.failed, backStats.reasons], [0, {}], `the up after a failed release: failed ${backStats.failed} of ${backStats.requests}`);
         assert.deepStrictEqual(appContainers("demo").map((c) => c.release).sort(), ["0.9.2", "e2e-green"], "the failed container is gone after the next up");
+        assert.strictEqual(appContainers("demo").find((c) => c.release === "e2e-green")!.name, serving, "the container that served all along still serves");
         const clean = p.pulumi(["preview", "--expect-no-changes"]);
         assert.strictEqual(clean.status, 0, out(clean));
     });

@@ -1,5 +1,5 @@
 // Release migrations (the catalog's `migrate`) as the program declares them, and the container names
-// that keep a failed release's predecessor out of the engine's pending deletions (releaseKey).
+// that carry their release (releaseKey): a new release is a new resource beside the old one.
 import * as assert from "assert";
 import { catalog } from "../apps";
 import { AppDefinition } from "../apps/types";

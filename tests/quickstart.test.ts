@@ -103,7 +103,7 @@ describe("local teardown (npm run local:down)", () => {
         assert.match(r.stdout, /the data volume platform-pgdata is kept/);
         const up = t.run("local-up.sh");
         assert.strictEqual(up.status, 0, up.stderr);
-        assert.ok(t.log().some((l) => l === "pulumi up --stack local --yes --non-interactive"));
+        assert.ok(t.log().some((l) => l === "pulumi up --stack local --yes --non-interactive --policy-pack policy"));
         assert.ok(!t.log().some((l) => /volume (rm|create)/.test(l)), "local:up never touches the volume itself");
     });
 

@@ -37,6 +37,7 @@ describe("GitHub workflows", () => {
         assert.strictEqual(deploy.jobs.deploy.steps[0].with.ref, "main");
         const up = deploy.jobs.deploy.steps.find((s: any) => s.uses?.startsWith("pulumi/actions") && s.with?.command === "up");
         assert.ok(up);
+        assert.strictEqual(up.with.policyPacks, "policy", "every up runs the policy pack");
     });
     it("a release request is recorded on main outside any concurrency group, with retries, as a string", () => {
         const deploy = load("deploy.yml");
@@ -80,6 +81,7 @@ describe("GitHub workflows", () => {
         const pr = load("pull-request.yml");
         const preview = pr.jobs.preview.steps.find((s: any) => s.uses?.startsWith("pulumi/actions"));
         assert.strictEqual(preview.with.command, "preview");
+        assert.strictEqual(preview.with.policyPacks, "policy", "the preview runs the policy pack");
         assert.strictEqual(preview.with["comment-on-pr"], true);
         assert.strictEqual(pr.jobs.preview.if, "github.event.pull_request.head.repo.full_name == github.repository");
         assert.strictEqual(pr.jobs["fork-notice"].if, "github.event.pull_request.head.repo.full_name != github.repository");
