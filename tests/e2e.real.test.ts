@@ -10,6 +10,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { Project, SWITCH_LOAD, appContainers, docker, engineBusy, ensureImages, get, missingPrerequisites, psql, startLoad } from "./e2e/stack";
+import { isStateSecret, plainSecretProblems } from "../policy/rules";
 
 const REQUIRED = process.env.PLATFORM_E2E === "require";
 const FIGURES: Record<string, unknown> = {};
@@ -97,6 +98,13 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         const clean = p.pulumi(["preview", "--policy-pack", "policy", "--expect-no-changes"]);
         assert.strictEqual(clean.status, 0, out(clean));
         assert.match(out(clean), /platform@v1\.0\.0/);
+        // No credential in plain text anywhere in the real state (the pack cannot see secrets: rules.ts).
+        const state = JSON.parse(p.pulumi(["stack", "export"]).stdout) as { deployment: { resources: { type: string; urn: string; inputs?: unknown; outputs?: unknown }[] } };
+        const leaks = state.deployment.resources.flatMap((r) =>
+            plainSecretProblems({ type: r.type, name: r.urn.slice(r.urn.lastIndexOf("::") + 2), props: { inputs: r.inputs ?? {}, outputs: r.outputs ?? {} }, protect: false }, isStateSecret),
+        );
+        assert.deepStrictEqual(leaks, []);
+        assert.ok(state.deployment.resources.length > 20);
     });
 
     it("a no-op preview is clean, and so is preview after a refresh: nothing the program declares drifts (item 1)", () => {

@@ -1,10 +1,10 @@
 // The policy pack's rules (policy/rules.ts): each refuses the hostile resource it is about, naming the
-// fix, and the program's own resources, in every shape, pass every rule. (policy.real.test.ts runs the
-// pack on the real engine.)
+// fix, and the program's own resources, in every shape, pass every rule and hold no plain credential.
+// (The end-to-end suite runs the pack on the real engine, and checks the real state for credentials.)
 import * as assert from "assert";
 import { definePlatform } from "../components/platform";
 import { RawConfig } from "../config/platformConfig";
-import { CONTAINER, PolicySubject, RULES, containerHardeningProblems, dataProtectionProblems, isSecretValue, plainSecretProblems, publishedPortProblems } from "../policy/rules";
+import { CONTAINER, PolicySubject, RULES, containerHardeningProblems, dataProtectionProblems, isSecretValue, isStateSecret, plainSecretProblems, publishedPortProblems } from "../policy/rules";
 import { Registration, isSecretValue as isHarnessSecret, runProgram } from "./harness";
 import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
 
@@ -65,6 +65,9 @@ describe("policy rules: each refuses what it is about", () => {
         // What a script reads at run time is not a credential in the input.
         assert.deepStrictEqual(plainSecretProblems({ type: "t", name: "n", props: { create: 'read -r PGPASSWORD; PGPASSWORD="$pw" psql; echo "postgres://$user:$pw@h/db"', envs: ["PORT=8080"] }, protect: false }), []);
         assert.ok(isSecretValue(new Secret("x")) && !isSecretValue({ value: "x" }));
+        // As the state holds secrets: the check takes that shape too.
+        const inState = { envs: [{ "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", ciphertext: "v1:abc" }, "POSTGRES_PASSWORD=plain"] };
+        assert.match(plainSecretProblems({ type: "t", name: "n", props: inState, protect: false }, isStateSecret).join(), /envs\[1\] holds a credential variable/);
     });
 });
 
@@ -86,9 +89,9 @@ describe("policy rules: the program's own resources pass every rule (mocks)", ()
         ["prod", "prod", PROD_RAW],
     ];
     for (const [label, stack, raw] of shapes) {
-        it(`${label}: no rule reports anything`, async () => {
+        it(`${label}: no rule reports anything, and no credential is a plain input`, async () => {
             const run = await runProgram(stack, () => definePlatform(parse(raw), forward));
-            const problems = run.resources.filter((r) => r.custom).flatMap((r) => Object.values(RULES).flatMap((rule) => rule.check(subjectOf(r))));
+            const problems = run.resources.filter((r) => r.custom).flatMap((r) => [...Object.values(RULES).flatMap((rule) => rule.check(subjectOf(r))), ...plainSecretProblems(subjectOf(r))]);
             assert.deepStrictEqual(problems, []);
             assert.ok(run.resources.filter((r) => r.type === CONTAINER).length >= 4, "the rules saw the containers");
         });
