@@ -33,3 +33,15 @@ export const databaseUrls = platform.databaseUrls;
  */
 export const backupBucket = platform.backupBucket ?? "";
 export const backupEndpoint = platform.backupEndpoint ?? "";
+/**
+ * Secret. The backup drill's own API key, `{ accessKey, secretKey }`: it may list and read the backup
+ * bucket, nothing else (the drill workflow's DRILL_SCW_ACCESS_KEY / DRILL_SCW_SECRET_KEY). Empty
+ * strings where there is no bucket (the local stack, or no app database).
+ */
+/**
+ * Several hosts: whether the load balancer has its Let's Encrypt certificate and ends TLS. False until
+ * the domain resolves to it (the balancer serves HTTP until then; run `up` again once the record in
+ * dnsRecord exists); once true it stays true. `null` on one host, whose edge gets its own certificate.
+ */
+export const loadBalancerTls = platform.loadBalancerTls ?? null;
+export const backupDrillKey = platform.backupDrillKey ?? pulumi.secret({ accessKey: "", secretKey: "" });

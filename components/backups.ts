@@ -10,6 +10,7 @@ import {
     DatabaseTarget,
     apiKeyPrincipal,
     backupBucketPolicy,
+    DRILL_PERMISSION_SETS,
     HOST_PERMISSION_SETS,
     firstBackupEnvironment,
     isRegion,
@@ -91,6 +92,8 @@ export class Backups extends pulumi.ComponentResource {
     public readonly bucketResource?: scaleway.object.Bucket;
     public readonly hostKey?: scaleway.iam.ApiKey;
     public readonly hostPolicy?: scaleway.iam.Policy;
+    /** prod: the backup drill's read-only key (secret), for the drill workflow's secrets. */
+    public readonly drillKey?: pulumi.Output<{ accessKey: string; secretKey: string }>;
 
     constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("platform:backup:Backups", name, {}, opts);
@@ -154,6 +157,25 @@ export class Backups extends pulumi.ComponentResource {
                 { parent: this },
             );
 
+            // The drill's own principal: it lists and reads backups, nothing else (render/backup.ts DRILL_PERMISSION_SETS).
+            const drill = new scaleway.iam.Application(`${name}-drill`, { name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-drill`, description: "The platform's backup drill: lists and reads backups, nothing else" }, { parent: this });
+            const drillKey = new scaleway.iam.ApiKey(
+                `${name}-drill-key`,
+                { applicationId: drill.id, defaultProjectId: bucket.projectId, description: "platform backup drill (read only)" },
+                { parent: this, additionalSecretOutputs: ["secretKey"] },
+            );
+            new scaleway.iam.Policy(
+                `${name}-drill-policy`,
+                {
+                    name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-drill`,
+                    description: "The backup drill may list and read objects in the backup bucket's project (the bucket policy narrows it to that bucket)",
+                    applicationId: drill.id,
+                    rules: [{ projectIds: [bucket.projectId], permissionSetNames: [...DRILL_PERMISSION_SETS] }],
+                },
+                { parent: this },
+            );
+            this.drillKey = pulumi.secret(pulumi.all([drillKey.accessKey, drillKey.secretKey]).apply(([accessKey, secretKey]) => ({ accessKey, secretKey })));
+
             const policyDeps: pulumi.Resource[] = [this.hostPolicy];
             if (args.administrators === undefined) {
                 pulumi.log.warn(
@@ -167,7 +189,9 @@ export class Backups extends pulumi.ComponentResource {
                         {
                             bucket: bucket.name,
                             region,
-                            policy: pulumi.all([bucket.name, application.id, args.administrators]).apply(([b, id, admins]) => JSON.stringify(backupBucketPolicy(b, id, admins))),
+                            policy: pulumi
+                                .all([bucket.name, application.id, args.administrators, drill.id])
+                                .apply(([b, id, admins, drillId]) => JSON.stringify(backupBucketPolicy(b, id, admins, drillId))),
                         },
                         { parent: this },
                     ),
@@ -241,6 +265,6 @@ ${firstBackupEnvironment()} sh ${shellQuote(BACKUP_SCRIPT_PATH)} ${shellQuote(BA
             this.bucket = pulumi.output(paths.directory);
             this.endpoint = pulumi.output(`file://${paths.directory}`);
         }
-        this.registerOutputs({ bucket: this.bucket, endpoint: this.endpoint });
+        this.registerOutputs({ bucket: this.bucket, endpoint: this.endpoint, drillKey: this.drillKey });
     }
 }

@@ -9,6 +9,19 @@ export interface PlatformLoadBalancerArgs {
     /** Private addresses of the hosts' edges, in host order. */
     readonly serverIps: pulumi.Input<string>[];
     readonly timing?: LoadBalancerTiming;
+    /**
+     * The domain's IPv4 addresses as DNS answers now ([] when it does not resolve). The certificate is
+     * requested only once they include the balancer's address: Scaleway refuses (HTTP 400) a Let's
+     * Encrypt certificate for a name that does not resolve to the balancer, which would fail the first
+     * `up` of every new stack.
+     */
+    readonly resolveAddresses: (domain: string) => Promise<string[]>;
+    /**
+     * Whether the previous deployment's balancer already had its certificate (the stack output
+     * loadBalancerTls). Once it has one it keeps it, whatever DNS answers later: a lookup that fails
+     * on a CI runner must never take HTTPS away.
+     */
+    readonly alreadyTls: pulumi.Input<boolean>;
 }
 
 /**
@@ -16,7 +29,10 @@ export interface PlatformLoadBalancerArgs {
  *
  * - TLS ends here, with a Let's Encrypt certificate Scaleway obtains and renews: one certificate for
  *   every host, no certificate to copy between hosts, no ACME challenge that could land on the wrong
- *   host. Port 80 redirects every request to HTTPS (301).
+ *   host. Port 80 redirects every request to HTTPS (301). Until the domain resolves to the balancer's
+ *   address (a new stack's first `up`), there is no certificate yet: port 80 serves the apps over
+ *   plain HTTP, and `tls` is false; the first `up` after the record exists adds the certificate, the
+ *   HTTPS frontend and the redirect (Scaleway issues certificates only for names that resolve to it).
  * - Backends: each host's edge on port 80 of its private address, over the private network only,
  *   with PROXY protocol v2 so the edge sees (and rate-limits by) the client's address.
  * - Health: HTTP GET /health with the domain as Host (the edge refuses other names), PROXY header
@@ -30,9 +46,9 @@ export class PlatformLoadBalancer extends pulumi.ComponentResource {
     public readonly privateIp: scaleway.ipam.Ip;
     public readonly loadBalancer: scaleway.loadbalancers.LoadBalancer;
     public readonly backend: scaleway.loadbalancers.Backend;
-    public readonly certificate: scaleway.loadbalancers.Certificate;
-    public readonly https: scaleway.loadbalancers.Frontend;
     public readonly http: scaleway.loadbalancers.Frontend;
+    /** Whether the domain resolves to the balancer, so it has its certificate and ends TLS. */
+    public readonly tls: pulumi.Output<boolean>;
     public readonly address: pulumi.Output<string>;
     /** Its address on the private network, without prefix length: the edges take connections and PROXY headers from it alone. */
     public readonly privateAddress: pulumi.Output<string>;
@@ -90,26 +106,43 @@ export class PlatformLoadBalancer extends pulumi.ComponentResource {
             child,
         );
 
-        // Create-before-delete (Pulumi's default, said explicitly): a renamed domain gets its new
-        // certificate before the frontend lets go of the old one.
-        this.certificate = new scaleway.loadbalancers.Certificate(
-            `${name}-certificate`,
-            { lbId: this.loadBalancer.id, name: args.domain, letsencrypt: { commonName: args.domain } },
-            { ...child, deleteBeforeReplace: false },
-        );
-
-        this.https = new scaleway.loadbalancers.Frontend(
-            `${name}-https`,
-            {
-                lbId: this.loadBalancer.id,
-                backendId: this.backend.id,
-                name: "https",
-                inboundPort: 443,
-                certificateIds: [this.certificate.id],
-                timeoutClient: seconds(t.serverTimeoutSeconds),
-            },
-            child,
-        );
+        // Whether the domain points here yet, asked in every preview and up once the address is known.
+        this.tls = pulumi.all([this.ip.ipAddress, args.alreadyTls]).apply(async ([address, already]) => {
+            if (already) return true;
+            const answers = await args.resolveAddresses(args.domain);
+            const pointing = answers.includes(address);
+            if (!pointing) {
+                pulumi.log.warn(
+                    `load balancer: ${args.domain} does not resolve to ${address} yet (DNS answers ${answers.length ? answers.join(", ") : "nothing"}), so it has no certificate: ` +
+                        `it serves the apps over plain HTTP until then. Create the record in the stack output dnsRecord, then run pulumi up again for its certificate and HTTPS.`,
+                    this,
+                );
+            }
+            return pointing;
+        });
+        const certified = this.tls.apply((pointing) => {
+            if (!pointing) return undefined;
+            // Create-before-delete (Pulumi's default, said explicitly): a renamed domain gets its new
+            // certificate before the frontend lets go of the old one.
+            const certificate = new scaleway.loadbalancers.Certificate(
+                `${name}-certificate`,
+                { lbId: this.loadBalancer.id, name: args.domain, letsencrypt: { commonName: args.domain } },
+                { ...child, deleteBeforeReplace: false },
+            );
+            const https = new scaleway.loadbalancers.Frontend(
+                `${name}-https`,
+                {
+                    lbId: this.loadBalancer.id,
+                    backendId: this.backend.id,
+                    name: "https",
+                    inboundPort: 443,
+                    certificateIds: [certificate.id],
+                    timeoutClient: seconds(t.serverTimeoutSeconds),
+                },
+                child,
+            );
+            return https.id;
+        });
         this.http = new scaleway.loadbalancers.Frontend(
             `${name}-http`,
             {
@@ -118,14 +151,19 @@ export class PlatformLoadBalancer extends pulumi.ComponentResource {
                 name: "http-redirect",
                 inboundPort: 80,
                 timeoutClient: seconds(t.serverTimeoutSeconds),
-                acls: [
-                    {
-                        name: "https-only",
-                        description: "every plain-HTTP request is redirected to HTTPS",
-                        action: { type: "redirect", redirects: [{ type: "scheme", target: "https", code: 301 }] },
-                        match: { ipSubnets: ["0.0.0.0/0", "::/0"] },
-                    },
-                ],
+                // Only once the HTTPS frontend exists: before, port 80 is the only way in.
+                acls: pulumi.all([this.tls, certified]).apply(([pointing]) =>
+                    pointing
+                        ? [
+                              {
+                                  name: "https-only",
+                                  description: "every plain-HTTP request is redirected to HTTPS",
+                                  action: { type: "redirect", redirects: [{ type: "scheme", target: "https", code: 301 }] },
+                                  match: { ipSubnets: ["0.0.0.0/0", "::/0"] },
+                              },
+                          ]
+                        : [],
+                ),
             },
             child,
         );

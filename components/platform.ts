@@ -10,6 +10,7 @@ import { Backups, deployingIdentity } from "./backups";
 import { Host } from "./host";
 import { LocalHost } from "./localHost";
 import { PlatformLoadBalancer } from "./loadBalancer";
+import { resolveIpv4 } from "../io/dnsLookup";
 import { ManagedDatabase } from "./managedDatabase";
 import { OpenAdminChannel, PostgresServer } from "./postgresServer";
 import { HostAttachment, PlatformNetwork } from "./privateNetwork";
@@ -59,6 +60,10 @@ export interface PlatformOutputs {
     /** Backups (absent without an app database): bucket name (a directory on the local stack) and its endpoint. */
     readonly backupBucket?: pulumi.Output<string>;
     readonly backupEndpoint?: pulumi.Output<string>;
+    /** Several hosts: whether the load balancer has its certificate and ends TLS (false until the domain resolves to it). */
+    readonly loadBalancerTls?: pulumi.Output<boolean>;
+    /** Secret, prod: the backup drill's own read-only API key (`{ accessKey, secretKey }`). */
+    readonly backupDrillKey?: pulumi.Output<{ accessKey: string; secretKey: string }>;
 }
 
 export interface PlatformDependencies {
@@ -66,6 +71,8 @@ export interface PlatformDependencies {
     readonly openForward?: typeof openForward;
     /** Principals keeping full access to the backup bucket; by default the identity of SCW_ACCESS_KEY. */
     readonly backupAdministrators?: pulumi.Input<string[]>;
+    /** What DNS answers for the domain (the load balancer's certificate waits for it); by default the system's resolver. */
+    readonly resolveAddresses?: (domain: string) => Promise<string[]>;
 }
 
 /**
@@ -179,7 +186,16 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
 
     // In front of several hosts; declared before the edges, which take its connections alone.
     const loadBalancer = behindLoadBalancer
-        ? new PlatformLoadBalancer("lb", { domain: config.domain, privateNetworkId: network!.privateNetwork.id, serverIps: attachments.map((a) => a.address) })
+        ? new PlatformLoadBalancer("lb", {
+              domain: config.domain,
+              privateNetworkId: network!.privateNetwork.id,
+              serverIps: attachments.map((a) => a.address),
+              resolveAddresses: deps.resolveAddresses ?? resolveIpv4,
+              // This stack's own outputs as the last deployment left them: a certificate once issued stays.
+              alreadyTls: new pulumi.StackReference("lb-previous-deployment", { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}` })
+                  .getOutput("loadBalancerTls")
+                  .apply((v) => v === true),
+          })
         : undefined;
 
     // --- The apps and an edge on every host, one host after another: host i's containers start only
@@ -217,7 +233,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
                 routes: webApps.map((w) => w.route),
                 appNetworks: webApps.map((w) => ({ app: w.appName, network: w.network.name })),
                 memoryMb: config.memory.edgeMb,
-                behindLoadBalancer: loadBalancer === undefined ? undefined : { address: loadBalancer.privateAddress, localListen: "127.0.0.1:80" },
+                behindLoadBalancer: loadBalancer === undefined ? undefined : { address: loadBalancer.privateAddress, localListen: "127.0.0.1:80", tls: loadBalancer.tls },
             },
             chain,
         );
@@ -251,5 +267,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
         databaseUrls: pulumi.secret(pulumi.all(databaseUrls)),
         backupBucket: backups?.bucket,
         backupEndpoint: backups?.endpoint,
+        backupDrillKey: backups?.drillKey,
+        loadBalancerTls: loadBalancer?.tls,
     };
 }

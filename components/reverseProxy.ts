@@ -63,6 +63,8 @@ export interface BehindLoadBalancerArgs {
     readonly address: pulumi.Input<string>;
     /** Where the container's own checks reach nginx without a PROXY header, e.g. `127.0.0.1:80`. */
     readonly localListen: string;
+    /** Whether the balancer ends TLS yet (its certificate exists); unset: it does. */
+    readonly tls?: pulumi.Input<boolean>;
 }
 
 /**
@@ -88,7 +90,9 @@ export class ReverseProxy extends pulumi.ComponentResource {
         const routeSettings: pulumi.Output<EdgeSettings> =
             lb === undefined
                 ? pulumi.output(settings)
-                : pulumi.output(lb.address).apply((address) => ({ ...settings, behindLoadBalancer: { trustedCidrs: [`${address}/32`], localListen: lb.localListen } }));
+                : pulumi
+                      .all([lb.address, lb.tls ?? true])
+                      .apply(([address, tls]) => ({ ...settings, behindLoadBalancer: { trustedCidrs: [`${address}/32`], localListen: lb.localListen, tls } }));
         const paths = host.paths;
 
         // nginx needs a valid config at its first start; the bootstrap config depends on nothing that

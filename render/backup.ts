@@ -417,7 +417,7 @@ export function regionOfEndpoint(endpoint: string): string | undefined {
  * deploys, which is also who restores and runs the drill) keep full access: without them the policy
  * would lock everyone but the organisation owner out.
  */
-export function backupBucketPolicy(bucket: string, hostApplicationId: string, administrators: readonly string[]): object {
+export function backupBucketPolicy(bucket: string, hostApplicationId: string, administrators: readonly string[], drillApplicationId?: string): object {
     if (!isBucketName(bucket)) throw new Error(`bucket name ${JSON.stringify(bucket)} is not valid`);
     if (administrators.length === 0) throw new Error("a backup bucket policy needs at least one administrator, or nobody could read the backups");
     for (const a of administrators) if (!/^(user_id|application_id):[0-9a-f-]{36}$/.test(a)) throw new Error(`administrator ${JSON.stringify(a)} is not user_id:<uuid> or application_id:<uuid>`);
@@ -432,6 +432,18 @@ export function backupBucketPolicy(bucket: string, hostApplicationId: string, ad
                 Action: ["s3:PutObject"],
                 Resource: [`${bucket}/*`],
             },
+            ...(drillApplicationId === undefined
+                ? []
+                : [
+                      {
+                          // The drill lists and reads backups, nothing else: not the deploying identity's s3:*.
+                          Sid: "DrillReadsOnly",
+                          Effect: "Allow",
+                          Principal: { SCW: `application_id:${drillApplicationId}` },
+                          Action: ["s3:ListBucket", "s3:GetObject"],
+                          Resource: [bucket, `${bucket}/*`],
+                      },
+                  ]),
             {
                 Sid: "AdministratorsKeepAccess",
                 Effect: "Allow",
@@ -452,6 +464,15 @@ export function backupBucketPolicy(bucket: string, hostApplicationId: string, ad
  * narrows it further to `s3:PutObject` on this one bucket.
  */
 export const HOST_PERMISSION_SETS: readonly string[] = ["ObjectStorageObjectsWrite"];
+
+/**
+ * The IAM side of the backup drill's own principal: read-only sets, in the bucket's project only
+ * (listing the bucket and reading objects; no write, no delete), narrowed by the bucket policy to
+ * s3:ListBucket and s3:GetObject on this one bucket. Its key is the drill's, never the deploying
+ * identity's, so code planted in a restored database that reads the drill's environment gets read
+ * access to backups it could already see through the drill, and nothing more.
+ */
+export const DRILL_PERMISSION_SETS: readonly string[] = ["ObjectStorageObjectsRead", "ObjectStorageBucketsRead"];
 
 /**
  * Scaleway applies a new IAM policy or API key to Object Storage within "up to 5 minutes". The backup

@@ -27,6 +27,6 @@ export function dnsRecordFor(domain: string, ip: string): DnsRecord {
         name: `${domain}.`,
         value: ip,
         record: `${domain}. 300 IN A ${ip}`,
-        check: `dig +short ${domain} A   # must print ${ip}; until then the edge has a self-signed certificate and the host retries Let's Encrypt every 15 minutes`,
+        check: `dig +short ${domain} A   # must print ${ip}; until then the edge serves plain HTTP and the host retries Let's Encrypt every 15 minutes, then switches to HTTPS`,
     };
 }

@@ -88,6 +88,12 @@ export interface LoadBalancerEdge {
      */
     readonly trustedCidrs: readonly string[];
     readonly localListen: string;
+    /**
+     * Whether the balancer ends TLS yet. False until its certificate exists (the first `up`, before
+     * the domain resolves to it): requests then arrive over plain HTTP, so the edge tells the apps
+     * `http` and sends no HSTS. Unset: true.
+     */
+    readonly tls?: boolean;
 }
 
 /** The settings of the edge container in production; tests override the paths and listen addresses. */
@@ -332,7 +338,9 @@ type Hsts = "never" | "always" | "once-certified";
 
 function hstsOf(settings: EdgeSettings): Hsts {
     if (settings.mode === "http") return "never";
-    return settings.behindLoadBalancer === undefined && settings.tlsReadyFile !== undefined ? "once-certified" : "always";
+    const lb = settings.behindLoadBalancer;
+    if (lb !== undefined) return lb.tls === false ? "never" : "always";
+    return settings.tlsReadyFile !== undefined ? "once-certified" : "always";
 }
 
 function responseHeaders(hsts: Hsts, csp: string | undefined, cacheControl?: string): string[] {
@@ -589,8 +597,8 @@ export function renderNginxConfig(routes: readonly Route[], settings: EdgeSettin
               ];
 
     const forwardedHost = settings.domain;
-    // Behind the load balancer every routed request arrived over HTTPS (port 80 only redirects there).
-    const scheme = lb !== undefined ? "https" : "$scheme";
+    // Behind the load balancer every routed request arrived over HTTPS (port 80 only redirects there), once it ends TLS.
+    const scheme = lb !== undefined ? (lb.tls === false ? "http" : "https") : "$scheme";
     // A client address is IPv6 (or a unix socket's "unix:") only through an IPv6 or unix listener, or
     // from the load balancer's PROXY header: otherwise RFC 7239's quoting of such a node needs no
     // per-request regex.

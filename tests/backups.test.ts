@@ -76,8 +76,8 @@ describe("backups on the prod stack (mocks)", () => {
     });
 
     it("the host gets its own IAM application and API key; the bucket policy lets it put objects and nothing else, and keeps the operator's access", () => {
-        const [app] = run.byType(B.application);
-        const [key] = run.byType(B.apiKey);
+        const app = run.one(B.application, "backups-host");
+        const key = run.one(B.apiKey, "backups-host-key");
         assert.ok(app && key);
         assert.strictEqual(key.inputs.applicationId, `${app.name}-id`);
         const policy = JSON.parse(run.byType(B.policy)[0].inputs.policy);
@@ -95,16 +95,31 @@ describe("backups on the prod stack (mocks)", () => {
     });
 
     it("the host's IAM policy: ObjectStorageObjectsWrite only, scoped to the bucket's project, for the host's application; the key's default project is that project", () => {
-        const [app] = run.byType(B.application);
-        const [key] = run.byType(B.apiKey);
+        const app = run.one(B.application, "backups-host");
+        const key = run.one(B.apiKey, "backups-host-key");
         const policies = run.byType(B.iamPolicy);
-        assert.strictEqual(policies.length, 1, "one IAM policy");
-        const [policy] = policies;
+        assert.deepStrictEqual(policies.map((p) => p.name).sort(), ["backups-drill-policy", "backups-host-policy"], "the host's and the drill's");
+        const policy = run.one(B.iamPolicy, "backups-host-policy");
         assert.strictEqual(policy.inputs.applicationId, `${app.name}-id`);
         assert.deepStrictEqual(policy.inputs.rules, [{ projectIds: [FAKE_PROJECT_ID], permissionSetNames: ["ObjectStorageObjectsWrite"] }]);
         assert.ok(!("organizationId" in policy.inputs.rules[0]), "never organisation-wide");
         assert.strictEqual(policy.inputs.noPrincipal, undefined);
         assert.strictEqual(key.inputs.defaultProjectId, FAKE_PROJECT_ID, "S3 clients cannot name a project: the key's default must be the bucket's");
+    });
+
+    it("the drill has a principal of its own: read-only IAM sets in the bucket's project, a bucket-policy statement for listing and reading this bucket only, and its key a secret output", async () => {
+        const app = run.one(B.application, "backups-drill");
+        const key = run.one(B.apiKey, "backups-drill-key");
+        assert.strictEqual(key.inputs.applicationId, `${app.name}-id`);
+        assert.strictEqual(key.inputs.defaultProjectId, FAKE_PROJECT_ID);
+        const iam = run.one(B.iamPolicy, "backups-drill-policy");
+        assert.strictEqual(iam.inputs.applicationId, `${app.name}-id`);
+        assert.deepStrictEqual(iam.inputs.rules, [{ projectIds: [FAKE_PROJECT_ID], permissionSetNames: ["ObjectStorageObjectsRead", "ObjectStorageBucketsRead"] }]);
+        const bucketName = run.byType(B.bucket)[0].inputs.name;
+        const statement = JSON.parse(run.byType(B.policy)[0].inputs.policy).Statement.filter((st: any) => JSON.stringify(st.Principal).includes(`application_id:${app.name}-id`));
+        assert.deepStrictEqual(statement, [{ Sid: "DrillReadsOnly", Effect: "Allow", Principal: { SCW: `application_id:${app.name}-id` }, Action: ["s3:ListBucket", "s3:GetObject"], Resource: [bucketName, `${bucketName}/*`] }]);
+        assert.ok(!statement[0].Action.some((a: string) => /Put|Delete|\*/.test(a)), "no write, no delete");
+        assert.strictEqual(await (run.value.backupDrillKey as unknown as { isSecret: Promise<boolean> }).isSecret, true);
     });
 
     it("the first backup waits out IAM propagation (a stated bound, 360 s) and runs only after the IAM policy exists", () => {
@@ -427,7 +442,10 @@ describe("the backup drill workflow (.github/workflows/backup-drill.yml)", () =>
         for (const step of wf.jobs.drill.steps) if (typeof step.run === "string") assert.ok(!/\$\{\{/.test(step.run), step.run);
         const env = wf.jobs.drill.steps.find((s: any) => s.env?.BACKUP_IDENTITY).env;
         assert.strictEqual(env.BACKUP_IDENTITY, "${{ secrets.BACKUP_AGE_IDENTITY }}");
-        assert.strictEqual(env.SCW_SECRET_KEY, "${{ secrets.SCW_SECRET_KEY }}");
+        // The drill's own read-only key (stack output backupDrillKey), never the deploying identity's.
+        assert.strictEqual(env.SCW_ACCESS_KEY, "${{ secrets.DRILL_SCW_ACCESS_KEY }}");
+        assert.strictEqual(env.SCW_SECRET_KEY, "${{ secrets.DRILL_SCW_SECRET_KEY }}");
+        assert.doesNotMatch(JSON.stringify(wf), /secrets\.SCW_(ACCESS|SECRET)_KEY/);
     });
 });
 

@@ -128,6 +128,17 @@ describe("edge renderer: invariants", () => {
             assert.match(conf, /proxy_set_header Forwarded "for=\$platform_forwarded_for;/);
         }
     });
+    it("behind a balancer without its certificate yet: the apps are told http, and no answer carries HSTS", () => {
+        const lb = { trustedCidrs: ["10.0.0.5/32"], localListen: "127.0.0.1:80" };
+        const before = renderNginxConfig(routes, { ...https, behindLoadBalancer: { ...lb, tls: false } });
+        assert.match(before, /proxy_set_header X-Forwarded-Proto http;/);
+        assert.match(before, /proto=http";/);
+        assert.doesNotMatch(before, /Strict-Transport-Security/);
+        const after = renderNginxConfig(routes, { ...https, behindLoadBalancer: { ...lb, tls: true } });
+        assert.match(after, /proxy_set_header X-Forwarded-Proto https;/);
+        assert.match(after, /add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;/);
+        assert.strictEqual(renderNginxConfig(routes, { ...https, behindLoadBalancer: lb }), after, "unset means the balancer ends TLS");
+    });
     it("https: unknown SNI is rejected at the handshake, and the redirect names the configured domain", () => {
         const conf = renderNginxConfig(routes, https);
         assert.match(conf, /listen 443 ssl http2 default_server;\n[^}]*ssl_reject_handshake on;/);

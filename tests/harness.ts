@@ -36,6 +36,9 @@ export interface RunResult {
 
 let counter = 0;
 
+/** Outputs a StackReference to `name` reads in the mocks (e.g. this stack's own previous outputs). */
+export const STACK_REFERENCE_OUTPUTS = new Map<string, Record<string, unknown>>();
+
 function outputsFor(args: pulumi.runtime.MockResourceArgs): Record<string, any> {
     const i = { ...args.inputs };
     switch (args.type) {
@@ -57,6 +60,9 @@ function outputsFor(args: pulumi.runtime.MockResourceArgs): Record<string, any> 
             return { ...i, stdout: args.name.endsWith("wait-for-docker") ? `cloud-init done\n${FAKE_HOST_KEY} root@platform\n` : "", stderr: "" };
         case "command:local:Command":
             return { ...i, stdout: "", stderr: "" };
+        case "pulumi:pulumi:StackReference":
+            // The stack's outputs as the previous deployment left them (none: a new stack), set per test.
+            return { ...i, outputs: STACK_REFERENCE_OUTPUTS.get(String(i.name)) ?? {}, secretOutputNames: [] };
         default:
             return i;
     }
@@ -91,6 +97,8 @@ export async function runProgram<T>(stack: string, program: () => T, options: { 
         "platform",
         stack,
         options.preview ?? false,
+        // The self-managed backends' organization, as the program's own stack name reads it.
+        "organization",
     );
     const resources: Registration[] = [];
     const monitor = pulumi.runtime.getMonitor() as any;

@@ -15,7 +15,7 @@ describe("index.ts (mocks)", () => {
     it("reads the local stack's config from the runtime and exports the documented outputs", async () => {
         pulumi.runtime.setAllConfig({ "platform:target": "local", "platform:apps": JSON.stringify({ demo: "1.27-alpine" }) });
         const run = await runProgram("local", loadIndex);
-        assert.deepStrictEqual(Object.keys(run.value).sort(), ["apps", "backupBucket", "backupEndpoint", "baseUrl", "databaseUrls", "dnsRecord", "publicIp"]);
+        assert.deepStrictEqual(Object.keys(run.value).sort(), ["apps", "backupBucket", "backupDrillKey", "backupEndpoint", "baseUrl", "databaseUrls", "dnsRecord", "loadBalancerTls", "publicIp"]);
         assert.strictEqual(await unwrap(run.value.baseUrl), "http://localhost:8080/");
         assert.strictEqual(await unwrap(run.value.dnsRecord), null, "no DNS record to create on the local stack, and still a documented value");
         assert.ok(run.resources.length > 20);
@@ -23,7 +23,7 @@ describe("index.ts (mocks)", () => {
     it("with no app listed, every output is a documented value: none is undefined (Pulumi would warn and drop it)", async () => {
         pulumi.runtime.setAllConfig({ "platform:target": "local", "platform:apps": JSON.stringify({}) });
         const run = await runProgram("local", loadIndex);
-        for (const key of ["apps", "backupBucket", "backupEndpoint", "baseUrl", "databaseUrls", "dnsRecord", "publicIp"]) {
+        for (const key of ["apps", "backupBucket", "backupDrillKey", "backupEndpoint", "baseUrl", "databaseUrls", "dnsRecord", "loadBalancerTls", "publicIp"]) {
             const value = await unwrap(run.value[key]);
             assert.notStrictEqual(value, undefined, `${key} is undefined`);
         }
@@ -40,7 +40,7 @@ describe("index.ts (mocks)", () => {
             name: `${PROD_RAW.domain}.`,
             value: FAKE_IP,
             record: `${PROD_RAW.domain}. 300 IN A ${FAKE_IP}`,
-            check: `dig +short ${PROD_RAW.domain} A   # must print ${FAKE_IP}; until then the edge has a self-signed certificate and the host retries Let's Encrypt every 15 minutes`,
+            check: `dig +short ${PROD_RAW.domain} A   # must print ${FAKE_IP}; until then the edge serves plain HTTP and the host retries Let's Encrypt every 15 minutes, then switches to HTTPS`,
         });
     });
     it("a bad key fails before any resource is declared, naming the key and the fix", async () => {

@@ -7,8 +7,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { catalog } from "../apps";
 import { RawConfig, parsePlatformConfig } from "../config/platformConfig";
 import { LB_TIMING, MANAGED_ADMIN_PORT, PRIVATE_SUBNET, markDownSeconds } from "../render/scale";
-import { definePlatform } from "../components/platform";
-import { FAKE_IP, Registration, RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
+import { PlatformDependencies, definePlatform } from "../components/platform";
+import { FAKE_IP, Registration, RunResult, STACK_REFERENCE_OUTPUTS, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
 import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
 import { graphDifferences, graphOf, readGraphFixture, writeGraphFixture } from "./support/graph";
 
@@ -51,14 +51,15 @@ function withScalewayOutputs(): () => void {
 }
 
 const OPERATOR = "user_id:11111111-2222-3333-4444-555555555555";
-const forward = { openForward: async () => ({ host: "127.0.0.1" as const, port: 40123, pid: 1, close: () => undefined }) };
+// The domain resolves to the balancer (the shapes as they run once DNS points); tests of the first up override it.
+const forward = { openForward: async () => ({ host: "127.0.0.1" as const, port: 40123, pid: 1, close: () => undefined }), resolveAddresses: async () => [LB_ADDRESS] };
 /** With a known deploying identity, so the backup bucket's policy is declared. */
 const withAdministrators = { ...forward, backupAdministrators: [OPERATOR] };
 
-async function runProd(raw: RawConfig, appCatalog = catalog): Promise<RunResult & { value: ReturnType<typeof definePlatform> }> {
+async function runProd(raw: RawConfig, appCatalog = catalog, deps: Partial<PlatformDependencies> = {}): Promise<RunResult & { value: ReturnType<typeof definePlatform> }> {
     const restore = withScalewayOutputs();
     try {
-        return await runProgram("prod", () => definePlatform(parsePlatformConfig(raw, { catalog: appCatalog, isSecret: (k) => k === "sshPrivateKey" || k === "registryToken", testStack: true }), withAdministrators));
+        return await runProgram("prod", () => definePlatform(parsePlatformConfig(raw, { catalog: appCatalog, isSecret: (k) => k === "sshPrivateKey" || k === "registryToken", testStack: true }), { ...withAdministrators, ...deps }));
     } finally {
         restore();
     }
@@ -224,7 +225,7 @@ describe("scale: database managed, one host (mocks)", () => {
 
     it("outputs keep their shape; publicIp is still the host's address with one host", async () => {
         const v = run.value;
-        assert.deepStrictEqual(Object.keys(v).sort(), ["apps", "backupBucket", "backupEndpoint", "baseUrl", "databaseUrls", "publicIp"]);
+        assert.deepStrictEqual(Object.keys(v).sort(), ["apps", "backupBucket", "backupDrillKey", "backupEndpoint", "baseUrl", "databaseUrls", "loadBalancerTls", "publicIp"]);
         assert.strictEqual(await unwrap(v.publicIp), FAKE_IP);
         assert.deepStrictEqual(Object.keys(v.apps).sort(), ["app1", "app2"]);
         assert.strictEqual(await unwrap(v.apps.app1.database!), "app1_db");
@@ -315,6 +316,53 @@ describe("scale: two hosts behind the load balancer (mocks)", () => {
         assert.ok(markDownSeconds(LB_TIMING) <= 7);
     });
 
+    it("once the domain resolves to the balancer: its certificate, the HTTPS frontend, port 80 redirecting after it, and the edges tell the apps https with HSTS", async () => {
+        const cert = two.one(S.certificate, "lb-certificate");
+        assert.deepStrictEqual(cert.inputs.letsencrypt, { commonName: PROD_RAW.domain });
+        const https = two.byType(S.frontend).find((f) => f.name === "lb-https")!;
+        assert.strictEqual(https.inputs.inboundPort, 443);
+        const http = two.byType(S.frontend).find((f) => f.name === "lb-http")!;
+        assert.strictEqual(http.inputs.acls[0].action.redirects[0].target, "https");
+        assert.ok(http.dependencies.includes(https.urn), "the redirect comes after the HTTPS frontend exists");
+        const conf = String(reveal(two.one(T.remoteCommand, "edge-routes").inputs.stdin));
+        assert.match(conf, /proxy_set_header X-Forwarded-Proto https;/);
+        assert.match(conf, /Strict-Transport-Security/);
+        assert.strictEqual(await unwrap(two.value.loadBalancerTls!), true);
+    });
+
+    it("the first up, before the domain resolves to it: no certificate (Scaleway would refuse it and fail the up), port 80 serves HTTP, the edges say http and send no HSTS, and a warning names the record", async () => {
+        const warnings: string[] = [];
+        const warn = pulumi.log.warn;
+        (pulumi.log as { warn: typeof warn }).warn = async (message: string) => void warnings.push(message);
+        let first: RunResult & { value: ReturnType<typeof definePlatform> };
+        try {
+            first = await runProd(TWO_HOSTS, catalog, { resolveAddresses: async () => [] });
+        } finally {
+            (pulumi.log as { warn: typeof warn }).warn = warn;
+        }
+        assert.deepStrictEqual(first.byType(S.certificate), []);
+        assert.deepStrictEqual(first.byType(S.frontend).map((f) => f.name), ["lb-http"]);
+        assert.deepStrictEqual(first.one(S.frontend, "lb-http").inputs.acls, [], "no redirect to an HTTPS nobody serves");
+        for (const prefix of ["", "h1-"]) {
+            const conf = String(reveal(first.one(T.remoteCommand, `${prefix}edge-routes`).inputs.stdin));
+            assert.match(conf, /proxy_set_header X-Forwarded-Proto http;/);
+            assert.doesNotMatch(conf, /Strict-Transport-Security/);
+        }
+        assert.strictEqual(await unwrap(first.value.loadBalancerTls!), false);
+        assert.ok(warnings.some((w) => new RegExp(`${PROD_RAW.domain.replace(/\./g, "\\.")} does not resolve to ${LB_ADDRESS.replace(/\./g, "\\.")} yet .*stack output dnsRecord, then run pulumi up again`).test(w)), warnings.join("\n"));
+    });
+
+    it("a certificate once issued stays, whatever DNS answers later (a runner whose lookup fails must not take HTTPS away)", async () => {
+        STACK_REFERENCE_OUTPUTS.set(`organization/platform/prod`, { loadBalancerTls: true });
+        try {
+            const later = await runProd(TWO_HOSTS, catalog, { resolveAddresses: async () => [] });
+            assert.strictEqual(later.byType(S.certificate).length, 1);
+            assert.strictEqual(await unwrap(later.value.loadBalancerTls!), true);
+        } finally {
+            STACK_REFERENCE_OUTPUTS.clear();
+        }
+    });
+
     it("every edge serves the load balancer (PROXY protocol from the balancer's own address only) and asks Let's Encrypt for nothing", () => {
         const trusted = new Set<string>();
         const serverIps: string[] = two.one(S.backend, "lb-edges").inputs.serverIps;
@@ -378,7 +426,7 @@ describe("scale: two hosts behind the load balancer (mocks)", () => {
     it("publicIp becomes the load balancer's address; the other outputs keep their shape", async () => {
         assert.strictEqual(await unwrap(two.value.publicIp), LB_ADDRESS);
         assert.strictEqual(await unwrap(two.value.baseUrl), "https://example.com/");
-        assert.deepStrictEqual(Object.keys(two.value).sort(), ["apps", "backupBucket", "backupEndpoint", "baseUrl", "databaseUrls", "publicIp"]);
+        assert.deepStrictEqual(Object.keys(two.value).sort(), ["apps", "backupBucket", "backupDrillKey", "backupEndpoint", "baseUrl", "databaseUrls", "loadBalancerTls", "publicIp"]);
     });
 });
 
