@@ -137,43 +137,41 @@ export class Backups extends pulumi.ComponentResource {
                       )
                     : undefined;
 
-            const application = new scaleway.iam.Application(`${name}-host`, { name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-host`, description: "The platform host: puts encrypted backups, nothing else" }, { parent: this });
-            // Object Storage's S3 API takes no project parameter: a key works in its default project only.
-            this.hostKey = new scaleway.iam.ApiKey(
-                `${name}-host-key`,
-                { applicationId: application.id, defaultProjectId: bucket.projectId, description: "platform host backups (put only)" },
-                { parent: this, additionalSecretOutputs: ["secretKey"] },
-            );
-            // Both must allow an upload: this IAM policy (the least permission set, in the bucket's project)
-            // and the bucket policy below (s3:PutObject on this bucket only).
-            this.hostPolicy = new scaleway.iam.Policy(
-                `${name}-host-policy`,
-                {
-                    name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-host`,
-                    description: "The platform host may put backup objects in the backup bucket's project (the bucket policy narrows it to that bucket)",
-                    applicationId: application.id,
-                    rules: [{ projectIds: [bucket.projectId], permissionSetNames: [...HOST_PERMISSION_SETS] }],
-                },
-                { parent: this },
-            );
-
-            // The drill's own principal: it lists and reads backups, nothing else (render/backup.ts DRILL_PERMISSION_SETS).
-            const drill = new scaleway.iam.Application(`${name}-drill`, { name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-drill`, description: "The platform's backup drill: lists and reads backups, nothing else" }, { parent: this });
-            const drillKey = new scaleway.iam.ApiKey(
-                `${name}-drill-key`,
-                { applicationId: drill.id, defaultProjectId: bucket.projectId, description: "platform backup drill (read only)" },
-                { parent: this, additionalSecretOutputs: ["secretKey"] },
-            );
-            new scaleway.iam.Policy(
-                `${name}-drill-policy`,
-                {
-                    name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-drill`,
-                    description: "The backup drill may list and read objects in the backup bucket's project (the bucket policy narrows it to that bucket)",
-                    applicationId: drill.id,
-                    rules: [{ projectIds: [bucket.projectId], permissionSetNames: [...DRILL_PERMISSION_SETS] }],
-                },
-                { parent: this },
-            );
+            // One IAM application per role, each with its own key and the least permission sets, in the
+            // bucket's project. Object Storage's S3 API takes no project parameter: a key works in its
+            // default project only. Both an IAM policy and the bucket policy below must allow an action.
+            const principal = (role: string, what: { application: string; key: string; policy: string; permissionSets: readonly string[] }) => {
+                const application = new scaleway.iam.Application(`${name}-${role}`, { name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-${role}`, description: what.application }, { parent: this });
+                const key = new scaleway.iam.ApiKey(
+                    `${name}-${role}-key`,
+                    { applicationId: application.id, defaultProjectId: bucket.projectId, description: what.key },
+                    { parent: this, additionalSecretOutputs: ["secretKey"] },
+                );
+                const policy = new scaleway.iam.Policy(
+                    `${name}-${role}-policy`,
+                    { name: pulumi.interpolate`platform-backups-${pulumi.getStack()}-${role}`, description: what.policy, applicationId: application.id, rules: [{ projectIds: [bucket.projectId], permissionSetNames: [...what.permissionSets] }] },
+                    { parent: this },
+                );
+                return { application, key, policy };
+            };
+            // The host puts backups (the bucket policy: s3:PutObject on this bucket only).
+            const host = principal("host", {
+                application: "The platform host: puts encrypted backups, nothing else",
+                key: "platform host backups (put only)",
+                policy: "The platform host may put backup objects in the backup bucket's project (the bucket policy narrows it to that bucket)",
+                permissionSets: HOST_PERMISSION_SETS,
+            });
+            const application = host.application;
+            this.hostKey = host.key;
+            this.hostPolicy = host.policy;
+            // The drill lists and reads backups, nothing else (render/backup.ts DRILL_PERMISSION_SETS).
+            const drill = principal("drill", {
+                application: "The platform's backup drill: lists and reads backups, nothing else",
+                key: "platform backup drill (read only)",
+                policy: "The backup drill may list and read objects in the backup bucket's project (the bucket policy narrows it to that bucket)",
+                permissionSets: DRILL_PERMISSION_SETS,
+            });
+            const drillKey = drill.key;
             this.drillKey = pulumi.secret(pulumi.all([drillKey.accessKey, drillKey.secretKey]).apply(([accessKey, secretKey]) => ({ accessKey, secretKey })));
 
             const policyDeps: pulumi.Resource[] = [this.hostPolicy];
@@ -190,7 +188,7 @@ export class Backups extends pulumi.ComponentResource {
                             bucket: bucket.name,
                             region,
                             policy: pulumi
-                                .all([bucket.name, application.id, args.administrators, drill.id])
+                                .all([bucket.name, application.id, args.administrators, drill.application.id])
                                 .apply(([b, id, admins, drillId]) => JSON.stringify(backupBucketPolicy(b, id, admins, drillId))),
                         },
                         { parent: this },

@@ -32,6 +32,12 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
     this.timeout(15 * 60 * 1000);
     let project: Project | undefined;
     let p: Project;
+    /** `pulumi up` of the stack as it is now, under the switch load on `app`: the up and what the load saw. */
+    const upUnderLoad = async (app = "demo") => {
+        const load = await startLoad(SWITCH_LOAD.clients, "", SWITCH_LOAD.getPauseMs, app);
+        const run = p.pulumi(["up", "--yes", "--skip-preview"]);
+        return { run, stats: await load.stop() };
+    };
 
     before(function () {
         const missing = missingPrerequisites();
@@ -158,9 +164,7 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         // (their names carry the release), so the up creates nothing for it and removes the failed one.
         p.setRelease("demo", "e2e-green");
         const serving = appContainers("demo").find((c) => c.release === "e2e-green")!.name;
-        const backLoad = await startLoad(SWITCH_LOAD.clients, "", SWITCH_LOAD.getPauseMs);
-        const back = p.pulumi(["up", "--yes", "--skip-preview"]);
-        const backStats = await backLoad.stop();
+        const { run: back, stats: backStats } = await upUnderLoad();
         FIGURES.afterFailedRelease = { upSeconds: Math.round(back.seconds * 10) / 10, requests: backStats.requests, failed: backStats.failed };
         assert.strictEqual(back.status, 0, out(back));
         assert.deepStrictEqual([backStats.failed, backStats.reasons], [0, {}], `the up after a failed release: failed ${backStats.failed} of ${backStats.requests}`);
@@ -197,9 +201,7 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
 
         // m2 adds a column while m1 serves, under keep-alive clients that never retry.
         p.setRelease("shop", "m2");
-        const load = await startLoad(SWITCH_LOAD.clients, "", SWITCH_LOAD.getPauseMs, "shop");
-        const expand = p.pulumi(["up", "--yes", "--skip-preview"]);
-        const stats = await load.stop();
+        const { run: expand, stats } = await upUnderLoad("shop");
         FIGURES.migration = { upSeconds: Math.round(expand.seconds * 10) / 10, requests: stats.requests, failed: stats.failed, p99: stats.p99 };
         assert.strictEqual(expand.status, 0, out(expand));
         assert.ok(stats.requests > 300, `only ${stats.requests} requests`);
@@ -212,9 +214,7 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
 
         // m3-bad's migration fails in its transaction: the up fails with its output, m2 serves on, the schema is m2's.
         p.setRelease("shop", "m3-bad");
-        const badLoad = await startLoad(SWITCH_LOAD.clients, "", SWITCH_LOAD.getPauseMs, "shop");
-        const bad = p.pulumi(["up", "--yes", "--skip-preview"]);
-        const badStats = await badLoad.stop();
+        const { run: bad, stats: badStats } = await upUnderLoad("shop");
         FIGURES.failedMigration = { upSeconds: Math.round(bad.seconds * 10) / 10, requests: badStats.requests, failed: badStats.failed };
         assert.notStrictEqual(bad.status, 0, "the up must fail");
         assert.match(out(bad), /division by zero/);
@@ -225,9 +225,7 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
 
         // Back to m2 under load: the containers serving are m2's own resources, so the up deletes only m3-bad's.
         p.setRelease("shop", "m2");
-        const backLoad = await startLoad(SWITCH_LOAD.clients, "", SWITCH_LOAD.getPauseMs, "shop");
-        const back = p.pulumi(["up", "--yes", "--skip-preview"]);
-        const backStats = await backLoad.stop();
+        const { run: back, stats: backStats } = await upUnderLoad("shop");
         assert.strictEqual(back.status, 0, out(back));
         assert.deepStrictEqual([backStats.failed, backStats.reasons], [0, {}], `failed ${backStats.failed} of ${backStats.requests}`);
         assert.doesNotMatch(out(back), /migrate: shop: running/, "m2 already serves: no migration runs again");
