@@ -7,6 +7,7 @@ import { RawConfig } from "../config/platformConfig";
 import { CONTAINER, PolicySubject, RULES, containerHardeningProblems, dataProtectionProblems, isSecretValue, isStateSecret, plainSecretProblems, publishedPortProblems } from "../policy/rules";
 import { Registration, isSecretValue as isHarnessSecret, runProgram } from "./harness";
 import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
+import { readGraphFixture } from "./support/graph";
 
 /** What @pulumi/policy hands a rule for a secret (its class is named Secret). */
 class Secret {
@@ -97,3 +98,32 @@ describe("policy rules: the program's own resources pass every rule (mocks)", ()
         });
     }
 });
+
+describe("policy rules: every recorded shape's graph passes them (tests/fixtures, the scale suite's recordings)", () => {
+    // The graphs mark secrets as { "<secret>": value } (tests/support/graph.ts).
+    const isGraphSecret = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && "<secret>" in v;
+    for (const shape of ["local-default", "prod-default", "prod-managed", "prod-two-hosts", "prod-three-hosts"]) {
+        it(`${shape}: no rule reports anything, and no credential is a plain input`, () => {
+            const graph = readGraphFixture(shape);
+            const problems = graph
+                .filter((n) => n.custom)
+                .flatMap((n) => {
+                    const subject: PolicySubject = { type: n.type, name: n.name, props: n.inputs as Record<string, unknown>, protect: n.protect };
+                    return [...Object.values(RULES).flatMap((rule) => rule.check({ ...subject, props: unwrapGraphSecrets(subject.props) as Record<string, unknown> })), ...plainSecretProblems(subject, isGraphSecret)];
+                });
+            assert.deepStrictEqual(problems, []);
+            assert.ok(graph.filter((n) => n.type === CONTAINER).length >= 5);
+        });
+    }
+});
+
+/** The graph's secrets as the pack sees them: unwrapped. */
+function unwrapGraphSecrets(v: unknown): unknown {
+    if (Array.isArray(v)) return v.map(unwrapGraphSecrets);
+    if (typeof v === "object" && v !== null) {
+        const o = v as Record<string, unknown>;
+        if (Object.keys(o).length === 1 && "<secret>" in o) return unwrapGraphSecrets(o["<secret>"]);
+        return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, unwrapGraphSecrets(x)]));
+    }
+    return v;
+}
