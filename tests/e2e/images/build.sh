@@ -108,7 +108,7 @@ log "release variants: $FRONTEND:e2e-green, $FRONTEND:e2e-unhealthy"
 # The release-migration test's backend: Node.js added to the PostgreSQL image once (keyed by recipe),
 # then one cheap layer per release, each with its migration.
 MIGRATOR=platform-e2e/migrator
-MIGRATOR_RECIPE=2
+MIGRATOR_RECIPE=3
 POSTGRES_IMAGE=postgres:15.10-bookworm
 have "$POSTGRES_IMAGE" || { log "$POSTGRES_IMAGE is missing: run without --variants-only first"; exit 1; }
 if ! have "$MIGRATOR:base-r$MIGRATOR_RECIPE"; then
