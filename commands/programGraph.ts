@@ -89,6 +89,8 @@ export async function programResources(stack: string, project: string, stackConf
             project,
             stack,
             true,
+            // The self-managed backends' organization: the several-hosts shape names its own stack with it.
+            "organization",
         );
         const resources: GraphResource[] = [];
         const monitor = pulumi.runtime.getMonitor() as any;
@@ -108,6 +110,8 @@ export async function programResources(stack: string, project: string, stackConf
         definePlatform(config, {
             openForward: async () => ({ host: "127.0.0.1", port: 1, pid: 0, close: () => undefined }),
             backupAdministrators: ["user_id:00000000-0000-0000-0000-000000000000"],
+            // A first `up`: no DNS record points at a balancer that does not exist yet (no certificate).
+            resolveAddresses: async () => [],
         });
         await untilNoNewRegistration(() => resources.length);
         return resources;

@@ -9,6 +9,8 @@ import { check, runtimeConfig } from "../commands/check";
 import { programResources } from "../commands/programGraph";
 import { ConfigError } from "../config/platformConfig";
 import { runProgram } from "./harness";
+import { PROD_RAW } from "./fixtures";
+import { TEST_STACK_ENV, TEST_STACK_PHRASE } from "../config/testValues";
 
 const root = path.join(__dirname, "..");
 
@@ -77,6 +79,21 @@ describe("npm run check (commands/check.ts)", () => {
         assert.deepStrictEqual(counted, expected);
         assert.strictEqual(counted["docker:index/container:Container"], resources.filter((r) => r.type === "docker:index/container:Container").length);
         assert.ok(counted["platform:app:WebApp"] >= 1);
+    });
+    it("the several-hosts shape evaluates too, as its first up: the balancer without a certificate yet (DNS cannot point at it)", async () => {
+        const raw: Record<string, string> = Object.fromEntries(Object.entries({ ...PROD_RAW, database: "managed", hosts: "2" }).map(([k, v]) => [`platform:${k}`, v]));
+        const saved = process.env[TEST_STACK_ENV];
+        process.env[TEST_STACK_ENV] = TEST_STACK_PHRASE;
+        try {
+            const resources = await programResources("prod", "platform", raw);
+            const types = resources.map((r) => r.type);
+            assert.ok(types.includes("scaleway:loadbalancers/loadBalancer:LoadBalancer"));
+            assert.ok(!types.includes("scaleway:loadbalancers/certificate:Certificate"));
+            assert.strictEqual(resources.filter((r) => r.type === "scaleway:loadbalancers/frontend:Frontend").length, 1, "port 80 only");
+        } finally {
+            if (saved === undefined) delete process.env[TEST_STACK_ENV];
+            else process.env[TEST_STACK_ENV] = saved;
+        }
     });
     it("a stack without a file is named, with the stacks there are", async () => {
         const result = await check(root, "nope");
