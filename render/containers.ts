@@ -1,6 +1,7 @@
 // Container settings shared by every container the platform runs. Pure.
 import * as crypto from "crypto";
 import { AppDefinition, ContainerDefinition, ContainerSecurity } from "../apps/types";
+import { isDigest } from "./values";
 
 /** Docker healthcheck `test` for a container: an HTTP GET of its health path, from inside the container. */
 export function healthcheckTest(c: ContainerDefinition): string[] {
@@ -41,11 +42,14 @@ export function healthWaitSeconds(c: ContainerDefinition): number {
     return seconds;
 }
 
+/** A container name in the shape Docker gives (the only shape the host scripts take). */
+const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 /** `NAME:SECONDS` per container for hostScripts/health-gate.sh; names only in the shape Docker gives. */
 export function healthGateEntries(containers: readonly { readonly host: string; readonly healthWaitSeconds?: number }[]): string {
     return containers
         .map((u) => {
-            if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(u.host)) throw new Error(`health gate: ${JSON.stringify(u.host)} is not a container name`);
+            if (!CONTAINER_NAME.test(u.host)) throw new Error(`health gate: ${JSON.stringify(u.host)} is not a container name`);
             const seconds = u.healthWaitSeconds ?? HEALTH_WAIT_SECONDS;
             if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new Error(`health gate: ${JSON.stringify(seconds)} is not a bound of 1 to 3600 seconds`);
             return `${u.host}:${seconds}`;
@@ -75,7 +79,7 @@ function canonicalJson(value: unknown): string {
  * first thing in the next `up`, while it still served; current ones delete it at the end.)
  */
 export function releaseKey(release: string, spec: ContainerDefinition): string {
-    const readable = /^sha256:[a-f0-9]{64}$/.test(release) ? `sha256-${release.slice(7, 19)}` : release.replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40);
+    const readable = isDigest(release) ? `sha256-${release.slice(7, 19)}` : release.replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40);
     const digest = crypto.createHash("sha256").update(canonicalJson({ release, spec })).digest("hex").slice(0, 8);
     return `${readable}-${digest}`;
 }
@@ -112,7 +116,7 @@ export function migrationProblems(app: AppDefinition): string[] {
 export function migrationArguments(app: AppDefinition, backendContainer: string): string[] {
     const problems = migrationProblems(app);
     if (app.migrate === undefined || problems.length > 0) throw new Error(problems.join("\n") || `${app.name} has no migrate command`);
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(backendContainer)) throw new Error(`migration: ${JSON.stringify(backendContainer)} is not a container name`);
+    if (!CONTAINER_NAME.test(backendContainer)) throw new Error(`migration: ${JSON.stringify(backendContainer)} is not a container name`);
     return [app.name, backendContainer, String(app.migrateTimeoutSeconds ?? MIGRATE_TIMEOUT_SECONDS), ...app.migrate];
 }
 

@@ -29,6 +29,11 @@ export function isAgeRecipient(value: string): boolean {
     return AGE_RECIPIENT.test(value);
 }
 
+/** A content digest, `sha256:` and 64 hex digits (the other shape of a release). */
+export function isDigest(value: string): boolean {
+    return DIGEST.test(value);
+}
+
 export function isRelease(value: string): boolean {
     return TAG.test(value) || DIGEST.test(value);
 }

@@ -7,6 +7,7 @@ import * as os from "os";
 import * as path from "path";
 
 import { dnsRecordFor } from "../render/dns";
+import { TLS_READY_ENTRY, TLS_READY_FILE_NAME } from "../render/nginx";
 
 const SCRIPT = path.join(__dirname, "..", "hostScripts", "issue-certificate.sh");
 
@@ -169,7 +170,8 @@ describe("certificate issuance script (stand-in docker)", () => {
         const issued = ok.run(["--renew-only", path.join(ok.dir, "certificate.env"), "--pending"]);
         assert.strictEqual(issued.status, 0, issued.stderr);
         assert.match(issued.stdout, /installed the first certificate for example\.com; the edge now redirects HTTP to HTTPS and sends HSTS/);
-        assert.strictEqual(fs.readFileSync(path.join(ok.dir, "nginx", "tls-ready.conf"), "utf8"), '"" 1;\n', "the edge is told the certificate is real");
+        // The entry the edge's config includes (render/nginx.ts): the script and the renderer agree on it.
+        assert.strictEqual(fs.readFileSync(path.join(ok.dir, "nginx", TLS_READY_FILE_NAME), "utf8"), `${TLS_READY_ENTRY}\n`, "the edge is told the certificate is real");
         assert.match(fs.readFileSync(path.join(ok.dir, "certs", "fullchain.pem"), "utf8"), /real chain/);
         const calls = ok.log().split("\n").filter((l) => l.startsWith("run")).length;
         const after = ok.run(["--renew-only", path.join(ok.dir, "certificate.env"), "--pending"]);
