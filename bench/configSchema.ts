@@ -32,10 +32,10 @@ const PROBE = (dir: string) => `
 const t0 = process.hrtime.bigint();
 const c = require(${JSON.stringify(path.join(dir, "config", "platformConfig.js"))});
 const t1 = process.hrtime.bigint();
-const { PROD_RAW } = require(${JSON.stringify(path.join(dir, "tests", "fixtures.js"))});
+const { PROD_RAW, PROD_SECRET_KEYS } = require(${JSON.stringify(path.join(dir, "tests", "fixtures.js"))});
 const { catalog } = require(${JSON.stringify(path.join(dir, "apps", "index.js"))});
 const t2 = process.hrtime.bigint();
-const config = c.parsePlatformConfig(PROD_RAW, { catalog, isSecret: (k) => k === "sshPrivateKey" || k === "registryToken", testStack: true });
+const config = c.parsePlatformConfig(PROD_RAW, { catalog, isSecret: (k) => PROD_SECRET_KEYS.includes(k), testStack: true });
 const t3 = process.hrtime.bigint();
 if (config.apps.length !== 2) throw new Error("unexpected parse");
 process.stdout.write(JSON.stringify({ require: Number(t1 - t0) / 1e6, parse: Number(t3 - t2) / 1e6 }));`;

@@ -26,7 +26,7 @@ import * as os from "os";
 import * as path from "path";
 import { catalog } from "../apps";
 import { AppDefinition } from "../apps/types";
-import { PROD_RAW } from "../tests/fixtures";
+import { PROD_RAW, PROD_SECRET_KEYS } from "../tests/fixtures";
 import { LanguageHostRun, ProjectRuntime, projectRuntime, runThroughLanguageHost } from "../tests/support/fakeEngine";
 // The program runs on the fixtures' published keys: a test stack (config/testValues.ts).
 import "../tests/support/testStack";
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
             stack: "prod",
             preview: true,
             config: config(route.apps),
-            secretKeys: ["sshPrivateKey", "registryToken"],
+            secretKeys: [...PROD_SECRET_KEYS],
             typescript: runtime.typescript,
             entryPoint: runtime.entryPoint,
             nodeArgs: [...runtime.nodeArgs, ...profiling],

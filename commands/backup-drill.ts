@@ -1,6 +1,7 @@
 // The daily restore drill (.github/workflows/backup-drill.yml), runnable anywhere:
 //   npm run backup:drill -- --stack prod [--apps app1,app2]
-// For every app of the stack that has a database: the newest backup must be younger than 26 hours,
+// For every app of the stack that has a database: the newest backup signed by a key the stack file pins
+// (platform:backupSigningKeys) must be younger than 26 hours, and no refused one newer than it,
 // decrypt with the operator's key, restore into a throwaway PostgreSQL started here, and hold exactly
 // the row counts of its manifest. Any failure exits 1 with one line per problem (GitHub then notifies).
 // Environment: SCW_ACCESS_KEY, SCW_SECRET_KEY (read access to the bucket), BACKUP_BUCKET,
@@ -18,6 +19,7 @@ import { quoteIdentifier, quoteLiteral } from "../render/postgres";
 import { S3Client } from "../io/s3";
 import { startCluster } from "../io/throwawayPostgres";
 import { PROJECT_ROOT } from "../hostScripts";
+import { SIGNING_KEY_FIX, stackSigningKeys } from "../io/backupTrust";
 
 export interface DrillOptions {
     readonly store: BackupStore;
@@ -46,6 +48,12 @@ export async function runDrill(o: DrillOptions): Promise<string[]> {
             problems.push(`${app}: cannot list backups: ${(e as Error).message}`);
             continue;
         }
+        // A refused backup newer than every trusted one is what a forgery (or a host signing with an
+        // unpinned key) looks like: the drill fails on it, and still checks the newest trusted one.
+        const refused = await o.store.refused(app);
+        for (const r of refused.filter((r) => refs.length === 0 || r.ref.createdAt.getTime() > refs[0].createdAt.getTime())) problems.push(`${app}: ${r.ref.name} is refused: ${r.reason}`);
+        const older = refused.filter((r) => refs.length > 0 && r.ref.createdAt.getTime() <= refs[0].createdAt.getTime()).length;
+        if (older > 0) log(`${app}: ${older} older backup(s) refused (unsigned from before signing, or not trusted): \`npm run restore -- --list\` says why`);
         const stale = freshnessProblems([{ app, newest: refs[0] }], now(), o.maxAgeHours ?? MAX_BACKUP_AGE_HOURS);
         problems.push(...stale);
         if (refs.length === 0) continue;
@@ -116,7 +124,10 @@ async function main(): Promise<number> {
     if (problem !== undefined) throw new Error(problem);
     const stack = arg(args, "--stack") ?? "prod";
     if (!/^[a-z0-9-]+$/.test(stack)) throw new Error(`bad stack name ${JSON.stringify(stack)}`);
-    const apps = arg(args, "--apps")?.split(",").filter(Boolean) ?? stackAppsWithDatabase(fs.readFileSync(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`), "utf8"));
+    const stackYaml = fs.readFileSync(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`), "utf8");
+    const apps = arg(args, "--apps")?.split(",").filter(Boolean) ?? stackAppsWithDatabase(stackYaml);
+    const keys = stackSigningKeys(stack, stackYaml);
+    if (keys.length === 0) throw new Error(`Pulumi.${stack}.yaml pins no backup signing key (platform:backupSigningKeys), so no backup can be trusted. Fix: ${SIGNING_KEY_FIX(stack)}`);
     const bucket = process.env.BACKUP_BUCKET ?? "";
     const endpoint = process.env.BACKUP_ENDPOINT ?? "";
     const region = process.env.BACKUP_REGION || regionOfEndpoint(endpoint) || "";
@@ -130,7 +141,7 @@ async function main(): Promise<number> {
         identityFile = path.join(scratch, "identity.txt");
         fs.writeFileSync(identityFile, process.env.BACKUP_IDENTITY.trim() + "\n", { mode: 0o600 });
     }
-    const store = new S3BackupStore(new S3Client({ endpoint, region, bucket, accessKey: process.env.SCW_ACCESS_KEY!, secretKey: process.env.SCW_SECRET_KEY! }));
+    const store = new S3BackupStore(new S3Client({ endpoint, region, bucket, accessKey: process.env.SCW_ACCESS_KEY!, secretKey: process.env.SCW_SECRET_KEY! }), { keys });
     console.log(`drill: ${apps.length} app(s) of stack ${stack} (${apps.join(", ") || "none"}), backups in ${store.describe()}, freshness limit ${MAX_BACKUP_AGE_HOURS} h`);
     const cluster = await startCluster();
     console.log(`drill: throwaway PostgreSQL ${cluster.major} on 127.0.0.1:${cluster.port}`);

@@ -13,7 +13,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
 import { catalog } from "../apps";
-import { ConfigError, parseStackConfig } from "../config/platformConfig";
+import { ConfigError, SECRET_PLACEHOLDERS, parseStackConfig, placeholderSecrets } from "../config/platformConfig";
 import { isTestStackEnvironment } from "../config/testValues";
 import { programResources } from "./programGraph";
 
@@ -25,9 +25,6 @@ export const USAGE = [
     "Prints the program's own errors (exit 1), or `ok` and the resources the stack would create (exit 0).",
 ].join("\n");
 
-const PLACEHOLDER_SECRET: Record<string, string> = {
-    "platform:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----",
-};
 
 /** What the CLI hands the program: every declared default, overridden by the stack file; and which keys are secrets. */
 export function runtimeConfig(projectYaml: string, stackYaml: string): { config: Record<string, string>; secrets: Set<string> } {
@@ -42,7 +39,7 @@ export function runtimeConfig(projectYaml: string, stackYaml: string): { config:
     for (const [key, value] of Object.entries(stack.config ?? {})) {
         if (typeof value === "object" && value !== null && "secure" in value) {
             secrets.add(key);
-            config[key] = PLACEHOLDER_SECRET[key] ?? "placeholder";
+            config[key] = SECRET_PLACEHOLDERS[key.slice(key.indexOf(":") + 1)] ?? "placeholder";
         } else config[key] = asText(value);
     }
     return { config, secrets };
@@ -64,7 +61,7 @@ export async function check(root: string, stack: string): Promise<CheckResult> {
     const projectYaml = fs.readFileSync(projectFile, "utf8");
     const { config, secrets } = runtimeConfig(projectYaml, fs.readFileSync(stackFile, "utf8"));
     try {
-        parseStackConfig(config, { catalog, isSecret: (key) => secrets.has(`platform:${key}`), testStack: isTestStackEnvironment(process.env) });
+        parseStackConfig(config, { catalog, isSecret: (key) => secrets.has(`platform:${key}`), testStack: isTestStackEnvironment(process.env), unreadableSecrets: placeholderSecrets(config) });
     } catch (e) {
         if (e instanceof ConfigError) return { ok: false, output: `error: ${e.message}` };
         throw e;

@@ -32,7 +32,8 @@
 //   unfreeze  the rollback: the apps' roles log in again and their databases accept writes.
 import * as fs from "fs";
 import * as path from "path";
-import { PgRunner, RestoreResult, BackupStore, Log, S3BackupStore, restoreBackup, sql } from "../io/restore";
+import { PgRunner, RestoreResult, BackupStore, BackupTrust, Log, S3BackupStore, restoreBackup, sql } from "../io/restore";
+import { pinnedSigningKeys } from "../io/backupTrust";
 import { BACKUP_SCRIPT_PATH, BACKUP_SETTINGS_FILE, MANAGED_DATABASE_TARGET, isBucketName, isS3Endpoint, regionOfEndpoint } from "../render/backup";
 import { PinnedSsh } from "../io/hostAccess";
 import { GraphResource, programResources, stackConfigFromYaml } from "./programGraph";
@@ -263,13 +264,13 @@ function defaultRunOnHost(pinned: PinnedSsh, command: string): Promise<string> {
     });
 }
 
-function defaultStore(outputs: Record<string, unknown>, env: NodeJS.ProcessEnv): BackupStore {
+function defaultStore(outputs: Record<string, unknown>, env: NodeJS.ProcessEnv, trust: BackupTrust): BackupStore {
     const bucket = String(outputs.backupBucket ?? "");
     const endpoint = String(outputs.backupEndpoint ?? "");
     const region = regionOfEndpoint(endpoint);
     if (!isBucketName(bucket) || !isS3Endpoint(endpoint) || !region) throw new Error(`the stack outputs name no valid backup bucket (backupBucket ${JSON.stringify(bucket)}, backupEndpoint ${JSON.stringify(endpoint)})`);
     if (!env.SCW_ACCESS_KEY || !env.SCW_SECRET_KEY) throw new Error("set SCW_ACCESS_KEY and SCW_SECRET_KEY to your own API key (the host's key cannot read backups)");
-    return new S3BackupStore(new S3Client({ endpoint, region, bucket, accessKey: env.SCW_ACCESS_KEY, secretKey: env.SCW_SECRET_KEY }));
+    return new S3BackupStore(new S3Client({ endpoint, region, bucket, accessKey: env.SCW_ACCESS_KEY, secretKey: env.SCW_SECRET_KEY }), trust);
 }
 
 
@@ -291,7 +292,8 @@ export async function runMigration(args: MigrateArgs, deps: MigrateDeps): Promis
     const runOnHost = deps.runOnHost ?? defaultRunOnHost;
     const resources = deps.resources ?? ((c: Record<string, string>) => programResources(stack, deps.readers.project ?? "platform", c));
     let cachedStore: BackupStore | undefined;
-    const store = () => (cachedStore ??= deps.store ? deps.store() : defaultStore(deps.outputs(), env));
+    // Only backups signed by a key the stack file pins count as "taken after the freeze".
+    const store = () => (cachedStore ??= deps.store ? deps.store() : defaultStore(deps.outputs(), env, { keys: pinnedSigningKeys(stackYaml), now }));
     const host = (database: "container" | "managed") => hostZeroRunner({ stack, database, readers: { ...deps.readers, env: deps.readers.env ?? env } });
     const header = (n: number, title: string) => log(`\n== Step ${n}/5: ${title}${args.dryRun && (n === 1 || n === 3) ? " (DRY RUN: nothing changes)" : ""}`);
     const youRun = (lines: string[]) => {

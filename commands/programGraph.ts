@@ -12,7 +12,7 @@ import * as path from "path";
 import * as yaml from "js-yaml";
 import type * as pulumi from "@pulumi/pulumi";
 import { catalog } from "../apps";
-import { RawConfig, SECRET_KEYS, parseStackConfig } from "../config/platformConfig";
+import { RawConfig, SECRET_KEYS, SECRET_PLACEHOLDERS, parseStackConfig, placeholderSecrets } from "../config/platformConfig";
 import { isTestStackEnvironment } from "../config/testValues";
 import { SSH_DIR_ENV } from "../io/sshFiles";
 
@@ -24,9 +24,6 @@ export interface GraphResource {
 }
 
 const PLACEHOLDER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHMbJt8HkIVb3cQzQ0k7m4eqK5QdKHnXk0t7L1CTbsRM";
-const PLACEHOLDER_SECRET: Record<string, string> = {
-    sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----",
-};
 
 /**
  * A stack file's `config:` as the runtime hands it to the program (`namespace:key` → string; lists
@@ -39,7 +36,7 @@ export function stackConfigFromYaml(text: string): Record<string, string> {
     for (const [key, value] of Object.entries(doc?.config ?? {})) {
         if (typeof value === "object" && value !== null && "secure" in value) {
             const short = key.slice(key.indexOf(":") + 1);
-            out[key] = PLACEHOLDER_SECRET[short] ?? "placeholder";
+            out[key] = SECRET_PLACEHOLDERS[short] ?? "placeholder";
         } else out[key] = typeof value === "string" ? value : JSON.stringify(value);
     }
     return out;
@@ -103,7 +100,7 @@ export async function programResources(stack: string, project: string, stackConf
         // The stack file of a checkout may lack the secrets (they live in the operator's copy): a
         // placeholder where the config needs one; no URN depends on a secret's value.
         if (platform["platform:registryUsername"] && !platform["platform:registryToken"]) platform["platform:registryToken"] = "placeholder";
-        const config = parseStackConfig(platform as RawConfig, { catalog, isSecret: (key) => SECRET_KEYS.has(key), testStack: isTestStackEnvironment(process.env) });
+        const config = parseStackConfig(platform as RawConfig, { catalog, isSecret: (key) => SECRET_KEYS.has(key), testStack: isTestStackEnvironment(process.env), unreadableSecrets: placeholderSecrets(platform) });
         // Loaded here, not at the top: the program's modules must see the mocks.
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const { definePlatform } = require("../components/platform") as typeof import("../components/platform");

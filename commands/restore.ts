@@ -26,7 +26,8 @@ import * as path from "path";
 import * as readline from "readline";
 import { CONTAINER_DATABASE_TARGET, MANAGED_DATABASE_TARGET, formatBytes, isBucketName, isS3Endpoint, regionOfEndpoint } from "../render/backup";
 import { HostZero, PinnedSsh, hostZeroFromState, pinnedSsh, projectName, stackDatabase } from "../io/hostAccess";
-import { BackupStore, DirectoryBackupStore, PgRunner, S3BackupStore, directRunner, dockerExecRunner, localBackupPaths, restoreBackup, sshDockerRunner } from "../io/restore";
+import { SIGNING_KEY_FIX, stackSigningKeys } from "../io/backupTrust";
+import { BackupStore, BackupTrust, DirectoryBackupStore, PgRunner, S3BackupStore, directRunner, dockerExecRunner, localBackupPaths, restoreBackup, sshDockerRunner } from "../io/restore";
 import { S3Client } from "../io/s3";
 import { PROJECT_ROOT } from "../hostScripts";
 import { pulumiJson } from "../io/pulumiCli";
@@ -40,6 +41,8 @@ export interface RestoreArgs {
     list: boolean;
     /** Swap without asking (the data-loss window is still printed). */
     yes: boolean;
+    /** Take the --backup named although it has no signature (one made before backups were signed). */
+    allowUnsigned: boolean;
     identity?: string;
     bucket?: string;
     endpoint?: string;
@@ -51,10 +54,10 @@ export interface RestoreArgs {
     database?: "container" | "managed";
 }
 
-const USAGE = "usage: npm run restore -- --stack <prod|local> --app <app> [--backup NAME | --latest] [--dry-run] [--list] [--yes] [--identity FILE] [--database container|managed]";
+const USAGE = "usage: npm run restore -- --stack <prod|local> --app <app> [--backup NAME [--allow-unsigned] | --latest] [--dry-run] [--list] [--yes] [--identity FILE] [--database container|managed]";
 
 export function parseArgs(argv: readonly string[]): RestoreArgs {
-    const args: RestoreArgs = { latest: false, dryRun: false, list: false, yes: false };
+    const args: RestoreArgs = { latest: false, dryRun: false, list: false, yes: false, allowUnsigned: false };
     const valued: Record<string, keyof RestoreArgs> = {
         "--stack": "stack",
         "--app": "app",
@@ -75,6 +78,7 @@ export function parseArgs(argv: readonly string[]): RestoreArgs {
         else if (a === "--dry-run") args.dryRun = true;
         else if (a === "--list") args.list = true;
         else if (a === "--yes") args.yes = true;
+        else if (a === "--allow-unsigned") args.allowUnsigned = true;
         else if (a in valued) {
             const value = argv[++i];
             if (value === undefined || value.startsWith("--")) throw new Error(`${a} needs a value\n${USAGE}`);
@@ -85,6 +89,7 @@ export function parseArgs(argv: readonly string[]): RestoreArgs {
     if (!/^[a-z][a-z0-9-]{0,30}$/.test(args.app)) throw new Error(`--app ${JSON.stringify(args.app)} is not an app name`);
     if (args.stack !== undefined && !/^[A-Za-z0-9_.\/-]+$/.test(args.stack)) throw new Error(`--stack ${JSON.stringify(args.stack)} is not a stack name`);
     if (args.backup && args.latest) throw new Error("give --backup NAME or --latest, not both");
+    if (args.allowUnsigned && !args.backup) throw new Error("--allow-unsigned takes one backup only: name it with --backup NAME (the newest unsigned object is what a forger would plant)");
     if (args.database !== undefined && args.database !== "container" && args.database !== "managed") throw new Error(`--database ${JSON.stringify(args.database)} is not container or managed`);
     return args;
 }
@@ -107,6 +112,8 @@ export interface StackReaders {
     readonly env?: NodeJS.ProcessEnv;
     /** ssh port of host 0 (tests only: servers listen on 22). */
     readonly sshPort?: number;
+    /** The local stack's directory (default .platform/local), for its generated signing key. */
+    readonly localDir?: string;
 }
 
 /**
@@ -142,15 +149,24 @@ export function hostZeroRunner(o: { stack: string; database: "container" | "mana
     };
 }
 
-export function resolveTargets(args: RestoreArgs, outputs: () => Record<string, unknown>, readers: StackReaders = {}): { store: BackupStore; runner: PgRunner; identity: string | undefined; cleanup: () => void } {
+export function resolveTargets(
+    args: RestoreArgs,
+    outputs: () => Record<string, unknown>,
+    readers: StackReaders = {},
+): { store: BackupStore; runner: PgRunner; identity: string | undefined; trust: BackupTrust; cleanup: () => void } {
     const isLocal = args.stack === "local";
     const local = localBackupPaths(".platform/local");
     let cached: Record<string, unknown> | undefined;
     const out = () => (cached ??= outputs());
+    const stackName = args.stack ?? "prod";
+    let yamlText: string | undefined;
+    const stackYaml = () => (yamlText ??= (readers.stackYaml ?? (() => readStackYaml(stackName)))());
+    // Only backups signed by a key this stack file pins are trusted (the local stack: also its own generated key).
+    const trust: BackupTrust = { keys: stackSigningKeys(stackName, stackYaml(), readers.localDir ?? ".platform/local"), allowUnsigned: args.allowUnsigned ? args.backup : undefined };
 
     let store: BackupStore;
     if (args.dir || (isLocal && !args.bucket)) {
-        store = new DirectoryBackupStore(path.resolve(args.dir ?? local.directory));
+        store = new DirectoryBackupStore(path.resolve(args.dir ?? local.directory), trust);
     } else {
         const bucket = args.bucket ?? String(out().backupBucket ?? "");
         const endpoint = args.endpoint ?? String(out().backupEndpoint ?? "");
@@ -161,7 +177,7 @@ export function resolveTargets(args: RestoreArgs, outputs: () => Record<string, 
         const accessKey = process.env.SCW_ACCESS_KEY;
         const secretKey = process.env.SCW_SECRET_KEY;
         if (!accessKey || !secretKey) throw new Error("set SCW_ACCESS_KEY and SCW_SECRET_KEY to your own API key (the host's key cannot read backups)");
-        store = new S3BackupStore(new S3Client({ endpoint, region, bucket, accessKey, secretKey }));
+        store = new S3BackupStore(new S3Client({ endpoint, region, bucket, accessKey, secretKey }), trust);
     }
 
     // Listing reads names and sizes only: no key is needed, nor asked for.
@@ -182,13 +198,24 @@ export function resolveTargets(args: RestoreArgs, outputs: () => Record<string, 
         runner = dockerExecRunner(args.docker ?? "platform-postgres");
     } else {
         const stack = args.stack ?? "prod";
-        const database = args.database ?? stackDatabase((readers.stackYaml ?? (() => readStackYaml(stack)))());
+        const database = args.database ?? stackDatabase(stackYaml());
         const host = hostZeroRunner({ stack, database, ssh: args.ssh, readers });
         runner = host.runner;
         cleanup = host.pinned.cleanup;
     }
 
-    return { store, runner, identity, cleanup };
+    return { store, runner, identity, trust, cleanup };
+}
+
+/** A restore needs a pinned key (or one backup taken unsigned by name); listing does not. */
+export function checkTrust(args: RestoreArgs, trust: BackupTrust): void {
+    if (trust.keys.length > 0 || args.list || args.allowUnsigned) return;
+    const stack = args.stack ?? "prod";
+    throw new Error(
+        stack === "local"
+            ? "no backup signing key yet: the local stack's is generated by its first deployment. Run `npm run local:up` first (it takes a signed backup too), then restore"
+            : `Pulumi.${stack}.yaml pins no backup signing key (platform:backupSigningKeys), so no backup can be trusted. Fix: ${SIGNING_KEY_FIX(stack)}`,
+    );
 }
 
 /**
@@ -243,17 +270,21 @@ async function main(): Promise<void> {
     }
     const args = parseArgs(process.argv.slice(2));
     const app = args.app!;
-    const { store, runner, identity, cleanup } = resolveTargets(args, () => stackOutputs(args.stack ?? "prod"));
+    const { store, runner, identity, trust, cleanup } = resolveTargets(args, () => stackOutputs(args.stack ?? "prod"));
     try {
         if (args.list) {
             const refs = await store.list(app);
             if (refs.length === 0 && args.stack === "local") console.log(`no backups of ${app} in ${store.describe()} yet: \`npm run local:up\` takes one when it deploys`);
-            console.log(`${refs.length} backup(s) of ${app} in ${store.describe()}, newest first:`);
-            for (const r of refs) console.log(`  ${r.name}  ${r.createdAt.toISOString()}  ${r.bytes === undefined ? "" : formatBytes(r.bytes)}`);
+            console.log(`${refs.length} trusted backup(s) of ${app} in ${store.describe()}, newest first:`);
+            for (const r of refs) console.log(`  ${r.name}  ${r.createdAt.toISOString()}  ${r.bytes === undefined ? "" : formatBytes(r.bytes)}  signed by ${store.signedBy(r) ?? "nobody (--allow-unsigned)"}`);
+            const refused = await store.refused(app);
+            if (refused.length > 0) console.log(`${refused.length} refused (no restore, drill or migration uses them):`);
+            for (const r of refused) console.log(`  ${r.ref.name}  REFUSED: ${r.reason}`);
             return;
         }
         // What is missing first (the key), then whether to go ahead: both before anything is downloaded.
         checkIdentity(args, identity);
+        checkTrust(args, trust);
         const policy = confirmationPolicy(args, Boolean(process.stdin.isTTY && process.stdout.isTTY));
         const result = await restoreBackup({ store, runner, app, backup: args.backup, identityFile: identity!, dryRun: args.dryRun, confirm: policy === "ask" ? terminalConfirm(app) : undefined });
         if (!args.dryRun && !result.swapped) process.exitCode = 1;

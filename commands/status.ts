@@ -8,7 +8,8 @@
 import { catalog } from "../apps";
 import { AppStatusInput, DrillStatus, HostStatusInput, STATUS_USAGE, StatusInput, currentContainer, parseStatusArgs, renderStatus } from "../render/day2";
 import { isBucketName, isS3Endpoint, regionOfEndpoint } from "../render/backup";
-import { DirectoryBackupStore, S3BackupStore } from "../io/restore";
+import { BackupTrust, DirectoryBackupStore, S3BackupStore } from "../io/restore";
+import { stackSigningKeys } from "../io/backupTrust";
 import { S3Client } from "../io/s3";
 import { hostFacts, imageDigests } from "../io/hostDocker";
 import { REPO_ROOT, run } from "../io/stackHost";
@@ -17,16 +18,18 @@ import * as path from "path";
 
 async function newestBackup(stack: string, app: string, outputs: Record<string, any>, deps: Day2Deps, hostLog?: Date): Promise<AppStatusInput["backup"]> {
     try {
+        // The newest backup a restore would trust: a planted "newer" one must not make the status look fresh.
+        const trust: BackupTrust = { keys: stackSigningKeys(stack, deps.stackYaml(stack), LOCAL_DIR) };
         if (stack === "local") {
             const dir = String(outputs.backupBucket ?? path.join(LOCAL_DIR, "backups"));
-            const refs = await new DirectoryBackupStore(dir).list(app);
+            const refs = await new DirectoryBackupStore(dir, trust).list(app);
             return { newest: refs[0]?.createdAt, source: dir };
         }
         const bucket = String(outputs.backupBucket ?? "");
         const endpoint = String(outputs.backupEndpoint ?? "");
         const region = regionOfEndpoint(endpoint);
         if (deps.env.SCW_ACCESS_KEY && deps.env.SCW_SECRET_KEY && isBucketName(bucket) && isS3Endpoint(endpoint) && region) {
-            const store = new S3BackupStore(new S3Client({ endpoint, region, bucket, accessKey: deps.env.SCW_ACCESS_KEY, secretKey: deps.env.SCW_SECRET_KEY }));
+            const store = new S3BackupStore(new S3Client({ endpoint, region, bucket, accessKey: deps.env.SCW_ACCESS_KEY, secretKey: deps.env.SCW_SECRET_KEY }), trust);
             const refs = await store.list(app);
             return { newest: refs[0]?.createdAt, source: `bucket ${bucket}` };
         }

@@ -7,6 +7,7 @@ import {
     BACKUP_CRON_FILE,
     BACKUP_SCRIPT_PATH,
     BACKUP_SETTINGS_FILE,
+    BACKUP_SIGNING_KEY_FILE,
     DatabaseTarget,
     apiKeyPrincipal,
     backupBucketPolicy,
@@ -24,6 +25,7 @@ import { readHostScript, hostScriptPath } from "../hostScripts";
 import { localCommandsPresent } from "../io/localTools";
 import { shellQuote } from "../render/shell";
 import { localBackupPaths } from "../io/restore";
+import { signingKeyPem } from "../render/signing";
 import { Host } from "./host";
 
 export interface BackupsArgs {
@@ -102,6 +104,8 @@ export class Backups extends pulumi.ComponentResource {
             const region = args.region ?? "fr-par";
             if (!isRegion(region)) throw new Error(`backups: region ${JSON.stringify(region)} is not valid`);
             if (!s.publicKey) throw new Error("backups: platform:backupPublicKey is required on the scaleway target");
+            if (!s.signingKey) throw new Error("backups: platform:backupSigningKey is required on the scaleway target");
+            const signingKey = s.signingKey;
             const endpoint = scalewayS3Endpoint(region);
             const suffix = new random.RandomString(`${name}-bucket-suffix`, { length: 8, special: false, upper: false }, { parent: this });
             const bucket = new scaleway.object.Bucket(
@@ -201,6 +205,7 @@ export class Backups extends pulumi.ComponentResource {
                     apps: args.apps,
                     recipient: { key: s.publicKey! },
                     destination: { kind: "s3", endpoint, bucket: b, region, credentialsFile: BACKUP_CREDENTIALS_FILE },
+                    signingKeyFile: BACKUP_SIGNING_KEY_FILE,
                     heartbeatUrl: s.heartbeatUrl,
                     database: args.database,
                 }),
@@ -209,10 +214,16 @@ export class Backups extends pulumi.ComponentResource {
             const install = pulumi.interpolate`set -eu
 umask 077
 mkdir -p ${shellQuote(path.posix.dirname(BACKUP_SCRIPT_PATH))} ${shellQuote(path.posix.dirname(BACKUP_SETTINGS_FILE))}
-# The host's key pair arrives on stdin (secret) and goes straight into a 0600 file.
-cat > ${shellQuote(BACKUP_CREDENTIALS_FILE + ".new")}
+# The host's S3 key pair (the first line) and its signing key (the PEM after it) arrive on stdin
+# (secret) and go straight into 0600 files.
+cat > ${shellQuote(BACKUP_CREDENTIALS_FILE + ".stdin")}
+head -n 1 ${shellQuote(BACKUP_CREDENTIALS_FILE + ".stdin")} > ${shellQuote(BACKUP_CREDENTIALS_FILE + ".new")}
+tail -n +2 ${shellQuote(BACKUP_CREDENTIALS_FILE + ".stdin")} > ${shellQuote(BACKUP_SIGNING_KEY_FILE + ".new")}
+rm -f ${shellQuote(BACKUP_CREDENTIALS_FILE + ".stdin")}
 [ -s ${shellQuote(BACKUP_CREDENTIALS_FILE + ".new")} ] || { echo "backups: no credentials on stdin" >&2; exit 1; }
+openssl pkey -in ${shellQuote(BACKUP_SIGNING_KEY_FILE + ".new")} -noout 2>/dev/null || { echo "backups: no signing key on stdin (after the credentials line)" >&2; exit 1; }
 mv -f ${shellQuote(BACKUP_CREDENTIALS_FILE + ".new")} ${shellQuote(BACKUP_CREDENTIALS_FILE)}
+mv -f ${shellQuote(BACKUP_SIGNING_KEY_FILE + ".new")} ${shellQuote(BACKUP_SIGNING_KEY_FILE)}
 ${heredoc(BACKUP_SCRIPT_PATH, script, "0755")}
 ${settings.apply((text) => heredoc(BACKUP_SETTINGS_FILE, text, "0600"))}
 command -v age >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq age; }
@@ -222,7 +233,7 @@ ${heredoc(BACKUP_CRON_FILE, renderBackupCron(s.schedule), "0644")}
 ${firstBackupEnvironment()} sh ${shellQuote(BACKUP_SCRIPT_PATH)} ${shellQuote(BACKUP_SETTINGS_FILE)}
 `;
             // An API key without its secret (an imported one) gives empty stdin: the command then fails, saying so.
-            const credentials = pulumi.secret(pulumi.all([this.hostKey.accessKey, this.hostKey.secretKey]).apply(([ak, sk]) => (ak && sk ? renderCurlCredentials(ak, sk) : "")));
+            const credentials = pulumi.secret(pulumi.all([this.hostKey.accessKey, this.hostKey.secretKey]).apply(([ak, sk]) => (ak && sk ? renderCurlCredentials(ak, sk) + signingKeyPem(signingKey) : "")));
             this.schedule = args.host.runCommand(
                 `${name}-schedule`,
                 {
@@ -230,7 +241,7 @@ ${firstBackupEnvironment()} sh ${shellQuote(BACKUP_SCRIPT_PATH)} ${shellQuote(BA
                     // An update, not a replace: a replaced command's delete would run last and remove the new cron file.
                     update: install,
                     stdin: credentials,
-                    delete: `rm -f ${shellQuote(BACKUP_CRON_FILE)} ${shellQuote(BACKUP_CREDENTIALS_FILE)}`,
+                    delete: `rm -f ${shellQuote(BACKUP_CRON_FILE)} ${shellQuote(BACKUP_CREDENTIALS_FILE)} ${shellQuote(BACKUP_SIGNING_KEY_FILE)}`,
                 },
                 { parent: this, dependsOn: [...(args.dependsOn ?? []), ...policyDeps, ...(lock ? [lock] : [])] },
             );
@@ -242,6 +253,7 @@ ${firstBackupEnvironment()} sh ${shellQuote(BACKUP_SCRIPT_PATH)} ${shellQuote(BA
                 apps: args.apps,
                 recipient: s.publicKey ? { key: s.publicKey } : { file: paths.recipients },
                 destination: { kind: "directory", directory: paths.directory },
+                signingKeyFile: paths.signingKey,
                 heartbeatUrl: s.heartbeatUrl,
             });
             const scriptPath = hostScriptPath("backup.sh");
@@ -250,16 +262,24 @@ ${firstBackupEnvironment()} sh ${shellQuote(BACKUP_SCRIPT_PATH)} ${shellQuote(BA
                 "set -eu",
                 "umask 077",
                 `if ! command -v age >/dev/null 2>&1; then echo "backups: age is not installed, so the local stack takes no backup (apt-get install age, or brew install age; then pulumi up)" >&2; exit 0; fi`,
+                `if ! openssl genpkey -algorithm ed25519 -out /dev/null >/dev/null 2>&1; then echo "backups: openssl 3 (with Ed25519) is not installed, so the local stack takes no backup: its backups are signed (apt-get install openssl, or brew install openssl@3; then pulumi up)" >&2; exit 0; fi`,
                 `mkdir -p ${shellQuote(paths.directory)}`,
                 ...(s.publicKey ? [] : [`[ -s ${shellQuote(paths.identity)} ] || age-keygen -o ${shellQuote(paths.identity)} 2>/dev/null`, `age-keygen -y ${shellQuote(paths.identity)} > ${shellQuote(paths.recipients)}`]),
+                // The signing key: platform:backupSigningKey on stdin when set, else one made here once.
+                // Its public half is what this machine's restore trusts besides the stack file's pins.
+                s.signingKey
+                    ? `cat > ${shellQuote(paths.signingKey + ".new")} && mv -f ${shellQuote(paths.signingKey + ".new")} ${shellQuote(paths.signingKey)}`
+                    : `[ -s ${shellQuote(paths.signingKey)} ] || openssl genpkey -algorithm ed25519 -out ${shellQuote(paths.signingKey)}`,
+                `printf 'ed25519:%s\n' "$(openssl pkey -in ${shellQuote(paths.signingKey)} -pubout -outform DER | tail -c 32 | base64 | tr -d '\n')" > ${shellQuote(paths.signingPublicKey)}`,
                 heredoc(settingsFile, settings, "0600"),
                 // A laptop's failed backup is reported but does not stop the local platform from coming up.
                 `sh ${shellQuote(scriptPath)} ${shellQuote(settingsFile)} || echo "backups: the local backup failed (see above); the platform runs without it" >&2`,
             ].join("\n");
             // Whether age is here is part of the command's inputs: installing it later makes the next
             // `pulumi up` run this again (make the key pair, take the backup), as the message above says.
-            const triggers = [`age ${localCommandsPresent(["age", "age-keygen"]) ? "present" : "missing"}`];
-            this.schedule = args.host.runCommand(`${name}-now`, { create: run, update: run, delete: "true", triggers }, { parent: this, dependsOn: [...(args.dependsOn ?? [])] });
+            const triggers = [`age ${localCommandsPresent(["age", "age-keygen"]) ? "present" : "missing"}`, `openssl ${localCommandsPresent(["openssl"]) ? "present" : "missing"}`];
+            const stdin = s.signingKey ? pulumi.secret(signingKeyPem(s.signingKey)) : undefined;
+            this.schedule = args.host.runCommand(`${name}-now`, { create: run, update: run, delete: "true", triggers, stdin }, { parent: this, dependsOn: [...(args.dependsOn ?? [])] });
             this.bucket = pulumi.output(paths.directory);
             this.endpoint = pulumi.output(`file://${paths.directory}`);
         }

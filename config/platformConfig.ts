@@ -24,7 +24,8 @@ import {
     isRelease,
     isSshPublicKey,
 } from "../render/values";
-import { isTestAgeRecipient, isTestCidr, isTestSshPublicKey } from "./testValues";
+import { isTestAgeRecipient, isTestCidr, isTestSigningKey, isTestSshPublicKey } from "./testValues";
+import { TrustedKey, isSigningSecretKey, parseTrustedKeys, signingPublicKey } from "../render/signing";
 
 export type Target = "scaleway" | "local";
 
@@ -153,6 +154,25 @@ export interface ParseOptions {
      * addresses are accepted. Never true for a stack someone deploys; false when absent.
      */
     readonly testStack?: boolean;
+    /**
+     * Secret keys whose value is a stand-in (SECRET_PLACEHOLDERS) because this evaluation cannot
+     * decrypt them (npm run check, the program graph): a rule comparing such a value with another key is skipped.
+     */
+    readonly unreadableSecrets?: ReadonlySet<string>;
+}
+
+/**
+ * Stand-ins for secrets a dry evaluation cannot decrypt (`secure:` values of a stack file): each has its
+ * key's form, and none is a key anyone holds (the signing key is 32 zero bytes). No URN depends on them.
+ */
+export const SECRET_PLACEHOLDERS: Readonly<Record<string, string>> = {
+    sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----",
+    backupSigningKey: `ed25519-secret:${"A".repeat(43)}=`,
+};
+
+/** The keys of a stack config (`platform:key` → value) that hold their SECRET_PLACEHOLDERS stand-in, by short name. */
+export function placeholderSecrets(config: Readonly<Record<string, string | undefined>>): Set<string> {
+    return new Set(Object.keys(SECRET_PLACEHOLDERS).filter((k) => config[`platform:${k}`] === SECRET_PLACEHOLDERS[k]));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -245,6 +265,7 @@ interface KeySpec<S extends v.GenericSchema<string, unknown>> {
 const key = <const T extends KeySpec<v.GenericSchema<string, unknown>>>(spec: T): T => spec;
 
 const sshPublicKeyFix = 'Fix: ssh-keygen -t ed25519 -f ~/.ssh/id_ed25519 (only if you have no key yet), then pulumi config set platform:sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)"';
+const signingFix = "Fix: npm run backup:signing-key -- --stack <stack> (it sets platform:backupSigningKey and pins its public half)";
 const ageFix = "Fix: age-keygen -o backup.key (keep it offline), then pulumi config set platform:backupPublicKey age1…";
 const cidrFix = "Fix: pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32 (your office or a runner's fixed egress address)";
 const optIn = "to open SSH to everyone, say so explicitly instead: pulumi config set platform:sshFromAnywhere true";
@@ -492,6 +513,43 @@ export const CONFIG_SCHEMA = {
                 ),
             ),
     }),
+    backupSigningKey: key({
+        type: "string",
+        default: "",
+        description: "The host's Ed25519 key that signs every backup (ed25519-secret:…), set with --secret. Required on scaleway. npm run backup:signing-key makes one and pins its public half in backupSigningKeys.",
+        secret: true,
+        example: "ed25519-secret:Wf1SbBvoNbxHrdfRhHfaBSRe0G0zXtLmYThe4TJrwh8=",
+        schema: (options) =>
+            v.pipe(
+                text(),
+                secretCheck("backupSigningKey", options),
+                v.check(isSigningSecretKey, `is not a backup signing key (ed25519-secret: and 44 characters of base64). ${signingFix}`),
+                v.check(
+                    (s) => options.testStack === true || options.unreadableSecrets?.has("backupSigningKey") === true || (!isTestSigningKey(s) && s !== SECRET_PLACEHOLDERS.backupSigningKey),
+                    `is a signing key published in this repository (the test suite's, or the dry evaluation's stand-in): anyone could sign a backup your restores would trust. ${signingFix}`,
+                ),
+            ),
+    }),
+    backupSigningKeys: key({
+        type: "array",
+        default: [],
+        description:
+            "The public keys (ed25519:…) whose signatures the restore, the drill and the migration trust; any other backup is refused. A retired key is { key, retiredAt }: what it signed before that UTC time stays trusted, nothing after.",
+        example: '["ed25519:o0hgdx5FX6p1h1BTn6+jTccBMDUShR5f8E+tiB35z3A="]',
+        schema: () =>
+            v.pipe(
+                text(),
+                json,
+                v.rawTransform(({ dataset, addIssue, NEVER }) => {
+                    try {
+                        return parseTrustedKeys(dataset.value, "backupSigningKeys");
+                    } catch (e) {
+                        addIssue({ message: `${(e as Error).message.replace(/^backupSigningKeys ?/, "")}. ${signingFix}` });
+                        return NEVER;
+                    }
+                }),
+            ),
+    }),
     backupSchedule: key({
         type: "string",
         default: BACKUP_DEFAULTS.schedule,
@@ -716,6 +774,23 @@ const RULES: readonly Rule[] = [
         },
     },
     {
+        reads: ["target", "backupSigningKey", "backupSigningKeys"],
+        check: (c, report, options) => {
+            if (onCloud(c) && c.backupSigningKey === undefined) {
+                report(["backupSigningKey"], `required on the scaleway target: the host signs every backup with it, and restores trust only what a pinned key signed. ${signingFix}`);
+                return;
+            }
+            if (c.backupSigningKey === undefined || options.unreadableSecrets?.has("backupSigningKey")) return;
+            const pub = signingPublicKey(c.backupSigningKey);
+            const pinned = (c.backupSigningKeys ?? []).find((k) => k.publicKey === pub);
+            if (pinned === undefined) {
+                report(["backupSigningKeys"], `does not pin ${pub}, the public half of platform:backupSigningKey: every backup the host signs would be refused. Fix: pulumi config set --path 'platform:backupSigningKeys[${(c.backupSigningKeys ?? []).length}]' ${pub}`);
+            } else if (pinned.retiredAt !== undefined) {
+                report(["backupSigningKeys"], `retires ${pub} (retiredAt), yet platform:backupSigningKey is that key: every backup it signs from now on would be refused. ${signingFix}`);
+            }
+        },
+    },
+    {
         reads: ["backupRetentionDays", "backupLockDays"],
         check: (c, report) => {
             if (c.backupLockDays >= c.backupRetentionDays) {
@@ -772,6 +847,10 @@ function toPlatformConfig(c: Values, options: ParseOptions) {
             lockDays: c.backupLockDays,
             /** Pinged on success (and `<url>/fail` on failure), for a dead man's switch such as healthchecks.io. */
             heartbeatUrl: c.backupHeartbeatUrl,
+            /** The host's signing key (plain text here; components/backups.ts wraps it in pulumi.secret). Undefined: the local stack generates one. */
+            signingKey: c.backupSigningKey,
+            /** The public keys readers trust (the restore, drill and migration read them from the stack file). */
+            trustedKeys: (c.backupSigningKeys ?? []) as readonly TrustedKey[],
         },
         /** Plain text here (undefined when unset); components/platform.ts wraps it in pulumi.secret. */
         alertWebhookUrl: c.alertWebhookUrl,

@@ -36,6 +36,21 @@ export const TEST_AGE_RECIPIENTS = {
     documented: "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
 } as const;
 
+/**
+ * Backup signing keys the suite and the documentation publish (made once with generateSigningKey in
+ * render/signing.ts): anyone can sign with them, so no real stack may.
+ */
+export const TEST_SIGNING_KEYS = {
+    /** The fixtures' and the suite's host key (tests/fixtures.ts). */
+    fixture: { secretKey: "ed25519-secret:Q2eYyEaMPpW3ELLwjD6vVnCp9RHbVpE7gVDVBgIcAy4=", publicKey: "ed25519:S7RpDufi7hyOjLqqXby46JOUy9UUDSuHBz9vKMKbsmM=" },
+    /** The schema's documented example. */
+    documented: { secretKey: "ed25519-secret:Wf1SbBvoNbxHrdfRhHfaBSRe0G0zXtLmYThe4TJrwh8=", publicKey: "ed25519:o0hgdx5FX6p1h1BTn6+jTccBMDUShR5f8E+tiB35z3A=" },
+} as const;
+
+export function isTestSigningKey(secretKey: string): boolean {
+    return Object.values(TEST_SIGNING_KEYS).some((k) => k.secretKey === secretKey.trim());
+}
+
 /** Address blocks reserved for documentation: TEST-NET-1/2/3 and IPv6's 2001:db8::/32. */
 export const DOCUMENTATION_RANGES = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"] as const;
 

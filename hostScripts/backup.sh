@@ -12,14 +12,17 @@
 # `--roles-only`; where it refuses both, a globals.sql that says so, and the manifest's globalsMode
 # records which) and the manifest are put in a tar, encrypted to an age public key (the private key
 # never comes near the server) and uploaded with one signed PUT (an object appears whole or not at
-# all; the bucket's object lock keeps it). Nothing is uploaded for an app whose dump, check or
-# encryption failed. Exit status is non-zero if any app failed; the heartbeat URL is pinged on
+# all; the bucket's object lock keeps it). Each backup is then signed with the host's Ed25519 key: the
+# signature object `<object>.sig` names the object and the sha256 and size of its encrypted bytes
+# (render/signing.ts), and readers trust only backups signed by a key the stack file pins. Nothing is
+# uploaded for an app whose dump, check, encryption or signature failed. Exit status is non-zero if any app failed; the heartbeat URL is pinged on
 # success and <url>/fail on failure.
 #
 # Usage: backup.sh [SETTINGS_FILE]   (the file, written by the program, holds KEY='value' lines)
 # Environment (or the settings file):
 #   BACKUP_TARGETS       "app1=app1_db app2=app2_db"
 #   AGE_RECIPIENT        age1… public key, or AGE_RECIPIENTS_FILE (a file of them)
+#   SIGNING_KEY_FILE     the host's Ed25519 signing key (PKCS#8 PEM, 0600)
 #   S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_CREDENTIALS_FILE (curl config holding `user = "KEY:SECRET"`, 0600)
 #     or BACKUP_DIR (a local directory, same layout: the local stack)
 #   HEARTBEAT_URL        optional
@@ -111,9 +114,17 @@ else
     auth_deadline=$(($(date +%s) + auth_wait))
 fi
 
-for tool in "$DOCKER" age tar; do
+for tool in "$DOCKER" age tar openssl base64; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
 done
+
+# Same value as SIGNATURE_FORMAT in render/signing.ts (a test keeps them equal).
+SIGNATURE_FORMAT="platform-backup-signature/1"
+: "${SIGNING_KEY_FILE:?set SIGNING_KEY_FILE (the backup signing key of the host)}"
+[ -r "$SIGNING_KEY_FILE" ] || die "cannot read the signing key $SIGNING_KEY_FILE"
+openssl pkey -in "$SIGNING_KEY_FILE" -noout -text 2>/dev/null | head -n 1 | grep -q '^ED25519 Private-Key' || die "SIGNING_KEY_FILE $SIGNING_KEY_FILE is not an Ed25519 private key (openssl 3 reads it)"
+signing_public_key="ed25519:$(openssl pkey -in "$SIGNING_KEY_FILE" -pubout -outform DER | tail -c 32 | base64 | tr -d '\n')"
+case $signing_public_key in ed25519:???????????????????????????????????????????=) ;; *) die "cannot derive the public half of the signing key" ;; esac
 
 work=$(mktemp -d "${WORK_DIR:-/var/tmp}/platform-backup.XXXXXX") || die "cannot create a work directory"
 cleanup() { rm -rf "$work"; }
@@ -212,7 +223,19 @@ backup_one() {
     rm -f "$dir/$dump"
     age "$age_args_1" "$age_args_2" -o "$dir/$name.tar.age" "$dir/$name.tar"
     rm -f "$dir/$name.tar"
-    log "$app: dumped $db ($dump_bytes bytes, snapshot $snapshot), encrypted $(file_bytes "$dir/$name.tar.age") bytes"
+
+    # The signed statement: the same lines as signatureStatement in render/signing.ts.
+    object="$app/$name.tar.age"
+    enc_bytes=$(file_bytes "$dir/$name.tar.age")
+    enc_sha=$(file_sha256 "$dir/$name.tar.age")
+    printf '%s\nobject %s\nbytes %s\nsha256 %s\n' "$SIGNATURE_FORMAT" "$object" "$enc_bytes" "$enc_sha" >"$dir/statement"
+    if ! openssl pkeyutl -sign -rawin -inkey "$SIGNING_KEY_FILE" -in "$dir/statement" -out "$dir/signature.bin" 2>"$dir/openssl.err"; then
+        log "$app: signing failed: $(cat "$dir/openssl.err")"
+        return 1
+    fi
+    printf '{"format":"%s","object":"%s","bytes":%s,"sha256":"%s","publicKey":"%s","signature":"%s"}\n' \
+        "$SIGNATURE_FORMAT" "$object" "$enc_bytes" "$enc_sha" "$signing_public_key" "$(base64 <"$dir/signature.bin" | tr -d '\n')" >"$dir/$name.tar.age.sig"
+    log "$app: dumped $db ($dump_bytes bytes, snapshot $snapshot), encrypted $enc_bytes bytes, signed by $signing_public_key"
     printf '%s\n' "$name" >"$dir/name"
 }
 
@@ -243,20 +266,23 @@ upload_one() {
     name=$(cat "$work/$app/name")
     file="$work/$app/$name.tar.age"
     key="$app/$name.tar.age"
-    if [ -n "${BACKUP_DIR:-}" ]; then
-        mkdir -p "$BACKUP_DIR/$app"
-        cp "$file" "$BACKUP_DIR/$app/.$name.partial"
-        mv -f "$BACKUP_DIR/$app/.$name.partial" "$BACKUP_DIR/$key"
-    else
-        md5=$(openssl dgst -md5 -binary "$file" | base64)
-        # Signed payload hash: the store refuses a body that is not the one signed.
-        sha=$(file_sha256 "$file")
-        if ! put_object "$app" "$file" "$key" "$md5" "$sha"; then
-            log "$app: upload of $key failed: $(tr '\n' ' ' <"$work/$app/put.out" 2>/dev/null)"
-            return 1
+    # The backup first, then its signature: a reader never sees a signature without its object.
+    for suffix in "" .sig; do
+        if [ -n "${BACKUP_DIR:-}" ]; then
+            mkdir -p "$BACKUP_DIR/$app"
+            cp "$file$suffix" "$BACKUP_DIR/$app/.$name$suffix.partial"
+            mv -f "$BACKUP_DIR/$app/.$name$suffix.partial" "$BACKUP_DIR/$key$suffix"
+        else
+            md5=$(openssl dgst -md5 -binary "$file$suffix" | base64)
+            # Signed payload hash: the store refuses a body that is not the one signed.
+            sha=$(file_sha256 "$file$suffix")
+            if ! put_object "$app" "$file$suffix" "$key$suffix" "$md5" "$sha"; then
+                log "$app: upload of $key$suffix failed: $(tr '\n' ' ' <"$work/$app/put.out" 2>/dev/null)"
+                return 1
+            fi
         fi
-    fi
-    log "$app: stored $key in $destination"
+    done
+    log "$app: stored $key and its signature in $destination"
 }
 
 age_args_1=$1

@@ -36,55 +36,190 @@ import {
 import { appDatabaseNames, quoteIdentifier, quoteLiteral } from "../render/postgres";
 import { S3Client } from "./s3";
 import { shellQuote } from "../render/shell";
+import { BackupCandidate, SIGNATURE_SUFFIX, SignatureFile, TrustedKey, checkSignedBytes, verifyBackup } from "../render/signing";
 
-/** Where the local stack keeps its backups and, when no key is configured, its generated age key pair. */
+/**
+ * Where the local stack keeps its backups and, when no key is configured, its generated age key pair
+ * and backup signing key (with the public half its own restore trusts).
+ */
 export function localBackupPaths(localDir: string) {
     const root = path.resolve(localDir);
-    return { directory: path.join(root, "backups"), identity: path.join(root, "backup-identity.txt"), recipients: path.join(root, "backup-recipient.txt") };
+    return {
+        directory: path.join(root, "backups"),
+        identity: path.join(root, "backup-identity.txt"),
+        recipients: path.join(root, "backup-recipient.txt"),
+        signingKey: path.join(root, "backup-signing-key.pem"),
+        signingPublicKey: path.join(root, "backup-signing-key.pub"),
+    };
 }
 
 // ---------------------------------------------------------------------------------------------
-// Where backups are
+// Where backups are, and which of them are trusted
+
+/** Which backups a reader trusts: those signed by a pinned key (render/signing.ts verifyBackup). */
+export interface BackupTrust {
+    readonly keys: readonly TrustedKey[];
+    readonly now?: () => Date;
+    /**
+     * One backup, by name, taken although it has no signature: one made before signing existed
+     * (`npm run restore -- --backup NAME --allow-unsigned`). Its times must still agree with its name.
+     */
+    readonly allowUnsigned?: string;
+}
+
+/** A backup the listing holds but no reader may use, and why. */
+export interface RefusedBackup {
+    readonly ref: BackupRef;
+    readonly reason: string;
+}
 
 export interface BackupStore {
     describe(): string;
-    /** Every backup of `app`, newest first. */
+    /** Every trusted backup of `app`, newest first (refused() has the others). */
     list(app: string): Promise<BackupRef[]>;
-    /** Copies one backup into `file`; returns its size. */
+    /** The backups of `app` that are not trusted, newest first, each with the reason. */
+    refused(app: string): Promise<RefusedBackup[]>;
+    /** Copies one trusted backup into `file` and checks its bytes are the signed ones; returns its size. */
     download(ref: BackupRef, file: string): Promise<number>;
+    /** The pinned key that signed a listed trusted backup (undefined: unsigned, allowed by name). */
+    signedBy(ref: BackupRef): string | undefined;
 }
 
-export class S3BackupStore implements BackupStore {
-    constructor(private readonly client: S3Client) {}
+/**
+ * The one place backups are trusted or not: a listing becomes trusted refs (signed by a pinned key,
+ * stored when their names say) and refused ones; a download must hash to what was signed. The
+ * bucket and the directory differ only in how they list and copy.
+ */
+abstract class TrustingStore implements BackupStore {
+    private readonly verdicts = new Map<string, Promise<{ trusted: BackupRef[]; refused: RefusedBackup[] }>>();
+    private readonly signed = new Map<string, SignatureFile | "unsigned-allowed">();
+
+    constructor(private readonly trust: BackupTrust) {
+        if (trust === undefined || !Array.isArray(trust.keys)) throw new Error("a backup store needs the trusted signing keys (platform:backupSigningKeys)");
+    }
+
+    abstract describe(): string;
+    /** Every backup object of the app with its LastModified, and its signature object when there is one. */
+    protected abstract candidates(app: string): Promise<BackupCandidate[]>;
+    protected abstract copy(ref: BackupRef, file: string): Promise<number>;
+
+    /** The listing's verdicts; `fresh` lists again (a backup may have appeared since). */
+    private sorted(app: string, fresh = false) {
+        let v = fresh ? undefined : this.verdicts.get(app);
+        if (v === undefined) {
+            v = this.candidates(app).then((cs) => {
+                const now = (this.trust.now ?? (() => new Date()))();
+                const trusted: BackupRef[] = [];
+                const refused: RefusedBackup[] = [];
+                for (const c of cs) {
+                    if (c.ref.app !== app) continue;
+                    const verdict = verifyBackup(c, this.trust.keys, now);
+                    if (verdict.trusted) {
+                        this.signed.set(c.ref.key, verdict.signed);
+                        trusted.push(c.ref);
+                    } else if (verdict.unsigned && this.trust.allowUnsigned === c.ref.name) {
+                        this.signed.set(c.ref.key, "unsigned-allowed");
+                        trusted.push(c.ref);
+                    } else {
+                        refused.push({ ref: c.ref, reason: verdict.reason });
+                    }
+                }
+                const order = sortBackups([...trusted, ...refused.map((r) => r.ref)]);
+                const rank = (r: BackupRef) => order.indexOf(r);
+                return { trusted: sortBackups(trusted), refused: refused.sort((a, b) => rank(a.ref) - rank(b.ref)) };
+            });
+            this.verdicts.set(app, v);
+        }
+        return v;
+    }
+
+    async list(app: string): Promise<BackupRef[]> {
+        return (await this.sorted(app, true)).trusted;
+    }
+
+    async refused(app: string): Promise<RefusedBackup[]> {
+        return (await this.sorted(app)).refused;
+    }
+
+    signedBy(ref: BackupRef): string | undefined {
+        const signed = this.signed.get(ref.key);
+        return signed === undefined || signed === "unsigned-allowed" ? undefined : signed.publicKey;
+    }
+
+    async download(ref: BackupRef, file: string): Promise<number> {
+        if (!this.signed.has(ref.key)) await this.sorted(ref.app, true);
+        const signed = this.signed.get(ref.key);
+        if (signed === undefined) throw new BackupRejected(`${ref.name} is not a trusted backup of this store`);
+        const size = await this.copy(ref, file);
+        if (signed !== "unsigned-allowed") {
+            const problem = checkSignedBytes(signed, size, await sha256File(file));
+            if (problem !== undefined) {
+                fs.rmSync(file, { force: true });
+                throw new BackupRejected(problem);
+            }
+        }
+        return size;
+    }
+}
+
+/** The largest signature object read (the host's are about 400 bytes). */
+const MAX_SIGNATURE_BYTES = 4096;
+
+export class S3BackupStore extends TrustingStore {
+    constructor(
+        private readonly client: S3Client,
+        trust: BackupTrust,
+    ) {
+        super(trust);
+    }
     describe(): string {
         return this.client.describe();
     }
-    async list(app: string): Promise<BackupRef[]> {
+    protected async candidates(app: string): Promise<BackupCandidate[]> {
         const objects = await this.client.list(`${app}/`);
-        return sortBackups(objects.map((o) => parseBackupKey(o.key, o.size)).filter((r): r is BackupRef => r !== undefined && r.app === app));
+        const signatures = new Map(objects.filter((o) => o.key.endsWith(SIGNATURE_SUFFIX)).map((o) => [o.key.slice(0, -SIGNATURE_SUFFIX.length), o]));
+        const out: BackupCandidate[] = [];
+        for (const o of objects) {
+            const ref = parseBackupKey(o.key, o.size, o.lastModified);
+            if (ref === undefined) continue;
+            const sig = signatures.get(o.key);
+            const text = sig === undefined || sig.size > MAX_SIGNATURE_BYTES ? undefined : await this.client.getText(sig.key, MAX_SIGNATURE_BYTES);
+            out.push({ ref, lastModified: o.lastModified, signature: sig === undefined ? undefined : { text: text ?? "", lastModified: sig.lastModified } });
+        }
+        return out;
     }
-    download(ref: BackupRef, file: string): Promise<number> {
+    protected copy(ref: BackupRef, file: string): Promise<number> {
         return this.client.download(ref.key, file);
     }
 }
 
-/** The local stack's backups: `<directory>/<app>/<app>-<time>.tar.age`, the bucket's layout. */
-export class DirectoryBackupStore implements BackupStore {
-    constructor(private readonly directory: string) {}
+/** The local stack's backups: `<directory>/<app>/<app>-<time>.tar.age` (and `.sig`), the bucket's layout. */
+export class DirectoryBackupStore extends TrustingStore {
+    constructor(
+        private readonly directory: string,
+        trust: BackupTrust,
+    ) {
+        super(trust);
+    }
     describe(): string {
         return this.directory;
     }
-    async list(app: string): Promise<BackupRef[]> {
+    protected async candidates(app: string): Promise<BackupCandidate[]> {
         const dir = path.join(this.directory, app);
         if (!fs.existsSync(dir)) return [];
-        return sortBackups(
-            fs
-                .readdirSync(dir)
-                .map((f) => parseBackupKey(`${app}/${f}`, fs.statSync(path.join(dir, f)).size))
-                .filter((r): r is BackupRef => r !== undefined && r.app === app),
-        );
+        const out: BackupCandidate[] = [];
+        for (const f of fs.readdirSync(dir)) {
+            const stat = fs.statSync(path.join(dir, f));
+            const ref = parseBackupKey(`${app}/${f}`, stat.size, stat.mtime);
+            if (ref === undefined) continue;
+            const sigFile = path.join(dir, f + SIGNATURE_SUFFIX);
+            const sig = fs.existsSync(sigFile) ? fs.statSync(sigFile) : undefined;
+            const signature = sig === undefined ? undefined : { text: sig.size > MAX_SIGNATURE_BYTES ? "" : fs.readFileSync(sigFile, "utf8"), lastModified: sig.mtime };
+            out.push({ ref, lastModified: stat.mtime, signature });
+        }
+        return out;
     }
-    async download(ref: BackupRef, file: string): Promise<number> {
+    protected async copy(ref: BackupRef, file: string): Promise<number> {
         fs.copyFileSync(path.join(this.directory, ref.key), file);
         fs.chmodSync(file, 0o600);
         return fs.statSync(file).size;
@@ -551,9 +686,19 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     log(`restore: app ${o.app} (database ${database}, role ${role}); backups in ${o.store.describe()}; server via ${o.runner.description}${o.dryRun ? "; DRY RUN (no swap)" : ""}`);
 
     const refs = await o.store.list(o.app);
+    const refused = await o.store.refused(o.app);
+    const wantedRefused = o.backup === undefined ? undefined : refused.find((r) => r.ref.name === o.backup || r.ref.key === o.backup || r.ref.key === `${o.app}/${o.backup}`);
+    if (wantedRefused !== undefined) {
+        const hint = /not signed/.test(wantedRefused.reason) ? " (a backup made before signing existed: add --allow-unsigned to take it anyway)" : "";
+        throw new BackupRejected(`${wantedRefused.ref.name} is refused: ${wantedRefused.reason}${hint}`);
+    }
+    if (refs.length === 0 && refused.length > 0) {
+        throw new BackupRejected(`no trusted backup of ${o.app}: ${refused.length} refused, the newest ${refused[0].ref.name}: ${refused[0].reason}`);
+    }
     const chosen = chooseBackup(refs, o.app, o.backup);
+    for (const r of refused.filter((r) => r.ref.createdAt.getTime() > chosen.createdAt.getTime())) log(`WARNING: skipped ${r.ref.name}, newer than ${chosen.name}: ${r.reason}`);
     const ageHours = (now().getTime() - chosen.createdAt.getTime()) / 3_600_000;
-    log(`[1/6] list: ${refs.length} backup(s) of ${o.app}; newest ${refs[0].name}; using ${chosen.name} (${ageHours.toFixed(1)} h old${chosen.bytes === undefined ? "" : `, ${formatBytes(chosen.bytes)}`})`);
+    log(`[1/6] list: ${refs.length} trusted backup(s) of ${o.app}${refused.length ? ` (${refused.length} refused)` : ""}; newest ${refs[0].name}; using ${chosen.name} (${ageHours.toFixed(1)} h old${chosen.bytes === undefined ? "" : `, ${formatBytes(chosen.bytes)}`})`);
 
     const dir = fs.mkdtempSync(path.join(o.workDir ?? os.tmpdir(), "platform-restore-"));
     fs.chmodSync(dir, 0o700);
@@ -563,7 +708,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
         const sizeSoFar = () => (fs.existsSync(encrypted) ? fs.statSync(encrypted).size : 0);
         const bytes = await withProgress(log, "[2/6] download", () => o.store.download(chosen, encrypted), { everyMs: o.progressMs, detail: () => bytesSoFar(sizeSoFar(), chosen.bytes, formatBytes) });
         const download = (Date.now() - t0) / 1000;
-        log(`[2/6] download: ${chosen.key} (${formatBytes(bytes)}) in ${download.toFixed(1)} s`);
+        log(`[2/6] download: ${chosen.key} (${formatBytes(bytes)}) in ${download.toFixed(1)} s; ${o.store.signedBy(chosen) === undefined ? "UNSIGNED, taken because --allow-unsigned names it" : `its sha256 is the one signed by ${o.store.signedBy(chosen)}`}`);
 
         const opened = await withProgress(log, "[3/6] decrypt", () => openBackup(encrypted, o.identityFile, dir, o.app, chosen.name), { everyMs: o.progressMs });
         fs.rmSync(encrypted);

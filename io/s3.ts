@@ -174,6 +174,23 @@ export class S3Client {
         return size;
     }
 
+    /** A small object as text; refuses one larger than `maxBytes` (a signature, never a backup). */
+    async getText(key: string, maxBytes: number): Promise<string> {
+        const res = await this.request("GET", key, {});
+        if (res.statusCode !== 200) throw await this.failure(res, `downloading ${key} from ${this.describe()}`);
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const c of res) {
+            size += (c as Buffer).length;
+            if (size > maxBytes) {
+                res.destroy();
+                throw new S3Error(`${key} is larger than ${maxBytes} bytes`, 0);
+            }
+            chunks.push(c as Buffer);
+        }
+        return Buffer.concat(chunks).toString("utf8");
+    }
+
     async put(key: string, body: Buffer): Promise<void> {
         const md5 = crypto.createHash("md5").update(body).digest("base64");
         const res = await this.request("PUT", key, {}, body, { "content-md5": md5 });

@@ -12,6 +12,8 @@ export const BACKUP_FORMAT = "platform-backup/1";
 export const BACKUP_SCRIPT_PATH = "/srv/platform/bin/backup.sh";
 export const BACKUP_SETTINGS_FILE = "/srv/platform/backup/backup.env";
 export const BACKUP_CREDENTIALS_FILE = "/srv/platform/backup/s3-credentials";
+/** The host's backup signing key (PKCS#8 PEM, 0600), delivered like its S3 key. */
+export const BACKUP_SIGNING_KEY_FILE = "/srv/platform/backup/signing-key.pem";
 export const BACKUP_CRON_FILE = "/etc/cron.d/platform-backup";
 export const BACKUP_LOG_FILE = "/var/log/platform-backup.log";
 /** The drill fails when an app's newest backup is older than this. */
@@ -95,6 +97,8 @@ export interface BackupRef {
     readonly createdAt: Date;
     /** Size of the encrypted object, when the listing says. */
     readonly bytes?: number;
+    /** When the store got the object (S3 LastModified, a file's mtime): set by the store, not the writer. */
+    readonly lastModified?: Date;
 }
 
 export function backupKey(app: string, at: Date): string {
@@ -103,12 +107,12 @@ export function backupKey(app: string, at: Date): string {
 }
 
 /** The BackupRef a key names, or undefined for anything else in the bucket (foreign or partial objects). */
-export function parseBackupKey(key: string, bytes?: number): BackupRef | undefined {
+export function parseBackupKey(key: string, bytes?: number, lastModified?: Date): BackupRef | undefined {
     const m = /^([a-z][a-z0-9-]{0,30})\/([a-z][a-z0-9-]{0,30})-(\d{8}T\d{6}Z)\.tar\.age$/.exec(key);
     if (!m || m[1] !== m[2]) return undefined;
     const createdAt = parseStamp(m[3]);
     if (!createdAt) return undefined;
-    return { app: m[1], name: `${m[1]}-${m[3]}`, key, createdAt, bytes };
+    return { app: m[1], name: `${m[1]}-${m[3]}`, key, createdAt, bytes, ...(lastModified === undefined ? {} : { lastModified }) };
 }
 
 /** Newest first. */
@@ -287,6 +291,8 @@ export interface BackupSettingsFile {
     /** age recipient, or a file of recipients (the local stack's generated key). */
     readonly recipient: { readonly key: string } | { readonly file: string };
     readonly destination: BackupDestination;
+    /** The Ed25519 key every backup is signed with (a file; the key itself never goes in the settings). */
+    readonly signingKeyFile: string;
     readonly heartbeatUrl?: string;
     /** Where the script keeps its temporary files (plaintext dumps live there for minutes, 0700). */
     readonly workDir?: string;
@@ -350,6 +356,8 @@ export function renderBackupSettings(s: BackupSettingsFile): string {
         if (!PLAIN_PATH.test(s.destination.directory)) throw new Error(`backup directory ${JSON.stringify(s.destination.directory)} is not a plain absolute path`);
         vars.BACKUP_DIR = s.destination.directory;
     }
+    if (!PLAIN_PATH.test(s.signingKeyFile)) throw new Error(`signing key file ${JSON.stringify(s.signingKeyFile)} is not a plain absolute path`);
+    vars.SIGNING_KEY_FILE = s.signingKeyFile;
     if (s.heartbeatUrl !== undefined) {
         if (!isHeartbeatUrl(s.heartbeatUrl)) throw new Error("the heartbeat URL is not a plain https URL");
         vars.HEARTBEAT_URL = s.heartbeatUrl.replace(/\/$/, "");

@@ -6,6 +6,7 @@
 // through dockerExecRunner(MANAGED_DATABASE_TARGET) the same way. Then the globals fallbacks, and what
 // fails without the membership.
 import * as assert from "assert";
+import { TEST_TRUST, writeSigningKey } from "./support/signing";
 import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -52,7 +53,7 @@ describe("backups of the managed database: a non-superuser admin that holds the 
 
     const backupDir = () => path.join(dir, "backups");
     const runner = () => dockerExecRunner(MANAGED_DATABASE_TARGET, path.join(dockerDir, "docker"));
-    const newest = async (app: string) => (await new DirectoryBackupStore(backupDir()).list(app))[0];
+    const newest = async (app: string) => (await new DirectoryBackupStore(backupDir(), TEST_TRUST).list(app))[0];
     const manifestOf = async (app: string) => {
         const ref = await newest(app);
         const tar = path.join(dir, `${app}.tar`);
@@ -94,6 +95,7 @@ describe("backups of the managed database: a non-superuser admin that holds the 
                 destination: { kind: "directory", directory: backupDir() },
                 workDir: dir,
                 database: MANAGED_DATABASE_TARGET,
+                signingKeyFile: writeSigningKey(dir),
             }),
             { mode: 0o600 },
         );
@@ -129,7 +131,7 @@ describe("backups of the managed database: a non-superuser admin that holds the 
     it("restore through the client container as the admin: verified, swapped in, owned by the app's role; the admin stays a member", async () => {
         cluster.query("app1_db", "SET ROLE app_app1; INSERT INTO orders (note) VALUES ('after the backup');");
         lines.length = 0;
-        const result = await restoreBackup({ store: new DirectoryBackupStore(backupDir()), runner: runner(), app: "app1", identityFile: identity, log, now: () => new Date(Date.now() + 1000) });
+        const result = await restoreBackup({ store: new DirectoryBackupStore(backupDir(), TEST_TRUST), runner: runner(), app: "app1", identityFile: identity, log, now: () => new Date(Date.now() + 1000) });
         assert.strictEqual(result.swapped, true, lines.join("\n"));
         assert.match(lines.join("\n"), /server via docker exec platform-pg-client as platform_admin/);
         assert.strictEqual(cluster.query("app1_db", "SELECT count(*) FROM orders"), "1200");
@@ -142,7 +144,7 @@ describe("backups of the managed database: a non-superuser admin that holds the 
     });
 
     it("the migration's restore leaves an existing membership in place (the backups need it)", async () => {
-        const results = await restoreIntoManaged({ store: new DirectoryBackupStore(backupDir()), target: runner(), apps: ["app2"], identityFile: identity, log });
+        const results = await restoreIntoManaged({ store: new DirectoryBackupStore(backupDir(), TEST_TRUST), target: runner(), apps: ["app2"], identityFile: identity, log });
         assert.strictEqual(results[0].swapped, true);
         assert.strictEqual(cluster.query("postgres", `SELECT pg_has_role('${ADMIN}', 'app_app2', 'MEMBER')`), "t");
         assert.match(lines.join("\n"), /the admin stays a member of app_app2/);
@@ -165,22 +167,22 @@ describe("backups of the managed database: a non-superuser admin that holds the 
         assert.strictEqual(manifest.globalsMode, "none");
         assert.match(globals, /^-- platform backup: the server refused pg_dumpall --globals-only and --roles-only to platform_admin;/);
         lines.length = 0;
-        await restoreBackup({ store: new DirectoryBackupStore(backupDir()), runner: runner(), app: "app2", identityFile: identity, dryRun: true, log });
+        await restoreBackup({ store: new DirectoryBackupStore(backupDir(), TEST_TRUST), runner: runner(), app: "app2", identityFile: identity, dryRun: true, log });
         assert.match(lines.join("\n"), /\[5\/6\] verify: row counts of 1 table\(s\) match the manifest: public\.items=444/);
     });
 
     it("without the membership the admin cannot read an app's data: that app's backup fails alone, and a restore refuses with the fix", async () => {
         asAdmin("postgres", `REVOKE app_app2 FROM ${ADMIN};`);
         try {
-            const before = (await new DirectoryBackupStore(backupDir()).list("app2")).length;
+            const before = (await new DirectoryBackupStore(backupDir(), TEST_TRUST).list("app2")).length;
             const r = await runScript();
             assert.notStrictEqual(r.status, 0);
             assert.match(r.stderr, /app2: psql could not open a snapshot of app2_db: .*permission denied for database "app2_db"/);
             assert.match(r.stderr, /FAILED: no backup for: app2 \(1 other app\(s\) backed up\)/);
-            assert.strictEqual((await new DirectoryBackupStore(backupDir()).list("app2")).length, before);
+            assert.strictEqual((await new DirectoryBackupStore(backupDir(), TEST_TRUST).list("app2")).length, before);
             const databases = cluster.query("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database");
             await assert.rejects(
-                restoreBackup({ store: new DirectoryBackupStore(backupDir()), runner: runner(), app: "app2", identityFile: identity, log: () => undefined }),
+                restoreBackup({ store: new DirectoryBackupStore(backupDir(), TEST_TRUST), runner: runner(), app: "app2", identityFile: identity, log: () => undefined }),
                 /neither a superuser nor a member of app_app2.*pulumi up/,
             );
             assert.strictEqual(cluster.query("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"), databases, "nothing created or renamed");

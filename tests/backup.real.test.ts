@@ -4,12 +4,15 @@
 // S3-compatible server (s3rver) on loopback. Then the restore: list, download, decrypt, restore into
 // a new database, verify against the manifest, swap; and every way a backup can be bad.
 import * as assert from "assert";
+import { TEST_SIGNING_KEY, TEST_TRUST, writeSigningKey } from "./support/signing";
 import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
 import * as path from "path";
-import { BackupRef, MANIFEST_FILE, PIN_SEARCH_PATH_SQL, ROW_COUNT_SQL, firstBackupEnvironment, parseManifest, renderCurlCredentials } from "../render/backup";
+import { BackupRef, MANIFEST_FILE, PIN_SEARCH_PATH_SQL, ROW_COUNT_SQL, backupKey, firstBackupEnvironment, parseBackupKey, parseManifest, renderCurlCredentials } from "../render/backup";
+import { SIGNATURE_SUFFIX, generateSigningKey, signBackup } from "../render/signing";
+import * as crypto from "crypto";
 import { BackupStore, DirectoryBackupStore, S3BackupStore, countRows, directRunner, restoreBackup } from "../io/restore";
 import { runDrill } from "../commands/backup-drill";
 import { requireBinary } from "./support/edge";
@@ -17,6 +20,7 @@ import { Cluster, fakeDocker, freeLoopbackPort, requirePostgres, startCluster } 
 import { TestS3, startS3 } from "./support/s3";
 
 const SCRIPT = path.join(__dirname, "..", "hostScripts", "backup.sh");
+const sha256 = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
 
 const SEED_APP1 = `
 CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, note text);
@@ -67,6 +71,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
     let main: { identity: string; recipient: string };
     let other: { identity: string; recipient: string };
     let heartbeat: Awaited<ReturnType<typeof startHeartbeat>>;
+    let signingKeyFile: string;
     const lines: string[] = [];
     const log = (line: string) => lines.push(line);
 
@@ -87,6 +92,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         main = keyPair(dir, "main");
         other = keyPair(dir, "other");
         heartbeat = await startHeartbeat();
+        signingKeyFile = writeSigningKey(dir);
     });
 
     after(async () => {
@@ -101,6 +107,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         HOME: process.env.HOME,
         BACKUP_TARGETS: "app1=app1_db app2=app2_db",
         AGE_RECIPIENT: main.recipient,
+        SIGNING_KEY_FILE: signingKeyFile,
         S3_ENDPOINT: s3.endpoint,
         S3_BUCKET: s3.bucket,
         S3_REGION: s3.region,
@@ -119,7 +126,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
             child.stderr.on("data", (d) => (stderr += d));
             child.on("close", (status) => resolve({ status, stdout, stderr }));
         });
-    const store = (): BackupStore => new S3BackupStore(s3.client());
+    const store = (): BackupStore => new S3BackupStore(s3.client(), TEST_TRUST);
     const runner = () => directRunner({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, binDir: cluster.binDir });
     const count = (db: string, table: string) => Number(cluster.query(db, `SELECT count(*) FROM ${table}`));
     const objectKeys = async () => (await s3.client().list("")).map((o) => o.key).sort();
@@ -132,17 +139,21 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
     });
 
     let firstBackups: BackupRef[] = [];
-    it("dumps both apps, encrypts to the age key, uploads one object per app, and pings the heartbeat", async () => {
+    it("dumps both apps, encrypts to the age key, uploads one object and its signature per app, and pings the heartbeat", async () => {
         const r = await runScript();
         assert.strictEqual(r.status, 0, r.stderr);
-        assert.match(r.stderr, /app1: stored app1\/app1-\d{8}T\d{6}Z\.tar\.age/);
+        assert.match(r.stderr, /app1: stored app1\/app1-\d{8}T\d{6}Z\.tar\.age and its signature/);
+        assert.match(r.stderr, new RegExp(`signed by ${TEST_SIGNING_KEY.publicKey.replace(/[+/]/g, "\\$&")}`));
         assert.match(r.stderr, /done: 2 app\(s\) backed up/);
         assert.deepStrictEqual(heartbeat.pings, ["/ping/abc"]);
         const keys = await objectKeys();
-        assert.strictEqual(keys.length, 2, keys.join(", "));
+        assert.strictEqual(keys.length, 4, keys.join(", "));
         assert.match(keys[0], /^app1\/app1-\d{8}T\d{6}Z\.tar\.age$/);
-        assert.match(keys[1], /^app2\/app2-\d{8}T\d{6}Z\.tar\.age$/);
+        assert.strictEqual(keys[1], `${keys[0]}.sig`);
+        assert.match(keys[2], /^app2\/app2-\d{8}T\d{6}Z\.tar\.age$/);
+        assert.strictEqual(keys[3], `${keys[2]}.sig`);
         firstBackups = [...(await store().list("app1")), ...(await store().list("app2"))];
+        assert.deepStrictEqual([...(await store().refused("app1")), ...(await store().refused("app2"))], [], "every backup is trusted");
         // No plaintext left behind in the work directory.
         assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.startsWith("platform-backup.")), []);
     });
@@ -246,14 +257,21 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         assert.strictEqual(count(confirmed.kept!, "items"), before, "the write since the backup is in the kept copy");
     });
 
-    /** Puts a modified copy of the newest app1 backup in a directory store, as a newer backup. */
-    async function tamperedStore(modify: (bytes: Buffer) => Buffer): Promise<BackupStore> {
+    /**
+     * Puts a modified copy of the newest app1 backup in a directory store, as a newer backup, signed
+     * with the trusted key: what a thief of the host's signing key could upload. The checks after the
+     * signature (decryption, manifest, row counts) must hold on their own.
+     */
+    async function tamperedStore(modify: (bytes: Buffer, name: string) => Buffer): Promise<BackupStore> {
         const source = path.join(dir, "source.tar.age");
         await s3.client().download(firstBackups[0].key, source);
         const root = fs.mkdtempSync(path.join(dir, "store-"));
         fs.mkdirSync(path.join(root, "app1"));
-        fs.writeFileSync(path.join(root, "app1", "app1-20990101T000000Z.tar.age"), modify(fs.readFileSync(source)));
-        return new DirectoryBackupStore(root);
+        const key = backupKey("app1", new Date(Date.now() + 60_000));
+        const bytes = modify(fs.readFileSync(source), parseBackupKey(key)!.name);
+        fs.writeFileSync(path.join(root, key), bytes);
+        fs.writeFileSync(path.join(root, key + SIGNATURE_SUFFIX), signBackup(TEST_SIGNING_KEY.secretKey, { object: key, bytes: bytes.length, sha256: sha256(bytes) }));
+        return new DirectoryBackupStore(root, TEST_TRUST);
     }
 
     async function expectRejected(s: BackupStore, pattern: RegExp, identity = main.identity) {
@@ -289,13 +307,13 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
     it("a backup whose counts differ from its manifest is refused after the trial restore, which is dropped", async () => {
         // A well-formed backup (right key, right hashes) whose manifest claims a row the dump lacks.
         const work = fs.mkdtempSync(path.join(dir, "forge-"));
-        const s = await tamperedStore((b) => {
+        const s = await tamperedStore((b, name) => {
             fs.writeFileSync(path.join(work, "in.age"), b);
             execFileSync("age", ["-d", "-i", main.identity, "-o", path.join(work, "in.tar"), path.join(work, "in.age")]);
             execFileSync("tar", ["-xf", path.join(work, "in.tar"), "-C", work]);
             const manifest = JSON.parse(fs.readFileSync(path.join(work, "manifest.json"), "utf8"));
-            manifest.name = "app1-20990101T000000Z";
-            manifest.createdAt = "2099-01-01T00:00:00Z";
+            manifest.name = name;
+            manifest.createdAt = parseBackupKey(`app1/${name}.tar.age`)!.createdAt.toISOString().replace(/\.\d{3}Z$/, "Z");
             manifest.tables.find((t: any) => t.table === "orders").rows += 1;
             fs.writeFileSync(path.join(work, "manifest.json"), JSON.stringify(manifest));
             execFileSync("tar", ["-C", work, "-cf", path.join(work, "out.tar"), "manifest.json", "app1_db.pgdump", "globals.sql"]);
@@ -322,7 +340,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         assert.notStrictEqual(r.status, 0);
         assert.match(r.stderr, /ghost: psql could not open a snapshot of ghost_db: .*ghost_db/);
         assert.match(r.stderr, /FAILED: no backup for: ghost \(1 other app\(s\) backed up\)/);
-        assert.strictEqual((await objectKeys()).length, before + 1);
+        assert.strictEqual((await objectKeys()).length, before + 2, "app2's backup and its signature");
     });
 
     it("an upload refused by the object store (bad credentials) fails loudly and leaves no object", async () => {
@@ -382,7 +400,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
             assert.match(r.stderr, /app1: upload refused \(403\): the host's IAM policy or API key may not have reached Object Storage yet; retrying in 1s/);
             assert.match(r.stderr, /done: 2 app\(s\) backed up/);
             const added = (await objectKeys()).filter((k) => !keys.includes(k));
-            assert.strictEqual(added.length, 2, `one new object per app: ${added.join(", ")}`);
+            assert.strictEqual(added.length, 4, `one new object and its signature per app: ${added.join(", ")}`);
             assert.ok(seconds >= 3.5 && seconds < 30, `took ${seconds}s: it waited for the store, within the bound`);
         } finally {
             proxy.close();
@@ -443,7 +461,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         fs.writeFileSync(recipients, main.recipient + "\n");
         const r = await runScript({ BACKUP_DIR: backupDir, AGE_RECIPIENT: "", AGE_RECIPIENTS_FILE: recipients, S3_ENDPOINT: "" });
         assert.strictEqual(r.status, 0, r.stderr);
-        const local = new DirectoryBackupStore(backupDir);
+        const local = new DirectoryBackupStore(backupDir, TEST_TRUST);
         assert.strictEqual((await local.list("app2")).length, 1);
         lines.length = 0;
         await restoreBackup({ store: local, runner: runner(), app: "app2", identityFile: main.identity, dryRun: true, log });
@@ -466,7 +484,9 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         const r = await runScript({ BACKUP_DIR: backupDir, BACKUP_TARGETS: "app2=app2_db", PATH: `${bin}:${dockerDir}:${process.env.PATH}` });
         assert.strictEqual(r.status, 0, r.stderr);
         assert.ok(Number(fs.readFileSync(counter, "utf8")) >= 3, "the fake clock was read");
-        const local = new DirectoryBackupStore(backupDir);
+        // The store's clock agrees with the host's: the files were stored at the fake time, not today.
+        for (const f of fs.readdirSync(path.join(backupDir, "app2"))) fs.utimesSync(path.join(backupDir, "app2", f), 1767225600, 1767225600);
+        const local = new DirectoryBackupStore(backupDir, { ...TEST_TRUST, now: () => new Date(1767225600_000) });
         const [ref] = await local.list("app2");
         assert.match(ref.name, /^app2-20251231T2359\d\dZ$/);
         // The restore checks the manifest's name against its createdAt and the object's name.
@@ -554,7 +574,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
         const r = await runScript({ BACKUP_DIR: backupDir, BACKUP_TARGETS: "app2=app2_db" });
         await new Promise((res) => writer.on("exit", res));
         assert.strictEqual(r.status, 0, r.stderr);
-        await restoreBackup({ store: new DirectoryBackupStore(backupDir), runner: runner(), app: "app2", identityFile: main.identity, dryRun: true, log: () => undefined });
+        await restoreBackup({ store: new DirectoryBackupStore(backupDir, TEST_TRUST), runner: runner(), app: "app2", identityFile: main.identity, dryRun: true, log: () => undefined });
     });
 
     describe("the drill", () => {
@@ -585,11 +605,118 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
             assert.match(wrongKey.join("\n"), /app2: .*not encrypted for the key/);
         });
 
-        it("fails on an old backup renamed to look fresh: its manifest names another time", async () => {
+        it("fails on an old backup renamed to look fresh (even signed with the host's key): its manifest names another time", async () => {
             const s = await tamperedStore((b) => b);
-            const problems = await runDrill({ store: s, apps: ["app1"], identityFile: main.identity, runner: drillRunner(), log: () => undefined, now: () => new Date("2099-01-01T01:00:00Z") });
+            const [renamed] = await s.list("app1");
+            const problems = await runDrill({ store: s, apps: ["app1"], identityFile: main.identity, runner: drillRunner(), log: () => undefined });
             assert.strictEqual(problems.length, 1, problems.join("\n"));
-            assert.match(problems[0], /app1: app1-20990101T000000Z: the manifest names backup app1-\d{8}T\d{6}Z, but the object is app1-20990101T000000Z/);
+            assert.match(problems[0], new RegExp(`app1: ${renamed.name}: the manifest names backup app1-\\d{8}T\\d{6}Z, but the object is ${renamed.name}`));
+        });
+    });
+
+    describe("signed backups: what can put objects cannot plant one (issue 20, item 3)", () => {
+        let drillCluster: Cluster;
+        before(async function () {
+            drillCluster = await startCluster(requirePostgres(this));
+        });
+        after(() => drillCluster?.stop());
+        const drillRunner = () => directRunner({ host: drillCluster.host, port: drillCluster.port, user: drillCluster.user, password: drillCluster.password, binDir: drillCluster.binDir });
+
+        /** A bucket of its own holding copies of app1's genuine newest backup and its signature (stored now, minutes after its name's time). */
+        async function bucketWithGenuine(name: string): Promise<{ client: ReturnType<TestS3["client"]>; genuine: BackupRef; bytes: Buffer; signature: string }> {
+            const client = s3.client(name);
+            await client.createBucket();
+            const genuine = firstBackups[0];
+            const file = path.join(dir, `${name}-genuine.tar.age`);
+            await s3.client().download(genuine.key, file);
+            const bytes = fs.readFileSync(file);
+            const signature = await s3.client().getText(genuine.key + SIGNATURE_SUFFIX, 4096);
+            await client.put(genuine.key, bytes);
+            await client.put(genuine.key + SIGNATURE_SUFFIX, Buffer.from(signature));
+            return { client, genuine, bytes, signature };
+        }
+        const keyAt = (msFromNow: number) => backupKey("app1", new Date(Date.now() + msFromNow));
+        const signed = (secretKey: string, key: string, bytes: Buffer) => Buffer.from(signBackup(secretKey, { object: key, bytes: bytes.length, sha256: sha256(bytes) }));
+
+        it("unsigned, signed by another key, future-dated, back-dated and renamed backups are all refused; --latest restores the genuine one; the drill names every newer forgery", async () => {
+            const { client, genuine, bytes, signature } = await bucketWithGenuine("forgeries");
+            // Anyone holding the age public key (Pulumi.prod.yaml) and a put-only key: a decryptable, newer, unsigned backup.
+            const unsigned = keyAt(30_000);
+            await client.put(unsigned, bytes);
+            // A key of the forger's own.
+            const forger = generateSigningKey();
+            const otherKey = keyAt(40_000);
+            await client.put(otherKey, bytes);
+            await client.put(otherKey + SIGNATURE_SUFFIX, signed(forger.secretKey, otherKey, bytes));
+            // The host's own key, stolen: a backup dated far ahead, and one dated long before it was stored.
+            const future = backupKey("app1", new Date("2099-12-31T23:59:59Z"));
+            await client.put(future, bytes);
+            await client.put(future + SIGNATURE_SUFFIX, signed(TEST_SIGNING_KEY.secretKey, future, bytes));
+            const backdated = backupKey("app1", new Date("2026-01-01T00:00:00Z"));
+            await client.put(backdated, bytes);
+            await client.put(backdated + SIGNATURE_SUFFIX, signed(TEST_SIGNING_KEY.secretKey, backdated, bytes));
+            // The genuine backup and its genuine signature, copied under a newer name.
+            const renamed = keyAt(50_000);
+            await client.put(renamed, bytes);
+            await client.put(renamed + SIGNATURE_SUFFIX, Buffer.from(signature));
+
+            const store = new S3BackupStore(client, TEST_TRUST);
+            assert.deepStrictEqual((await store.list("app1")).map((r) => r.name), [genuine.name], "only the genuine backup is trusted");
+            const reasons = new Map((await store.refused("app1")).map((r) => [r.ref.key, r.reason]));
+            assert.match(reasons.get(unsigned)!, /it is not signed/);
+            assert.match(reasons.get(otherKey)!, new RegExp(`signed by ${forger.publicKey.replace(/[+/]/g, "\\$&")}, which is not pinned in platform:backupSigningKeys`));
+            assert.match(reasons.get(future)!, /dated 2099-12-31T23:59:59Z, in the future/);
+            assert.match(reasons.get(backdated)!, /stored at .*h after the time its name claims \(2026-01-01T00:00:00Z\)/);
+            assert.match(reasons.get(renamed)!, new RegExp(`signature is of another object \\(${genuine.key}\\)`));
+
+            lines.length = 0;
+            const result = await restoreBackup({ store, runner: runner(), app: "app1", identityFile: main.identity, dryRun: true, log });
+            assert.strictEqual(result.backup.name, genuine.name, "--latest restores the newest trusted backup");
+            const output = lines.join("\n");
+            for (const k of [unsigned, otherKey, future, renamed]) assert.match(output, new RegExp(`WARNING: skipped ${parseBackupKey(k)!.name}, newer than ${genuine.name}`));
+            assert.match(output, new RegExp(`its sha256 is the one signed by ${TEST_SIGNING_KEY.publicKey.replace(/[+/]/g, "\\$&")}`));
+            await assert.rejects(restoreBackup({ store, runner: runner(), app: "app1", identityFile: main.identity, backup: parseBackupKey(unsigned)!.name, dryRun: true, log: () => undefined }), /is refused: it is not signed .*--allow-unsigned/);
+
+            const problems = await runDrill({ store: new S3BackupStore(client, TEST_TRUST), apps: ["app1"], identityFile: main.identity, runner: drillRunner(), log: () => undefined });
+            assert.strictEqual(problems.length, 4, problems.join("\n"));
+            for (const k of [unsigned, otherKey, future, renamed]) assert.ok(problems.some((p) => p.startsWith(`app1: ${parseBackupKey(k)!.name} is refused: `)), `${k}: ${problems.join("\n")}`);
+            assert.ok(!problems.some((p) => p.includes(parseBackupKey(backdated)!.name)), "an older refused backup is logged, not a problem");
+        });
+
+        it("bytes swapped under a valid signature are refused after the download, before decryption", async () => {
+            const { client, genuine, bytes } = await bucketWithGenuine("swapped");
+            const key = keyAt(30_000);
+            const swapped = Buffer.from(bytes);
+            swapped[swapped.length - 1] ^= 1;
+            await client.put(key, swapped);
+            await client.put(key + SIGNATURE_SUFFIX, signed(TEST_SIGNING_KEY.secretKey, key, bytes));
+            const store = new S3BackupStore(client, TEST_TRUST);
+            assert.strictEqual((await store.list("app1"))[0].key, key, "the listing alone cannot tell");
+            await assert.rejects(restoreBackup({ store, runner: runner(), app: "app1", identityFile: main.identity, dryRun: true, log: () => undefined }), /the downloaded backup is not the one signed/);
+            assert.strictEqual((await store.list("app1"))[1].name, genuine.name);
+        });
+
+        it("a retired key: what it signed before retiredAt stays trusted, nothing after", async () => {
+            const { client, genuine } = await bucketWithGenuine("retired");
+            const retiredBefore = new S3BackupStore(client, { keys: [{ publicKey: TEST_SIGNING_KEY.publicKey, retiredAt: new Date(Date.now() - 3_600_000) }] });
+            assert.deepStrictEqual(await retiredBefore.list("app1"), []);
+            assert.match((await retiredBefore.refused("app1"))[0].reason, /after its signing key .* was retired/);
+            const retiredAfter = new S3BackupStore(client, { keys: [{ publicKey: TEST_SIGNING_KEY.publicKey, retiredAt: new Date(Date.now() + 3_600_000) }] });
+            assert.deepStrictEqual((await retiredAfter.list("app1")).map((r) => r.name), [genuine.name]);
+        });
+
+        it("a backup from before signing is restored only when named with --allow-unsigned", async () => {
+            const client = s3.client("legacy");
+            await client.createBucket();
+            const genuine = firstBackups[0];
+            const file = path.join(dir, "legacy.tar.age");
+            await s3.client().download(genuine.key, file);
+            await client.put(genuine.key, fs.readFileSync(file));
+            await assert.rejects(restoreBackup({ store: new S3BackupStore(client, TEST_TRUST), runner: runner(), app: "app1", identityFile: main.identity, dryRun: true, log: () => undefined }), /no trusted backup of app1: 1 refused, the newest .*: it is not signed/);
+            lines.length = 0;
+            const result = await restoreBackup({ store: new S3BackupStore(client, { ...TEST_TRUST, allowUnsigned: genuine.name }), runner: runner(), app: "app1", backup: genuine.name, identityFile: main.identity, dryRun: true, log });
+            assert.strictEqual(result.backup.name, genuine.name);
+            assert.match(lines.join("\n"), /UNSIGNED, taken because --allow-unsigned names it/);
         });
     });
 

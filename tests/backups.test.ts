@@ -1,6 +1,7 @@
 // Backups: the resource graph under mocks (bucket, lock, policy, host key, schedule) and the pure
 // rules of render/backup.ts, hostile input included.
 import * as assert from "assert";
+import { TEST_SIGNING_KEY } from "./support/signing";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -282,12 +283,13 @@ describe("backup rules (render/backup.ts)", () => {
             apps: ["app1", "app2"],
             recipient: { key: BACKUP_RECIPIENT },
             destination: { kind: "s3", endpoint: "https://s3.fr-par.scw.cloud", bucket: "platform-backups-prod-abc", region: "fr-par", credentialsFile: "/srv/platform/backup/s3-credentials" },
+            signingKeyFile: "/srv/platform/backup/signing-key.pem",
             heartbeatUrl: "https://hc-ping.com/abc/",
         });
         const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "platform-settings-")), "backup.env");
         fs.writeFileSync(file, text);
-        const r = spawnSync("sh", ["-c", '. "$1"; printf "%s|%s|%s|%s" "$BACKUP_TARGETS" "$AGE_RECIPIENT" "$S3_BUCKET" "$HEARTBEAT_URL"', "sh", file], { encoding: "utf8" });
-        assert.strictEqual(r.stdout, `app1=app1_db app2=app2_db|${BACKUP_RECIPIENT}|platform-backups-prod-abc|https://hc-ping.com/abc`);
+        const r = spawnSync("sh", ["-c", '. "$1"; printf "%s|%s|%s|%s|%s" "$BACKUP_TARGETS" "$AGE_RECIPIENT" "$S3_BUCKET" "$HEARTBEAT_URL" "$SIGNING_KEY_FILE"', "sh", file], { encoding: "utf8" });
+        assert.strictEqual(r.stdout, `app1=app1_db app2=app2_db|${BACKUP_RECIPIENT}|platform-backups-prod-abc|https://hc-ping.com/abc|/srv/platform/backup/signing-key.pem`);
     });
 
     it("hostile values never reach the settings file, the cron line or the curl config", () => {
@@ -295,8 +297,11 @@ describe("backup rules (render/backup.ts)", () => {
             apps: ["app1"],
             recipient: { key: BACKUP_RECIPIENT },
             destination: { kind: "s3" as const, endpoint: "https://s3.fr-par.scw.cloud", bucket: "b-ok", region: "fr-par", credentialsFile: "/srv/x" },
+            signingKeyFile: "/srv/platform/backup/signing-key.pem",
         };
         const hostile: [Parameters<typeof renderBackupSettings>[0], RegExp][] = [
+            [{ ...base, signingKeyFile: "/srv/x'; rm -rf / #" }, /signing key file .* is not a plain absolute path/],
+            [{ ...base, signingKeyFile: "relative.pem" }, /signing key file .* is not a plain absolute path/],
             [{ ...base, apps: ["app1; rm -rf /"] }, /cannot name a database/],
             [{ ...base, recipient: { key: "age1'$(reboot)'" } }, /not an age1/],
             [{ ...base, recipient: { file: "/tmp/x'; reboot; '" } }, /plain absolute path/],
@@ -333,6 +338,7 @@ describe("backup rules (render/backup.ts)", () => {
             apps: ["app1"],
             recipient: { key: BACKUP_RECIPIENT },
             destination: { kind: "s3" as const, endpoint: "https://s3.fr-par.scw.cloud", bucket: "b-ok", region: "fr-par", credentialsFile: "/srv/x" },
+            signingKeyFile: "/srv/platform/backup/signing-key.pem",
         };
         assert.doesNotMatch(renderBackupSettings(base), /PG_CONTAINER|PG_USER/, "no target: the script's defaults (the container database)");
         const text = renderBackupSettings({ ...base, database: MANAGED_DATABASE_TARGET });
@@ -451,10 +457,12 @@ describe("the backup drill workflow (.github/workflows/backup-drill.yml)", () =>
 
 describe("the restore command's arguments (commands/restore.ts)", () => {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const { parseArgs, resolveTargets } = require("../commands/restore") as typeof import("../commands/restore");
+    const { checkTrust, parseArgs, resolveTargets } = require("../commands/restore") as typeof import("../commands/restore");
 
     it("parses the documented forms", () => {
-        assert.deepStrictEqual(parseArgs(["--stack", "prod", "--app", "app1", "--latest", "--dry-run"]), { stack: "prod", app: "app1", latest: true, dryRun: true, list: false, yes: false });
+        assert.deepStrictEqual(parseArgs(["--stack", "prod", "--app", "app1", "--latest", "--dry-run"]), { stack: "prod", app: "app1", latest: true, dryRun: true, list: false, yes: false, allowUnsigned: false });
+        assert.strictEqual(parseArgs(["--app", "app1", "--backup", "app1-20260102T033000Z", "--allow-unsigned"]).allowUnsigned, true);
+        assert.throws(() => parseArgs(["--app", "app1", "--latest", "--allow-unsigned"]), /--allow-unsigned takes one backup only: name it with --backup NAME/);
         assert.strictEqual(parseArgs(["--app", "app1", "--latest", "--yes"]).yes, true);
         assert.strictEqual(parseArgs(["--app", "app1", "--backup", "app1-20260102T033000Z"]).backup, "app1-20260102T033000Z");
     });
@@ -486,7 +494,13 @@ describe("the restore command's arguments (commands/restore.ts)", () => {
                     resources: [{ urn: "urn:pulumi:prod::platform::platform:host:ScalewayHost::host", type: "platform:host:ScalewayHost", outputs: { publicAddress: "51.15.200.8", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHMbJt8HkIVb3cQzQ0k7m4eqK5QdKHnXk0t7L1CTbsRM" } }],
                 },
             });
-            const readers = (database?: string) => ({ state, project: "platform", env: { PLATFORM_SSH_DIR: sshBase }, stackYaml: () => (database ? `config:\n  platform:database: ${database}\n` : "config: {}\n") });
+            const pins = `  platform:backupSigningKeys:\n    - ${TEST_SIGNING_KEY.publicKey}\n`;
+            const readers = (database?: string) => ({ state, project: "platform", env: { PLATFORM_SSH_DIR: sshBase }, stackYaml: () => `config:\n${pins}${database ? `  platform:database: ${database}\n` : ""}` });
+            // Nothing pinned: no backup can be trusted, and the restore says how to pin one before anything runs.
+            const unpinned = resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k"]), outputs, { ...readers(), stackYaml: () => "config: {}\n" });
+            unpinned.cleanup();
+            assert.throws(() => checkTrust(parseArgs(["--stack", "prod", "--app", "app1"]), unpinned.trust), /pins no backup signing key .*npm run backup:signing-key -- --stack prod/);
+            assert.doesNotThrow(() => checkTrust(parseArgs(["--stack", "prod", "--app", "app1", "--list"]), unpinned.trust), "listing needs no pin");
             const t = resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k"]), outputs, readers());
             assert.strictEqual(t.store.describe(), "s3://platform-backups-prod-abc at https://s3.fr-par.scw.cloud");
             assert.strictEqual(t.runner.description, "ssh root@51.15.200.8 docker exec platform-postgres as postgres");
@@ -503,10 +517,16 @@ describe("the restore command's arguments (commands/restore.ts)", () => {
             const listing = resolveTargets(parseArgs(["--stack", "prod", "--app", "app1", "--identity", "/k", "--list"]), outputs, { state: () => { throw new Error("not read"); } });
             assert.strictEqual(listing.runner.description, "(listing only)");
             fs.rmSync(sshBase, { recursive: true, force: true });
-            const local = resolveTargets(parseArgs(["--stack", "local", "--app", "app1"]), () => ({}));
+            const localDir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-restore-local-"));
+            const before = resolveTargets(parseArgs(["--stack", "local", "--app", "app1"]), () => ({}), { localDir, stackYaml: () => "config: {}\n" });
+            assert.throws(() => checkTrust(parseArgs(["--stack", "local", "--app", "app1"]), before.trust), /no backup signing key yet.*npm run local:up/);
+            fs.writeFileSync(path.join(localDir, "backup-signing-key.pub"), `${TEST_SIGNING_KEY.publicKey}\n`);
+            const local = resolveTargets(parseArgs(["--stack", "local", "--app", "app1"]), () => ({}), { localDir, stackYaml: () => "config: {}\n" });
+            assert.deepStrictEqual(local.trust.keys, [{ publicKey: TEST_SIGNING_KEY.publicKey }], "the local stack trusts the key its deployment generated");
             assert.match(local.store.describe(), /\.platform\/local\/backups$/);
             assert.strictEqual(local.runner.description, "docker exec platform-postgres as postgres");
             assert.match(local.identity ?? "", /\.platform\/local\/backup-identity\.txt$/);
+            fs.rmSync(localDir, { recursive: true, force: true });
         } finally {
             for (const [k, v] of [["SCW_ACCESS_KEY", saved.ak], ["SCW_SECRET_KEY", saved.sk], ["PLATFORM_BACKUP_IDENTITY", saved.id]] as const) {
                 if (v === undefined) delete process.env[k];

@@ -5,7 +5,8 @@ import * as path from "path";
 import { ConfigError, INSTANCE_MEMORY_MB, RawConfig, parsePlatformConfig, parseStackConfig, planMemory } from "../config/platformConfig";
 import { coversWholeInternet, imageReference, isCidr, isSshPublicKey } from "../render/values";
 import { catalog } from "../apps";
-import { TEST_STACK_ENV, TEST_STACK_PHRASE, isTestStackEnvironment } from "../config/testValues";
+import { TEST_SIGNING_KEYS, TEST_STACK_ENV, TEST_STACK_PHRASE, isTestStackEnvironment } from "../config/testValues";
+import { generateSigningKey } from "../render/signing";
 import { LOCAL_RAW, PROD_RAW, PUBLIC_KEY, REAL_KEYS, parse } from "./fixtures";
 
 function problemsOf(raw: RawConfig, isSecret?: (key: string) => boolean): string[] {
@@ -73,10 +74,46 @@ describe("config validation", () => {
             expectProblem({ ...PROD_RAW, backupHeartbeatUrl: url }, "backupHeartbeatUrl", /not a plain https URL/);
         }
         const backup = parse({ ...PROD_RAW, backupHeartbeatUrl: "https://hc-ping.com/5f1e-77aa" }).backup;
-        assert.deepStrictEqual(backup, { publicKey: PROD_RAW.backupPublicKey, schedule: "30 3 * * *", retentionDays: 30, lockDays: 7, heartbeatUrl: "https://hc-ping.com/5f1e-77aa" });
+        assert.deepStrictEqual(backup, {
+            publicKey: PROD_RAW.backupPublicKey,
+            schedule: "30 3 * * *",
+            retentionDays: 30,
+            lockDays: 7,
+            heartbeatUrl: "https://hc-ping.com/5f1e-77aa",
+            signingKey: PROD_RAW.backupSigningKey,
+            trustedKeys: [{ publicKey: TEST_SIGNING_KEYS.fixture.publicKey }],
+        });
+    });
+    it("backup signing: a secret Ed25519 key on scaleway whose public half is pinned and not retired; malformed pins are named", () => {
+        const secret = (k: string) => ["sshPrivateKey", "registryToken", "backupSigningKey"].includes(k);
+        const { backupSigningKey, ...unsigned } = PROD_RAW;
+        expectProblem(unsigned, "backupSigningKey", /required on the scaleway target.*npm run backup:signing-key/, secret);
+        expectProblem(PROD_RAW, "backupSigningKey", /stored in plain text\. Fix: pulumi config set --secret platform:backupSigningKey/, (k) => k !== "backupSigningKey" && secret(k));
+        for (const bad of ["ed25519:" + "A".repeat(43) + "=", "ed25519-secret:short", "-----BEGIN PRIVATE KEY-----", "ed25519-secret:" + "A".repeat(43) + "=' ; id"]) {
+            expectProblem({ ...PROD_RAW, backupSigningKey: bad }, "backupSigningKey", /not a backup signing key/, secret);
+        }
+        const other = generateSigningKey();
+        expectProblem({ ...PROD_RAW, backupSigningKey: other.secretKey }, "backupSigningKeys", new RegExp(`does not pin ${other.publicKey.replace(/[+/]/g, "\\$&")}.*Fix: pulumi config set --path 'platform:backupSigningKeys\\[1\\]'`), secret);
+        const retired = JSON.stringify([{ key: TEST_SIGNING_KEYS.fixture.publicKey, retiredAt: "2026-12-01T00:00:00Z" }]);
+        expectProblem({ ...PROD_RAW, backupSigningKeys: retired }, "backupSigningKeys", /retires .* yet platform:backupSigningKey is that key/, secret);
+        for (const [pins, re] of [
+            ['["ed25519:nope"]', /\[0\] is not a backup signing public key/],
+            ['[{"key": "ed25519:nope"}]', /\[0\]\.key is not/],
+            [JSON.stringify([{ key: other.publicKey, retiredAt: "yesterday" }]), /\[0\]\.retiredAt is not a UTC time/],
+            [JSON.stringify([{ key: other.publicKey, until: "2026-12-01T00:00:00Z" }]), /unknown field\(s\) until/],
+            ['{"a": 1}', /not a list/],
+        ] as const) {
+            expectProblem({ ...PROD_RAW, backupSigningKeys: pins }, "backupSigningKeys", re, secret);
+        }
+        // A rotation: the old key retired, the new one pinned and set.
+        const rotated = parse({ ...PROD_RAW, backupSigningKey: other.secretKey, backupSigningKeys: JSON.stringify([{ key: TEST_SIGNING_KEYS.fixture.publicKey, retiredAt: "2026-12-01T00:00:00Z" }, other.publicKey]) }, secret);
+        assert.deepStrictEqual(rotated.backup.trustedKeys, [{ publicKey: TEST_SIGNING_KEYS.fixture.publicKey, retiredAt: new Date("2026-12-01T00:00:00Z") }, { publicKey: other.publicKey }]);
+        // The local stack needs none (it generates its own); one set there must be pinned all the same.
+        assert.strictEqual(parse(LOCAL_RAW).backup.signingKey, undefined);
+        expectProblem({ ...LOCAL_RAW, backupSigningKey: other.secretKey }, "backupSigningKeys", /does not pin/, secret);
     });
     it("the alerts webhook: an https URL without query or quotes, set as a secret", () => {
-        const secret = (k: string) => k === "alertWebhookUrl" || k === "sshPrivateKey" || k === "registryToken";
+        const secret = (k: string) => k === "alertWebhookUrl" || k === "sshPrivateKey" || k === "registryToken" || k === "backupSigningKey";
         const hook = "https://hooks.slack.com/services/T0000/B0000/XXXX";
         expectProblem({ ...PROD_RAW, alertWebhookUrl: hook }, "alertWebhookUrl", /stored in plain text\. Fix: pulumi config set --secret platform:alertWebhookUrl/, () => false);
         for (const url of ["http://hooks.slack.com/x", "https://hooks.slack.com/x?y=1", "https://u:p@hooks.slack.com/x", "https://x.org/a';id;'", "https://x.org/$(id)"]) {
@@ -247,8 +284,16 @@ describe("published keys never guard a real server (issue 21, item 3)", () => {
         return `ssh-ed25519 ${Buffer.concat([header, type, size, crypto.randomBytes(32)]).toString("base64")} me@laptop`;
     };
     const ownRecipient = () => "age1" + Array.from(crypto.randomBytes(58), (b) => "qpzry9x8gf2tvdw0s3jn54khce6mua7l"[b % 32]).join("");
-    const real = (raw: RawConfig) => parsePlatformConfig(raw, { catalog, isSecret: (k) => ["sshPrivateKey", "registryToken"].includes(k) });
-    const OWN: RawConfig = { ...PROD_RAW, sshPublicKey: ownKey(), backupPublicKey: ownRecipient(), adminCidrs: '["192.168.77.0/24"]' };
+    const real = (raw: RawConfig) => parsePlatformConfig(raw, { catalog, isSecret: (k) => ["sshPrivateKey", "registryToken", "backupSigningKey"].includes(k) });
+    const ownSigning = generateSigningKey();
+    const OWN: RawConfig = {
+        ...PROD_RAW,
+        sshPublicKey: ownKey(),
+        backupPublicKey: ownRecipient(),
+        adminCidrs: '["192.168.77.0/24"]',
+        backupSigningKey: ownSigning.secretKey,
+        backupSigningKeys: JSON.stringify([ownSigning.publicKey]),
+    };
     const problemsOfReal = (raw: RawConfig): string[] => {
         try {
             real(raw);
@@ -292,6 +337,12 @@ describe("published keys never guard a real server (issue 21, item 3)", () => {
         for (const recipient of recipients) {
             const problems = problemsOfReal({ ...OWN, backupPublicKey: recipient });
             assert.ok(problems.some((p) => /^platform:backupPublicKey: is one of the test suite's published recipients.*age-keygen/.test(p)), `${recipient}: ${problems.join("\n")}`);
+        }
+    });
+    it("every backup signing key published in the repository is refused on a real stack", () => {
+        for (const secretKey of [...Object.values(TEST_SIGNING_KEYS).map((k) => k.secretKey), `ed25519-secret:${"A".repeat(43)}=`]) {
+            const problems = problemsOfReal({ ...OWN, backupSigningKey: secretKey });
+            assert.ok(problems.some((p) => /^platform:backupSigningKey: is a signing key published in this repository.*npm run backup:signing-key/.test(p)), `${secretKey}: ${problems.join("\n")}`);
         }
     });
     it("addresses from the documentation ranges are refused on a real stack: nobody could reach SSH", () => {

@@ -13,6 +13,9 @@ import * as os from "os";
 import * as path from "path";
 import { renderSshdHardening } from "../render/cloudInit";
 import { stamp } from "../render/backup";
+import { SIGNATURE_SUFFIX, signBackup } from "../render/signing";
+import { TEST_SIGNING_KEY } from "./support/signing";
+import * as crypto from "crypto";
 import { SSH_DIR_ENV, knownHostsLine, writeStackSshFiles } from "../io/sshFiles";
 import { StackAccess, localShell, stackConfigHistory, stackHosts } from "../io/stackHost";
 import { Day2Deps, releaseImages } from "../commands/day2Cli";
@@ -47,7 +50,8 @@ describe("day-2 commands on the real Docker engine (local, and over pinned SSH)"
         outputs,
         hosts: (): StackAccess => ({ hosts: [localShell()], cleanup: () => undefined }),
         history: () => [],
-        stackYaml: () => "",
+        // The suite's signing key pinned, as a stack file would: the status counts trusted backups only.
+        stackYaml: () => `config:\n  platform:backupSigningKeys:\n    - ${TEST_SIGNING_KEY.publicKey}\n`,
         factsSettings: () => ({ EXTRA_LABEL: `platform.test=${id}`, BACKUP_DIR: path.join(dir, "backups"), BACKUP_LOG: "", STATE_DIR: path.join(dir, "state"), DISK_PATHS: "/" }),
         extraLabel: `platform.test=${id}`,
         now: () => new Date(),
@@ -101,7 +105,11 @@ describe("day-2 commands on the real Docker engine (local, and over pinned SSH)"
         execFileSync("docker", ["start", `${id}-backend`], { stdio: "ignore" });
         await waitFor("healthy containers", () => ["frontend", "backend"].every((r) => docker("inspect", "--format", "{{.State.Health.Status}}", `${id}-${r}`) === "healthy"));
         fs.mkdirSync(path.join(dir, "backups", "app1"), { recursive: true });
-        fs.writeFileSync(path.join(dir, "backups", "app1", `app1-${stamp(new Date(Date.now() - 3 * 3_600_000))}.tar.age`), "x");
+        const key = `app1/app1-${stamp(new Date(Date.now() - 3 * 3_600_000))}.tar.age`;
+        fs.writeFileSync(path.join(dir, "backups", key), "x");
+        fs.writeFileSync(path.join(dir, "backups", key + SIGNATURE_SUFFIX), signBackup(TEST_SIGNING_KEY.secretKey, { object: key, bytes: 1, sha256: crypto.createHash("sha256").update("x").digest("hex") }));
+        // A newer unsigned one, planted: it must not make the status look fresher.
+        fs.writeFileSync(path.join(dir, "backups", `app1/app1-${stamp(new Date(Date.now() - 60_000))}.tar.age`), "x");
         fs.writeFileSync(path.join(dir, "backup.log"), `${new Date(Date.now() - 3_600_000).toISOString().replace(/\.\d{3}Z$/, "Z")} backup: done: 1 app(s) backed up\n`);
     });
 

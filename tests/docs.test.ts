@@ -8,7 +8,7 @@ import { CERTIFICATE_SCRIPT } from "../components/reverseProxy";
 import { catalog } from "../apps";
 import { CONFIG_KEYS, CONFIG_SCHEMA, ConfigError, INSTANCE_MEMORY_MB, SECRET_KEYS, parsePlatformConfig, planMemory } from "../config/platformConfig";
 import { PRICES_DATE, costTable } from "../render/scale";
-import { BACKUP_RECIPIENT, PUBLIC_KEY, parse } from "./fixtures";
+import { BACKUP_RECIPIENT, PROD_RAW, PUBLIC_KEY, parse } from "./fixtures";
 
 const root = path.join(__dirname, "..");
 interface Declaration {
@@ -145,6 +145,7 @@ describe("the committed stack files", () => {
             "platform:sshPublicKey": /placeholder.*ssh-keygen -t ed25519.*pulumi config set platform:sshPublicKey "\$\(cat ~\/\.ssh\/id_ed25519\.pub\)"/,
             "platform:adminCidrs[0]": /placeholder.*Fix: pulumi config set --path 'adminCidrs\[0\]' "\$\(curl -4 -fsS https:\/\/ifconfig\.me\)\/32"/,
             "platform:backupPublicKey": /placeholder.*Fix: age-keygen -o backup\.key.*pulumi config set platform:backupPublicKey age1/,
+            "platform:backupSigningKey": /required on the scaleway target.*Fix: npm run backup:signing-key -- --stack <stack>/,
         };
         assert.deepStrictEqual(problems.map((p) => p.slice(0, p.indexOf(": "))).sort(), Object.keys(expected).sort(), problems.join("\n"));
         for (const [key, text] of Object.entries(expected)) assert.match(problems.find((p) => p.startsWith(`${key}: `))!, text);
@@ -153,7 +154,14 @@ describe("the committed stack files", () => {
         const raw = rawOf("Pulumi.prod.yaml");
         assert.strictEqual(raw.registryToken, undefined);
         // The fixtures' values stand in for the operator's own: accepted on a test stack only (see the next test).
-        const replaced = { ...raw, sshPublicKey: PUBLIC_KEY, adminCidrs: JSON.stringify(["203.0.113.10/32"]), backupPublicKey: BACKUP_RECIPIENT };
+        const replaced = {
+            ...raw,
+            sshPublicKey: PUBLIC_KEY,
+            adminCidrs: JSON.stringify(["203.0.113.10/32"]),
+            backupPublicKey: BACKUP_RECIPIENT,
+            backupSigningKey: PROD_RAW.backupSigningKey,
+            backupSigningKeys: PROD_RAW.backupSigningKeys,
+        };
         const config = parse(replaced);
         assert.deepStrictEqual(config.apps.map((a) => a.definition.name), ["demo"]);
         assert.ok(config.apps.every((a) => !a.definition.frontend.privateImage && !a.definition.backend.privateImage));

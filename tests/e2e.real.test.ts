@@ -269,8 +269,15 @@ describe("end to end: the local stack on the real Pulumi engine and Docker", fun
         psql("demo_db", "INSERT INTO e2e_kept SELECT generate_series(43, 50);");
         const list = p.npm("restore", ["--stack", "local", "--app", "demo", "--list"]);
         assert.strictEqual(list.status, 0, out(list));
+        assert.match(list.stdout, /signed by ed25519:[A-Za-z0-9+/]{43}=/, "the local stack's backups are signed with the key its deployment generated");
+        // A newer backup planted by anything that can write the directory, decryptable but unsigned: skipped.
+        const genuine = before.filter((f) => f.endsWith(".tar.age")).sort().pop()!;
+        const planted = `demo-${new Date(Date.now() + 30_000).toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "")}.tar.age`;
+        fs.copyFileSync(path.join(backups, genuine), path.join(backups, planted));
         const restore = p.npm("restore", ["--stack", "local", "--app", "demo", "--latest"]);
+        fs.rmSync(path.join(backups, planted));
         assert.strictEqual(restore.status, 0, out(restore));
+        assert.match(restore.stdout, new RegExp(`WARNING: skipped ${planted.replace(".tar.age", "")}, newer than ${genuine.replace(".tar.age", "")}: it is not signed`));
         assert.strictEqual(psql("demo_db", "SELECT count(*) FROM e2e_kept"), "42", "the restored database is the backup's");
         assert.ok(Number(psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'demo_db_before_%'")) >= 1, "the replaced database is kept");
     });

@@ -1,6 +1,6 @@
 import { catalog } from "../apps";
 import { PlatformConfig, RawConfig, parsePlatformConfig } from "../config/platformConfig";
-import { TEST_AGE_RECIPIENTS, TEST_SSH_PUBLIC_KEYS } from "../config/testValues";
+import { TEST_AGE_RECIPIENTS, TEST_SIGNING_KEYS, TEST_SSH_PUBLIC_KEYS } from "../config/testValues";
 import { FAKE_HOST_KEY } from "./harness";
 
 /** An age recipient whose private key is nowhere: tests that decrypt make their own pair. */
@@ -23,9 +23,13 @@ export const PROD_RAW: RawConfig = {
     registryUsername: "ci-bot",
     registryToken: "ghp_test",
     backupPublicKey: BACKUP_RECIPIENT,
+    backupSigningKey: TEST_SIGNING_KEYS.fixture.secretKey,
+    backupSigningKeys: JSON.stringify([TEST_SIGNING_KEYS.fixture.publicKey]),
 };
 
-const SECRETS = new Set(["sshPrivateKey", "registryToken"]);
+/** The keys PROD_RAW holds as secrets (`pulumi config set --secret`). */
+export const PROD_SECRET_KEYS: readonly string[] = ["sshPrivateKey", "registryToken", "backupSigningKey"];
+const SECRETS = new Set(PROD_SECRET_KEYS);
 
 /** Parses as the test stacks do: the suite's published keys are accepted (config/testValues.ts). */
 export function parse(raw: RawConfig, isSecret: (key: string) => boolean = (k) => SECRETS.has(k)): PlatformConfig {

@@ -3,7 +3,7 @@ import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../config/platformConfig";
 import { FAKE_IP, runProgram, unwrap } from "./harness";
-import { PROD_RAW } from "./fixtures";
+import { PROD_RAW, PROD_SECRET_KEYS } from "./fixtures";
 
 function loadIndex(): Record<string, any> {
     delete require.cache[require.resolve("../index")];
@@ -32,7 +32,7 @@ describe("index.ts (mocks)", () => {
     });
     it("prod: exports exactly the DNS record to create, from the domain and the public IP", async () => {
         const raw: Record<string, string> = Object.fromEntries(Object.entries(PROD_RAW).map(([k, v]) => [`platform:${k}`, v]));
-        pulumi.runtime.setAllConfig(raw, Object.keys(raw).filter((k) => /sshPrivateKey|registryToken/.test(k)));
+        pulumi.runtime.setAllConfig(raw, Object.keys(raw).filter((k) => PROD_SECRET_KEYS.includes(k.replace(/^platform:/, ""))));
         const run = await runProgram("prod", loadIndex);
         const record = await unwrap(run.value.dnsRecord);
         assert.deepStrictEqual(record, {

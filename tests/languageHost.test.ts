@@ -11,12 +11,12 @@ import * as util from "util";
 import { freeLoopbackPort } from "../io/adminChannel";
 import { ConfigError } from "../config/platformConfig";
 import { ActionableError, markActionable, toRunError } from "../io/runErrors";
-import { PROD_RAW } from "./fixtures";
+import { PROD_RAW, PROD_SECRET_KEYS } from "./fixtures";
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { build } = require("../launch/build.js") as { build(): string[] };
 import { LanguageHostRun, nodeBinaries, projectRuntime, providerOutputs, runThroughLanguageHost } from "./support/fakeEngine";
 
-const SECRET_KEYS = ["sshPrivateKey", "registryToken"];
+const SECRET_KEYS = [...PROD_SECRET_KEYS];
 const ROOT = path.resolve(__dirname, "..");
 /** Generous: a correct report takes milliseconds; the bug takes 25-60 s. */
 const REPORT_BOUND_MS = 2000;

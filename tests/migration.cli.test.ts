@@ -6,6 +6,7 @@
 // tests/quickstart.test.ts stands in for pulumi and docker). The real backup script, age, restore
 // and the program's own URNs (under mocks) do the rest.
 import * as assert from "assert";
+import { TEST_SIGNING_KEY, TEST_TRUST, writeSigningKey } from "./support/signing";
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -36,6 +37,10 @@ const STACK_YAML = `config:
   platform:registryToken:
     secure: v1:AAAAbogus
   platform:backupPublicKey: ${BACKUP_RECIPIENT}
+  platform:backupSigningKey:
+    secure: v1:AAAAbogus
+  platform:backupSigningKeys:
+    - ${TEST_SIGNING_KEY.publicKey}
   platform:apps:
     app1: "1.4.2"
     app2: "2.0.1"
@@ -110,7 +115,7 @@ describe("the migration command, step by step, against real PostgreSQL (stand-in
             outputs: () => {
                 throw new Error("the test's store is a directory");
             },
-            store: () => new DirectoryBackupStore(path.join(dir, "backups")),
+            store: () => new DirectoryBackupStore(path.join(dir, "backups"), TEST_TRUST),
             stateFile,
             log: (l) => lines.push(l),
             env: { PLATFORM_BACKUP_IDENTITY: identity },
@@ -147,7 +152,7 @@ describe("the migration command, step by step, against real PostgreSQL (stand-in
 
         // The backup job's settings on host 0 (the container stack's: no PG_CONTAINER, the defaults).
         const settings = path.join(dir, "backup.env");
-        fs.writeFileSync(settings, renderBackupSettings({ apps: ["app1", "app2"], recipient: { key: recipient }, destination: { kind: "directory", directory: path.join(dir, "backups") }, workDir: dir }));
+        fs.writeFileSync(settings, renderBackupSettings({ apps: ["app1", "app2"], recipient: { key: recipient }, destination: { kind: "directory", directory: path.join(dir, "backups") }, workDir: dir, signingKeyFile: writeSigningKey(dir) }));
         const containerDocker = path.join(fakeDocker(source, "platform-postgres"), "docker");
         const clientDocker = path.join(fakeDocker(target, "platform-pg-client", { user: ADMIN, password: ADMIN_PASSWORD }), "docker");
         const bin = path.join(dir, "bin");

@@ -4,6 +4,7 @@
 // and empty databases it created the way @pulumi/postgresql does). The real hostScripts/backup.sh takes
 // the backup (through the stand-in docker), the real age encrypts it; then freeze, restore, switch.
 import * as assert from "assert";
+import { TEST_TRUST, writeSigningKey } from "./support/signing";
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -92,6 +93,7 @@ describe("migration container → managed against real PostgreSQL (two clusters)
                 HOME: process.env.HOME,
                 BACKUP_TARGETS: "app1=app1_db app2=app2_db",
                 AGE_RECIPIENT: recipient,
+                SIGNING_KEY_FILE: writeSigningKey(dir),
                 BACKUP_DIR: path.join(dir, "backups"),
                 WORK_DIR: dir,
             },
@@ -103,7 +105,7 @@ describe("migration container → managed against real PostgreSQL (two clusters)
 
     it("step 3: restores every app into the managed stand-in as its non-superuser admin, verified, swapped in", async () => {
         const results = await restoreIntoManaged({
-            store: new DirectoryBackupStore(path.join(dir, "backups")),
+            store: new DirectoryBackupStore(path.join(dir, "backups"), TEST_TRUST),
             target: directRunner({ host: target.host, port: target.port, user: ADMIN, password: ADMIN_PASSWORD, binDir: target.binDir }),
             apps: ["app1", "app2"],
             identityFile: identity,

@@ -7,7 +7,7 @@ import { ConfigError, RawConfig, parsePlatformConfig } from "../config/platformC
 import { definePlatform } from "../components/platform";
 import { MIGRATE_TIMEOUT_SECONDS, migrationArguments, migrationProblems, releaseKey } from "../render/containers";
 import { RunResult, T, runProgram } from "./harness";
-import { LOCAL_RAW, PROD_RAW } from "./fixtures";
+import { LOCAL_RAW, PROD_RAW, PROD_SECRET_KEYS } from "./fixtures";
 
 const MIGRATE = ["sh", "-c", "psql \"$DATABASE_URL\" -c 'ALTER TABLE t ADD COLUMN IF NOT EXISTS c int'"];
 const withMigration = (app: AppDefinition, over: Partial<AppDefinition> = {}): AppDefinition => ({ ...app, migrate: MIGRATE, ...over });
@@ -25,7 +25,7 @@ function problemsOf(raw: RawConfig, cat: Record<string, AppDefinition>): readonl
 
 const forward = { openForward: async () => ({ host: "127.0.0.1" as const, port: 40123, pid: 1, close: () => undefined }) };
 const run = (raw: RawConfig, cat: Record<string, AppDefinition>) =>
-    runProgram(raw.target === "local" ? "local" : "prod", () => definePlatform(parsePlatformConfig(raw, { catalog: cat, isSecret: (k) => k === "sshPrivateKey" || k === "registryToken", testStack: true }), forward));
+    runProgram(raw.target === "local" ? "local" : "prod", () => definePlatform(parsePlatformConfig(raw, { catalog: cat, isSecret: (k) => PROD_SECRET_KEYS.includes(k), testStack: true }), forward));
 
 describe("release migrations: the catalog's migrate, checked before anything is declared", () => {
     const cases: [string, Partial<AppDefinition>, RegExp][] = [

@@ -2,6 +2,7 @@
 // missing Pulumi CLI is named as such, the local stack's missing key says to run local:up first, and
 // long steps print progress. The commands run as processes, the way `npm run restore` starts them.
 import * as assert from "assert";
+import { TEST_SIGNING_KEY } from "./support/signing";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -45,15 +46,20 @@ describe("operator commands at their first step", function () {
     });
     afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-    it("restore --list lists the backups without any decryption key", () => {
+    it("restore --list lists the backups without any decryption key, the refused ones with why", () => {
         const store = path.join(dir, "store");
         fs.mkdirSync(path.join(store, "app1"), { recursive: true });
-        const key = backupKey("app1", new Date(Date.UTC(2026, 0, 2, 3, 30, 0)));
-        fs.writeFileSync(path.join(store, key), Buffer.alloc(2048, 1));
+        // Named in January but stored now: a name can be chosen, the store's time cannot.
+        const old = backupKey("app1", new Date(Date.UTC(2026, 0, 2, 3, 30, 0)));
+        fs.writeFileSync(path.join(store, old), Buffer.alloc(2048, 1));
+        const fresh = backupKey("app1", new Date(Date.now() - 60_000));
+        fs.writeFileSync(path.join(store, fresh), Buffer.alloc(4096, 1));
         const r = runRestore(["--stack", "prod", "--app", "app1", "--list", "--dir", store], { cwd: dir, path: barePath(dir) });
         assert.strictEqual(r.status, 0, r.stderr);
-        assert.match(r.stdout, /1 backup\(s\) of app1 in .*store, newest first:/);
-        assert.match(r.stdout, /app1-20260102T033000Z {2}2026-01-02T03:30:00\.000Z {2}2\.0 KiB/);
+        assert.match(r.stdout, /0 trusted backup\(s\) of app1 in .*store, newest first:/);
+        assert.match(r.stdout, /2 refused \(no restore, drill or migration uses them\):/);
+        assert.match(r.stdout, /app1-\d{8}T\d{6}Z {2}REFUSED: it is not signed \(no app1\/app1-\d{8}T\d{6}Z\.tar\.age\.sig\)/);
+        assert.match(r.stdout, /app1-20260102T033000Z {2}REFUSED: the backup was stored at .*after the time its name claims \(2026-01-02T03:30:00Z\)/);
         assert.ok(!/identity/.test(r.stderr), r.stderr);
     });
 
@@ -128,6 +134,8 @@ describe("operator commands at their first step", function () {
     const slowStore = (ref: BackupRef): BackupStore => ({
             describe: () => "slow store",
             list: async () => [ref],
+            refused: async () => [],
+            signedBy: () => TEST_SIGNING_KEY.publicKey,
             download: async (_r, file) => {
                 const fd = fs.openSync(file, "w", 0o600);
                 for (let i = 0; i < 8; i++) {

@@ -4,7 +4,7 @@ import { stablePort } from "../io/adminChannel";
 import { definePlatform } from "../components/platform";
 import { ForwardOptions } from "../io/adminChannel";
 import { FAKE_HOST_KEY, FAKE_IP, Registration, RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
-import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
+import { LOCAL_RAW, PROD_RAW, PROD_SECRET_KEYS, parse } from "./fixtures";
 import { SqlStep, ensureAppDatabaseSteps, retireAppDatabaseSteps, scramVerifier } from "../render/postgres";
 
 const stepsText = (steps: SqlStep[]) => steps.map((s) => `${s.sql};${s.unless ? ` -- unless ${s.unless}` : ""}`).join("\n");
@@ -495,7 +495,7 @@ describe("the alerts webhook reaches the hosts as a secret (mocks)", () => {
     it("only on the host-alerts command's stdin, into alerts.env; not in cloud-init, nor any command's text", async () => {
         const hook = "https://hooks.slack.com/services/T0000/B0000/secret-token";
         const run = await runProgram("prod", () =>
-            definePlatform(parse({ ...PROD_RAW, alertWebhookUrl: hook }, (k) => ["alertWebhookUrl", "sshPrivateKey", "registryToken"].includes(k)), {
+            definePlatform(parse({ ...PROD_RAW, alertWebhookUrl: hook }, (k) => ["alertWebhookUrl", ...PROD_SECRET_KEYS].includes(k)), {
                 openForward: async () => ({ host: "127.0.0.1", port: 40123, pid: 1, close: () => undefined }),
             }),
         );

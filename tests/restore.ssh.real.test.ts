@@ -6,6 +6,7 @@
 // what `pulumi stack export` shows for host 0. Then an impostor server with another host key at the
 // same address: refused before any command runs, the database untouched.
 import * as assert from "assert";
+import { TEST_SIGNING_KEY, TEST_TRUST, writeSigningKey } from "./support/signing";
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -80,7 +81,7 @@ describe("restore over SSH pins host 0's key (real OpenSSH, real PostgreSQL, man
         // Last night's backup, taken by the real script as the managed admin.
         backupDir = path.join(dir, "backups");
         const settings = path.join(dir, "backup.env");
-        fs.writeFileSync(settings, renderBackupSettings({ apps: ["app1"], recipient: { key: recipient }, destination: { kind: "directory", directory: backupDir }, workDir: dir, database: MANAGED_DATABASE_TARGET }));
+        fs.writeFileSync(settings, renderBackupSettings({ apps: ["app1"], recipient: { key: recipient }, destination: { kind: "directory", directory: backupDir }, workDir: dir, database: MANAGED_DATABASE_TARGET, signingKeyFile: writeSigningKey(dir) }));
         const r = spawnSync("sh", [path.join(__dirname, "..", "hostScripts", "backup.sh"), settings], { env: { PATH: `${fakeDir}:${process.env.PATH}` }, encoding: "utf8" });
         assert.strictEqual(r.status, 0, r.stderr);
 
@@ -97,7 +98,8 @@ describe("restore over SSH pins host 0's key (real OpenSSH, real PostgreSQL, man
     });
 
     it("reaches host 0 with the program's known_hosts and identity (strict options), and restores through the client container as the admin", async () => {
-        const t = resolveTargets(args("--dry-run"), noOutputs, { state: () => stateWithHostZero(address, sshd!.hostPublicKey), project: "platform", env: env() });
+        const pins = `config:\n  platform:backupSigningKeys:\n    - ${TEST_SIGNING_KEY.publicKey}\n`;
+        const t = resolveTargets(args("--dry-run"), noOutputs, { state: () => stateWithHostZero(address, sshd!.hostPublicKey), project: "platform", env: env(), stackYaml: () => pins });
         try {
             assert.strictEqual(t.runner.description, `ssh root@${address} docker exec platform-pg-client as platform_admin`);
             const lines: string[] = [];
@@ -160,7 +162,7 @@ describe("restore over SSH pins host 0's key (real OpenSSH, real PostgreSQL, man
             const t = resolveTargets(args(), noOutputs, readers);
             try {
                 await assert.rejects(
-                    restoreBackup({ store: new DirectoryBackupStore(backupDir), runner: t.runner, app: "app1", identityFile: identity, log: () => undefined }),
+                    restoreBackup({ store: new DirectoryBackupStore(backupDir, TEST_TRUST), runner: t.runner, app: "app1", identityFile: identity, log: () => undefined }),
                     (e: Error) => {
                         assert.match(e.message, /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/, source);
                         return true;

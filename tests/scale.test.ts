@@ -9,7 +9,7 @@ import { RawConfig, parsePlatformConfig } from "../config/platformConfig";
 import { LB_TIMING, MANAGED_ADMIN_PORT, PRIVATE_SUBNET, markDownSeconds } from "../render/scale";
 import { PlatformDependencies, definePlatform } from "../components/platform";
 import { FAKE_IP, Registration, RunResult, STACK_REFERENCE_OUTPUTS, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
-import { LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
+import { LOCAL_RAW, PROD_RAW, PROD_SECRET_KEYS, parse } from "./fixtures";
 import { graphDifferences, graphOf, readGraphFixture, writeGraphFixture } from "./support/graph";
 
 const S = {
@@ -59,7 +59,7 @@ const withAdministrators = { ...forward, backupAdministrators: [OPERATOR] };
 async function runProd(raw: RawConfig, appCatalog = catalog, deps: Partial<PlatformDependencies> = {}): Promise<RunResult & { value: ReturnType<typeof definePlatform> }> {
     const restore = withScalewayOutputs();
     try {
-        return await runProgram("prod", () => definePlatform(parsePlatformConfig(raw, { catalog: appCatalog, isSecret: (k) => k === "sshPrivateKey" || k === "registryToken", testStack: true }), { ...withAdministrators, ...deps }));
+        return await runProgram("prod", () => definePlatform(parsePlatformConfig(raw, { catalog: appCatalog, isSecret: (k) => PROD_SECRET_KEYS.includes(k), testStack: true }), { ...withAdministrators, ...deps }));
     } finally {
         restore();
     }

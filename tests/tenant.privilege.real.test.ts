@@ -6,6 +6,7 @@
 // drill and migration freeze run on a real PostgreSQL. Afterwards: the role has no new attribute and
 // no file was written; the backup still restores and verifies.
 import * as assert from "assert";
+import { TEST_TRUST, writeSigningKey } from "./support/signing";
 import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -108,7 +109,7 @@ describe("a hostile tenant against backup, restore, drill and migration (real Po
     const runBackup = (): Promise<{ status: number | null; stderr: string }> =>
         new Promise((resolve) => {
             const child = spawn("sh", [SCRIPT], {
-                env: { PATH: `${dockerDir}:${process.env.PATH}`, HOME: process.env.HOME, BACKUP_TARGETS: "evil=evil_db", AGE_RECIPIENT: recipient, BACKUP_DIR: backupDir(), WORK_DIR: dir },
+                env: { PATH: `${dockerDir}:${process.env.PATH}`, HOME: process.env.HOME, BACKUP_TARGETS: "evil=evil_db", AGE_RECIPIENT: recipient, SIGNING_KEY_FILE: writeSigningKey(dir), BACKUP_DIR: backupDir(), WORK_DIR: dir },
             });
             let stderr = "";
             child.stderr.on("data", (d) => (stderr += d));
@@ -124,9 +125,9 @@ describe("a hostile tenant against backup, restore, drill and migration (real Po
     });
 
     it("restore (verify and swap): no tenant code runs as the superuser, the role gains nothing, the data is back", async () => {
-        if ((await new DirectoryBackupStore(backupDir()).list("evil")).length === 0) assert.strictEqual((await runBackup()).status, 0);
+        if ((await new DirectoryBackupStore(backupDir(), TEST_TRUST).list("evil")).length === 0) assert.strictEqual((await runBackup()).status, 0);
         const lines: string[] = [];
-        const result = await restoreBackup({ store: new DirectoryBackupStore(backupDir()), runner: runner(), app: "evil", identityFile: identity, log: (l) => lines.push(l), now: () => new Date(Date.now() + 2000) });
+        const result = await restoreBackup({ store: new DirectoryBackupStore(backupDir(), TEST_TRUST), runner: runner(), app: "evil", identityFile: identity, log: (l) => lines.push(l), now: () => new Date(Date.now() + 2000) });
         assert.strictEqual(result.swapped, true);
         assert.deepStrictEqual(markers().filter((m) => !m.endsWith(`-${role}`)), [], "no COPY TO PROGRAM ran as a privileged user");
         assert.strictEqual(attributes(), unprivileged, lines.join("\n"));
@@ -139,11 +140,11 @@ describe("a hostile tenant against backup, restore, drill and migration (real Po
     });
 
     it("the drill: the tenant's code gains nothing on the throwaway server either", async function () {
-        if ((await new DirectoryBackupStore(backupDir()).list("evil")).length === 0) assert.strictEqual((await runBackup()).status, 0);
+        if ((await new DirectoryBackupStore(backupDir(), TEST_TRUST).list("evil")).length === 0) assert.strictEqual((await runBackup()).status, 0);
         const drill = await startCluster(requirePostgres(this));
         try {
             const problems = await runDrill({
-                store: new DirectoryBackupStore(backupDir()),
+                store: new DirectoryBackupStore(backupDir(), TEST_TRUST),
                 apps: ["evil"],
                 identityFile: identity,
                 runner: directRunner({ host: drill.host, port: drill.port, user: drill.user, password: drill.password, binDir: drill.binDir }),
