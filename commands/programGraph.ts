@@ -24,6 +24,13 @@ export interface GraphResource {
 }
 
 const PLACEHOLDER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHMbJt8HkIVb3cQzQ0k7m4eqK5QdKHnXk0t7L1CTbsRM";
+/**
+ * What a managed instance's `certificate` is in the program's dry evaluation: a self-signed P-256
+ * certificate naming 172.16.32.9 (the mocked private endpoint), no key anywhere. The program parses
+ * it (render/postgres.ts, managedServerTls) and refuses an instance without one.
+ */
+export const PLACEHOLDER_DB_CERTIFICATE =
+    "-----BEGIN CERTIFICATE-----\nMIIBxDCCAWugAwIBAgIUGqad6SvxsrOelsyeArr4T9xgsr0wCgYIKoZIzj0EAwIw\nMDEuMCwGA1UEAwwlcGxhdGZvcm0gcGxhY2Vob2xkZXIgbWFuYWdlZCBkYXRhYmFz\nZTAgFw0yNjEyMDQyMTE1MzhaGA8yMTI2MTExMDIxMTUzOFowMDEuMCwGA1UEAwwl\ncGxhdGZvcm0gcGxhY2Vob2xkZXIgbWFuYWdlZCBkYXRhYmFzZTBZMBMGByqGSM49\nAgEGCCqGSM49AwEHA0IABAwsXrTrKsSMhhAFWkjDV0NJcBRQFj78M931GAdWpwcc\nWcLuyXnlcpgUzpGfrMy3eccOawG8Z8l5FUQczhJnV+GjYTBfMB0GA1UdDgQWBBRu\ntQ6ws+BatbSNnHkvum5drKldYDAfBgNVHSMEGDAWgBRutQ6ws+BatbSNnHkvum5d\nrKldYDAPBgNVHREECDAGhwSsECAJMAwGA1UdEwEB/wQCMAAwCgYIKoZIzj0EAwID\nRwAwRAIgQ5b7rMdg/9pKUZk+Lo3x4D/mwOvSBV5TxozhBp8HfSECIFky6Lx0bDHu\noKTUJvTyCs0pOltocdzGbhrnxeO9kr98\n-----END CERTIFICATE-----\n";
 
 /**
  * A stack file's `config:` as the runtime hands it to the program (`namespace:key` → string; lists
@@ -57,7 +64,7 @@ function mockState(args: pulumi.runtime.MockResourceArgs, counter: { n: number }
         case "scaleway:loadbalancers/ip:Ip":
             return { ...i, ipAddress: "51.159.10.20" };
         case "scaleway:databases/instance:Instance":
-            return { ...i, privateNetwork: { ...(i.privateNetwork ?? {}), ip: "172.16.32.9", port: 5432 } };
+            return { ...i, privateNetwork: { ...(i.privateNetwork ?? {}), ip: "172.16.32.9", port: 5432 }, certificate: PLACEHOLDER_DB_CERTIFICATE };
         case "random:index/randomPassword:RandomPassword":
         case "random:index/randomString:RandomString":
             return { ...i, result: `placeholder${args.name.replace(/[^a-z0-9]/gi, "")}` };

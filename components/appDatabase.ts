@@ -3,16 +3,11 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { AdminConnection, AppDatabaseState, appDatabaseProvider } from "../io/appDatabaseProvider";
-import { AppDatabaseDeclaration, DatabaseAdmin, appDatabaseNames, appDatabaseNetwork, databaseUrl, declareAppDatabase } from "../render/postgres";
+import { AppDatabaseDeclaration, AppEndpoint, DatabaseAdmin, appDatabaseNames, appDatabaseNetwork, databaseUrl, declareAppDatabase } from "../render/postgres";
 import { shellQuote } from "../render/shell";
 import { Host } from "./host";
 
-/** Where the backends reach the server, and how. */
-export interface AppEndpoint {
-    readonly host: string;
-    readonly port: number;
-    readonly sslmode: string;
-}
+export type { AppEndpoint };
 
 /** The container server's way to put PostgreSQL on each app's own internal network. */
 export interface AppNetworkAttachment {
@@ -163,7 +158,7 @@ docker network connect --alias ${shellQuote(attach.hostname)} ${network} ${conta
         this.databaseUrl = pulumi.secret(
             pulumi
                 .all([this.password.result, server.appEndpoint, this.roleAndDatabase.id])
-                .apply(([password, endpoint]) => databaseUrl(names.role, password, endpoint.host, endpoint.port, names.database, endpoint.sslmode)),
+                .apply(([password, endpoint]) => databaseUrl(names.role, password, endpoint.host, endpoint.port, names.database, endpoint.sslmode, endpoint.channelBinding)),
         );
         this.registerOutputs({ databaseName: this.databaseName, roleName: this.roleName, databaseUrl: this.databaseUrl });
     }

@@ -3,7 +3,17 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as scaleway from "@pulumiverse/scaleway";
 import { containerHardening, containerRuntime } from "../render/containers";
-import { DatabaseAdmin, FORWARDER_IMAGE, FORWARDER_MEMORY_MB, FORWARDER_SECURITY } from "../render/postgres";
+import {
+    DatabaseAdmin,
+    FORWARDER_IMAGE,
+    FORWARDER_MEMORY_MB,
+    FORWARDER_SECURITY,
+    ManagedServerTls,
+    managedAppEndpoint,
+    managedClientCommand,
+    managedClientEnv,
+    managedServerTls,
+} from "../render/postgres";
 import {
     MANAGED_ADMIN_PORT,
     MANAGED_ADMIN_USER,
@@ -14,7 +24,7 @@ import {
     MANAGED_FORWARDER_CONTAINER,
     MANAGED_NETWORK,
 } from "../render/scale";
-import { AdminConnection } from "../io/appDatabaseProvider";
+import { AdminConnection, managedAdminConnection } from "../io/appDatabaseProvider";
 import { AppEndpoint, DatabaseServer } from "./appDatabase";
 import { Host } from "./host";
 import { AdminEndpoint, OpenAdminChannel } from "./postgresServer";
@@ -50,6 +60,10 @@ export interface PrivateEndpoint {
  * - Administration: the admin (the instance's first user; CREATEROLE and CREATEDB, not a superuser)
  *   is reached through host 0, where a small relay listens on 127.0.0.1:MANAGED_ADMIN_PORT only;
  *   the SSH admin channel forwards to it, exactly as it does for the container database.
+ * - Every client checks the server before it authenticates (render/postgres.ts, managedServerTls):
+ *   the admin connection and the client container verify the certificate against the instance's own
+ *   (verify-full when it names the endpoint's IP, else verify-ca) and require channel binding; the
+ *   apps require channel binding. The relay and the SSH forward carry TCP: TLS is end to end.
  */
 export class ManagedDatabase extends pulumi.ComponentResource implements DatabaseServer {
     public readonly adminPassword: random.RandomPassword;
@@ -63,8 +77,10 @@ export class ManagedDatabase extends pulumi.ComponentResource implements Databas
     /** The instance's first user: CREATEROLE and CREATEDB, no superuser. */
     public readonly admin: DatabaseAdmin = { user: MANAGED_ADMIN_USER, superuser: false };
     public readonly serverId: pulumi.Output<string>;
-    /** The backends connect to the private endpoint, over TLS. */
+    /** The backends connect to the private endpoint, over TLS, with channel binding required. */
     public readonly appEndpoint: pulumi.Output<AppEndpoint>;
+    /** What the admin connection and the client container check of the server. */
+    public readonly serverTls: pulumi.Output<ManagedServerTls>;
     public readonly ready: pulumi.Resource[];
 
     constructor(name: string, args: ManagedDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -105,6 +121,19 @@ export class ManagedDatabase extends pulumi.ComponentResource implements Databas
             return { ip: pn.ip, port: pn.port };
         });
 
+        // The instance's certificate is public: not a secret. Without one nothing connects (managedServerTls throws).
+        this.serverTls = pulumi.all([this.instance.certificate, this.endpoint]).apply(([certificate, e]) => {
+            const tls = managedServerTls(certificate, e.ip);
+            if (tls.sslmode !== "verify-full") {
+                pulumi.log.warn(
+                    `the managed database's certificate does not name its private endpoint ${e.ip}: the admin connection and the backups verify the certificate chain (verify-ca) ` +
+                        "and require channel binding, but not the name. Renewing the instance's TLS certificate (the console's Renew under TLS certificate) once the endpoint exists may add it; the clients must then get the new one (`pulumi up`).",
+                    this,
+                );
+            }
+            return tls;
+        });
+
         // A bridge (not internal): the relay and the client must route to the private network.
         this.network = new docker.Network(`${name}-network`, { name: MANAGED_NETWORK, driver: "bridge" }, dockerOpts);
 
@@ -137,15 +166,13 @@ export class ManagedDatabase extends pulumi.ComponentResource implements Databas
                 name: MANAGED_CLIENT_CONTAINER,
                 image: clientImage.imageId,
                 user: "999:999",
-                command: ["sleep", "infinity"],
-                envs: [
-                    pulumi.interpolate`PGHOST=${this.endpoint.ip}`,
-                    pulumi.interpolate`PGPORT=${this.endpoint.port}`,
-                    `PGUSER=${MANAGED_ADMIN_USER}`,
-                    "PGDATABASE=postgres",
-                    "PGSSLMODE=require",
-                    pulumi.secret(pulumi.interpolate`PGPASSWORD=${this.adminPassword.result}`),
-                ],
+                // Writes the instance's certificate to PGSSLROOTCERT, then idles: pg_dump/psql check the server with it.
+                command: managedClientCommand(),
+                envs: pulumi.secret(
+                    pulumi
+                        .all([this.endpoint, this.serverTls, this.adminPassword.result])
+                        .apply(([e, tls, password]) => [...managedClientEnv(e, tls, MANAGED_ADMIN_USER), `PGPASSWORD=${password}`]),
+                ),
                 networksAdvanced: [{ name: this.network.name }],
                 ...containerHardening(256, { readOnlyRootFilesystem: true }),
                 ...containerRuntime(),
@@ -156,14 +183,14 @@ export class ManagedDatabase extends pulumi.ComponentResource implements Databas
 
         const ready = pulumi.all([this.forwarder.id, this.instance.id]).apply(([id]) => id);
         const admin: pulumi.Output<AdminEndpoint> = args.openAdminChannel(MANAGED_ADMIN_PORT, ready);
-        // Scaleway's endpoint speaks TLS; the name seen would be the forward's, so no verify-full.
+        // TLS runs end to end through the SSH forward and the relay (both carry TCP only), so the
+        // provider checks the instance's own certificate, and under verify-full the endpoint's IP (not
+        // the forward's 127.0.0.1) as the name, and requires channel binding (io/appDatabaseProvider.ts).
         this.adminConnection = pulumi.secret(
-            pulumi
-                .all([admin, this.adminPassword.result])
-                .apply(([a, password]) => ({ host: a.host, port: a.port, user: MANAGED_ADMIN_USER, password, database: "postgres", ssl: true })),
+            pulumi.all([admin, this.adminPassword.result, this.serverTls]).apply(([a, password, tls]) => managedAdminConnection(a, MANAGED_ADMIN_USER, password, tls)),
         );
         this.serverId = pulumi.interpolate`managed:${this.instance.id}`;
-        this.appEndpoint = this.endpoint.apply((e) => ({ host: e.ip, port: e.port, sslmode: "require" }));
+        this.appEndpoint = this.endpoint.apply((e) => managedAppEndpoint(e.ip, e.port));
         this.ready = [this.instance, this.forwarder];
 
         this.registerOutputs({ instanceId: this.instance.id, endpoint: this.endpoint });

@@ -304,7 +304,100 @@ export function declareAppDatabase(app: string, password: string, connectionLimi
     };
 }
 
-/** postgres://role:password@host:port/database, with the credentials URL-encoded. */
-export function databaseUrl(role: string, password: string, host: string, port: number, database: string, sslmode = "disable"): string {
-    return `postgres://${encodeURIComponent(role)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}?sslmode=${sslmode}`;
+/** Where the backends reach the server, and how (libpq's names: the DATABASE_URL's parameters). */
+export interface AppEndpoint {
+    readonly host: string;
+    readonly port: number;
+    readonly sslmode: string;
+    /** `require`: SCRAM-SHA-256-PLUS bound to the TLS channel, or no connection (libpq >= 13). */
+    readonly channelBinding?: "require";
+}
+
+/** postgres://role:password@host:port/database?sslmode=…[&channel_binding=require], with the credentials URL-encoded. */
+export function databaseUrl(role: string, password: string, host: string, port: number, database: string, sslmode = "disable", channelBinding?: "require"): string {
+    const binding = channelBinding === undefined ? "" : `&channel_binding=${channelBinding}`;
+    return `postgres://${encodeURIComponent(role)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}?sslmode=${sslmode}${binding}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The managed server's TLS: what every client of the managed instance checks before it authenticates
+//
+// Two independent checks, because neither alone covers every client here:
+// - The server's certificate, against the instance's own certificate as the only trusted root (the
+//   `certificate` Scaleway hands out for the instance, read from the instance resource; never the
+//   system's roots). verify-full also checks the name the client dials (the private endpoint's IP)
+//   is in that certificate; Scaleway documents verify-full for its public endpoint's host name, and
+//   says nothing of which names a private-network endpoint's certificate carries. So the mode is
+//   decided from the certificate itself: verify-full when it names the endpoint's IP, else verify-ca
+//   (the chain still has to end in this instance's certificate), with a warning.
+// - Channel binding (SCRAM-SHA-256-PLUS, `channel_binding=require`): the client binds its SCRAM proof
+//   to the certificate it saw. A man in the middle, whatever certificate it holds (even one for the
+//   right name from the right CA), cannot relay the authentication to the instance (the instance
+//   binds to its own certificate, the proofs differ) and cannot answer it itself without the role's
+//   SCRAM verifier; a server that asks for a cleartext or MD5 password, or lets the client in
+//   without authenticating it (trust), is refused before the password leaves the client. It needs
+//   no file in the client and no name in the certificate, so it is the floor for every client,
+//   the apps included.
+// A TCP forward on the way (host 0's relay, the SSH forward) does not weaken either: TLS runs end to
+// end through it. A relay that terminated TLS would fail both checks.
+
+/** What every client of the managed instance checks of the server. */
+export interface ManagedServerTls {
+    /** PEM: the instance's certificate as Scaleway hands it out, the one root the clients trust. */
+    readonly rootCertificate: string;
+    /** libpq's sslmode: verify-full when that certificate names the endpoint's IP, else verify-ca. */
+    readonly sslmode: "verify-full" | "verify-ca";
+    /** The name the server's certificate must carry under verify-full: the private endpoint's IP. */
+    readonly serverName: string;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----/g;
+
+/**
+ * The checks for the instance's certificate (PEM, one or more certificates) and its private
+ * endpoint's IP. Throws when there is no certificate to check against: no client connects unchecked.
+ */
+export function managedServerTls(certificate: string, endpointIp: string): ManagedServerTls {
+    if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(endpointIp)) throw new Error(`${JSON.stringify(endpointIp)} is not the endpoint's IPv4 address`);
+    const pems = (certificate ?? "").match(PEM_CERTIFICATE) ?? [];
+    if (pems.length === 0) throw new Error("the managed instance reports no TLS certificate: its clients would have nothing to check the server against");
+    // Only a SAN IP entry counts (what node's TLS checks for an IP; libpq >= 14 does the same when SANs exist).
+    const named = pems.some((pem) => new crypto.X509Certificate(pem).checkIP(endpointIp) !== undefined);
+    return { rootCertificate: pems.join("\n") + "\n", sslmode: named ? "verify-full" : "verify-ca", serverName: endpointIp };
+}
+
+/** The apps' way to the managed instance: TLS and channel binding required (see above for why not verify-full). */
+export function managedAppEndpoint(ip: string, port: number): AppEndpoint {
+    // verify-full would need the instance's certificate as a file inside every app's image, at a
+    // path each driver is told; channel binding needs nothing of the app but a driver that honours
+    // `channel_binding=require` (libpq >= 13 does; README lists what other drivers need).
+    return { host: ip, port, sslmode: "require", channelBinding: "require" };
+}
+
+/** Where the client container writes the instance's certificate at start (its /tmp is a tmpfs; the root is read-only). */
+export const MANAGED_CLIENT_ROOT_CERT = "/tmp/platform-managed-db-root.crt";
+
+/**
+ * The client container's environment (libpq's variables) but for PGPASSWORD: pg_dump, pg_restore and
+ * psql run there by the backups, the restore and the migration check the server's certificate
+ * against the instance's and bind SCRAM to the channel. The certificate comes in as
+ * PLATFORM_DB_ROOT_CERT (public) and is written to PGSSLROOTCERT by managedClientCommand.
+ */
+export function managedClientEnv(endpoint: { readonly ip: string; readonly port: number }, tls: ManagedServerTls, user: string): string[] {
+    return [
+        `PGHOST=${endpoint.ip}`,
+        `PGPORT=${endpoint.port}`,
+        `PGUSER=${user}`,
+        "PGDATABASE=postgres",
+        `PGSSLMODE=${tls.sslmode}`,
+        `PGSSLROOTCERT=${MANAGED_CLIENT_ROOT_CERT}`,
+        "PGCHANNELBINDING=require",
+        `PLATFORM_DB_ROOT_CERT=${tls.rootCertificate}`,
+    ];
+}
+
+/** The client container's command: writes the certificate where PGSSLROOTCERT points, then idles for `docker exec`. */
+export function managedClientCommand(): string[] {
+    // Until the file is there libpq refuses to connect (no root certificate): it fails closed.
+    return ["sh", "-c", 'umask 022 && printf "%s" "$PLATFORM_DB_ROOT_CERT" > "$PGSSLROOTCERT" && exec sleep infinity'];
 }

@@ -11,6 +11,8 @@ import { PlatformDependencies, definePlatform } from "../components/platform";
 import { FAKE_IP, Registration, RunResult, STACK_REFERENCE_OUTPUTS, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
 import { LOCAL_RAW, PROD_RAW, PROD_SECRET_KEYS, parse } from "./fixtures";
 import { graphDifferences, graphOf, readGraphFixture, writeGraphFixture } from "./support/graph";
+import { PLACEHOLDER_DB_CERTIFICATE } from "../commands/programGraph";
+import { MANAGED_CLIENT_ROOT_CERT, managedClientCommand } from "../render/postgres";
 
 const S = {
     pn: "scaleway:network/privateNetwork:PrivateNetwork",
@@ -39,7 +41,10 @@ function withScalewayOutputs(): () => void {
                 newResource: async (args) => {
                     const result = await mocks.newResource(args);
                     const state = { ...result.state };
-                    if (args.type === S.instance) state.privateNetwork = { ...args.inputs.privateNetwork, ip: DB_IP, port: DB_PORT };
+                    if (args.type === S.instance) {
+                        state.privateNetwork = { ...args.inputs.privateNetwork, ip: DB_IP, port: DB_PORT };
+                        state.certificate = PLACEHOLDER_DB_CERTIFICATE;
+                    }
                     if (args.type === S.ipamIp) state.address = `172.16.32.${nextHost++}/22`;
                     if (args.type === S.lbIp) state.ipAddress = LB_ADDRESS;
                     return { ...result, state };
@@ -158,6 +163,8 @@ describe("scale: database managed, one host (mocks)", () => {
             const db = run.one(T.appDatabase, `${app}-db-role-database`);
             const admin = reveal(db.inputs.admin);
             assert.deepStrictEqual([admin.host, admin.port, admin.user, admin.ssl], ["127.0.0.1", 40123, "platform_admin", true], "TLS, through the admin channel, as the managed admin");
+            // The forward's end is dialed; the instance's certificate and its endpoint's IP are what is checked.
+            assert.deepStrictEqual(admin.tls, { rootCertificate: PLACEHOLDER_DB_CERTIFICATE, sslmode: "verify-full", serverName: DB_IP, channelBinding: "require" });
             assert.deepStrictEqual(
                 [db.inputs.role, db.inputs.database, db.inputs.owner, db.inputs.login, db.inputs.publicConnect, db.inputs.adminMember],
                 [`app_${app}`, `${app}_db`, `app_${app}`, true, false, true],
@@ -177,12 +184,12 @@ describe("scale: database managed, one host (mocks)", () => {
         }
     });
 
-    it("backends get DATABASE_URL of the private endpoint with TLS required, as a secret, after role and database", () => {
+    it("backends get DATABASE_URL of the private endpoint with TLS and channel binding required, as a secret, after role and database", () => {
         for (const app of ["app1", "app2"]) {
             const backend = run.appContainer(`${app}`, "backend");
             assert.ok(isSecretValue(backend.inputs.envs), "the environment carrying DATABASE_URL is a secret");
             const env = (reveal(backend.inputs.envs) as string[]).find((e) => e.startsWith("DATABASE_URL="));
-            assert.match(String(env), new RegExp(`^DATABASE_URL=postgres://app_${app}:[^@]+@${DB_IP.replace(/\./g, "\\.")}:${DB_PORT}/${app}_db\\?sslmode=require$`));
+            assert.match(String(env), new RegExp(`^DATABASE_URL=postgres://app_${app}:[^@]+@${DB_IP.replace(/\./g, "\\.")}:${DB_PORT}/${app}_db\\?sslmode=require&channel_binding=require$`));
             assert.ok(backend.dependencies.includes(run.one(T.appDatabase, `${app}-db-role-database`).urn), `${app}-backend waits for its role and database`);
         }
     });
@@ -192,7 +199,10 @@ describe("scale: database managed, one host (mocks)", () => {
         assert.strictEqual(client.inputs.name, "platform-pg-client");
         assert.ok(isSecretValue(client.inputs.envs), "the environment carrying the admin password is a secret");
         const envs = reveal(client.inputs.envs) as string[];
-        assert.ok(envs.includes(`PGHOST=${DB_IP}`) && envs.includes("PGSSLMODE=require") && envs.includes("PGUSER=platform_admin"));
+        assert.ok(envs.includes(`PGHOST=${DB_IP}`) && envs.includes("PGUSER=platform_admin"));
+        // The certificate names the endpoint: verify-full against the instance's certificate, and channel binding.
+        for (const e of ["PGSSLMODE=verify-full", `PGSSLROOTCERT=${MANAGED_CLIENT_ROOT_CERT}`, "PGCHANNELBINDING=require", `PLATFORM_DB_ROOT_CERT=${PLACEHOLDER_DB_CERTIFICATE}`]) assert.ok(envs.includes(e), e);
+        assert.deepStrictEqual(client.inputs.command, managedClientCommand());
         assert.ok(envs.some((e) => e.startsWith("PGPASSWORD=")));
         assert.strictEqual(client.inputs.ports, undefined);
         assert.ok(run.byType(T.image).some((i) => i.inputs.name === "postgres:16.6-bookworm"));
