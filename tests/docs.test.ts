@@ -8,6 +8,8 @@ import { CERTIFICATE_SCRIPT } from "../components/reverseProxy";
 import { catalog } from "../apps";
 import { CONFIG_KEYS, CONFIG_SCHEMA, ConfigError, INSTANCE_MEMORY_MB, SECRET_KEYS, parsePlatformConfig, planMemory } from "../config/platformConfig";
 import { PRICES_DATE, costTable } from "../render/scale";
+import { PLACEHOLDER_DB_CERTIFICATE } from "../commands/programGraph";
+import { databaseUrl, managedAppEndpoint, managedClientEnv, managedServerTls } from "../render/postgres";
 import { BACKUP_RECIPIENT, PROD_RAW, PUBLIC_KEY, parse } from "./fixtures";
 
 const root = path.join(__dirname, "..");
@@ -224,5 +226,22 @@ describe("the README's claims that can be checked", () => {
         const script = fs.readFileSync(path.join(root, "hostScripts", "issue-certificate.sh"), "utf8");
         const settings = /settings_file=\$\{SETTINGS_FILE:-([^}]+)\}/.exec(script)![1];
         assert.ok(readme.includes(`sh ${CERTIFICATE_SCRIPT} --renew-only ${settings}`), `expected: sh ${CERTIFICATE_SCRIPT} --renew-only ${settings}`);
+    });
+});
+
+describe("README: the managed database's clients", () => {
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+    const section = readme.split("**How the managed database's clients check the server.**")[1]?.split("\n- **Several hosts**")[0] ?? "";
+
+    it("states the apps' DATABASE_URL parameters the renderer gives", () => {
+        const e = managedAppEndpoint("172.16.32.9", 5432);
+        const query = databaseUrl("r", "p", e.host, e.port, "d", e.sslmode, e.channelBinding).split("?")[1];
+        assert.ok(section.includes(`?${query}\``), `README gives ?${query}`);
+    });
+
+    it("names the client container's libpq settings the renderer gives", () => {
+        const env = managedClientEnv({ ip: "172.16.32.9", port: 5432 }, managedServerTls(PLACEHOLDER_DB_CERTIFICATE, "172.16.32.9"), "platform_admin");
+        for (const e of env.filter((v) => /^PG(SSLMODE|CHANNELBINDING)=/.test(v))) assert.ok(section.includes(e), `README names ${e}`);
+        assert.ok(env.some((v) => v.startsWith("PGSSLROOTCERT=")) && section.includes("`PGSSLROOTCERT`"));
     });
 });
