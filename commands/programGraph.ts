@@ -4,8 +4,8 @@
 // its step 2 (what `database: managed` adds to the stack) and the volume's URN of its step 4.
 //
 // Nothing of the operator's machine is touched: ScalewayHost writes its SSH files under a temporary
-// PLATFORM_SSH_DIR (removed afterwards), the deploying identity is a placeholder, and the admin
-// channel opens nothing (a preview).
+// PLATFORM_SSH_DIR (removed afterwards), and the admin channel opens nothing (a preview). The backup
+// bucket's administrators come from the stack's config (platform:backupAdministrators), as in `up`.
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -113,7 +113,6 @@ export async function programResources(stack: string, project: string, stackConf
         const { definePlatform } = require("../components/platform") as typeof import("../components/platform");
         definePlatform(config, {
             openForward: async () => ({ host: "127.0.0.1", port: 1, pid: 0, close: () => undefined }),
-            backupAdministrators: ["user_id:00000000-0000-0000-0000-000000000000"],
             // A first `up`: no DNS record points at a balancer that does not exist yet (no certificate).
             resolveAddresses: async () => [],
         });

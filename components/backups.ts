@@ -9,7 +9,6 @@ import {
     BACKUP_SETTINGS_FILE,
     BACKUP_SIGNING_KEY_FILE,
     DatabaseTarget,
-    apiKeyPrincipal,
     backupBucketPolicy,
     DRILL_PERMISSION_SETS,
     HOST_PERMISSION_SETS,
@@ -37,10 +36,12 @@ export interface BackupsArgs {
     readonly region?: string;
     /**
      * scaleway: principals (`user_id:…`/`application_id:…`) that keep full access to the bucket: who
-     * deploys, restores and runs the drill. Undefined: no bucket policy is declared (with a warning),
-     * because a policy without them would lock everyone but the organisation owner out.
+     * deploys, restores and reads backups by hand (platform:backupAdministrators). Required there: a
+     * policy without them would lock everyone but the Organization's owner out. They are reviewed
+     * config, never looked up from the deploying key (scaleway.iam.getApiKey): a preview runs with a
+     * different, read-only key and would plan a policy for that key's principal.
      */
-    readonly administrators?: pulumi.Input<string[]>;
+    readonly administrators?: readonly string[];
     /** local: directory (git-ignored) holding the backups and the generated key pair. */
     readonly localDir?: string;
     /**
@@ -54,20 +55,6 @@ export interface BackupsArgs {
 
 // In io/ so that the restore command reads it without loading the Pulumi SDK.
 export { localBackupPaths };
-
-/**
- * The principal of the API key this deployment runs with (SCW_ACCESS_KEY or scaleway:accessKey), as
- * the bucket policy's administrator; undefined when no key is known to the program.
- */
-export function deployingIdentity(): pulumi.Output<string[]> | undefined {
-    const accessKey = process.env.SCW_ACCESS_KEY || new pulumi.Config("scaleway").get("accessKey");
-    if (!accessKey) return undefined;
-    return scaleway.iam.getApiKeyOutput({ accessKey }).apply((key) => {
-        const principal = apiKeyPrincipal(key);
-        if (!principal) throw new Error("backups: could not tell whether the deploying API key belongs to a user or an application; the bucket policy needs it to keep your access");
-        return [principal];
-    });
-}
 
 const MARKER = "PLATFORM_BACKUP_EOF";
 
@@ -106,6 +93,9 @@ export class Backups extends pulumi.ComponentResource {
             if (!s.publicKey) throw new Error("backups: platform:backupPublicKey is required on the scaleway target");
             if (!s.signingKey) throw new Error("backups: platform:backupSigningKey is required on the scaleway target");
             const signingKey = s.signingKey;
+            if (args.administrators === undefined || args.administrators.length === 0) {
+                throw new Error("backups: platform:backupAdministrators is required on the scaleway target (config/platformConfig.ts refuses a stack without it)");
+            }
             const endpoint = scalewayS3Endpoint(region);
             const suffix = new random.RandomString(`${name}-bucket-suffix`, { length: 8, special: false, upper: false }, { parent: this });
             const bucket = new scaleway.object.Bucket(
@@ -178,27 +168,21 @@ export class Backups extends pulumi.ComponentResource {
             const drillKey = drill.key;
             this.drillKey = pulumi.secret(pulumi.all([drillKey.accessKey, drillKey.secretKey]).apply(([accessKey, secretKey]) => ({ accessKey, secretKey })));
 
-            const policyDeps: pulumi.Resource[] = [this.hostPolicy];
-            if (args.administrators === undefined) {
-                pulumi.log.warn(
-                    "backups: no bucket policy declared: the program does not know who deploys (set SCW_ACCESS_KEY). Without the policy the host cannot upload and the first backup fails; with a policy missing you, only the organisation owner could read the backups.",
-                    this,
-                );
-            } else {
-                policyDeps.push(
-                    new scaleway.object.BucketPolicy(
-                        `${name}-policy`,
-                        {
-                            bucket: bucket.name,
-                            region,
-                            policy: pulumi
-                                .all([bucket.name, application.id, args.administrators, drill.application.id])
-                                .apply(([b, id, admins, drillId]) => JSON.stringify(backupBucketPolicy(b, id, admins, drillId))),
-                        },
-                        { parent: this },
-                    ),
-                );
-            }
+            const administrators = [...args.administrators!];
+            const policyDeps: pulumi.Resource[] = [
+                this.hostPolicy,
+                new scaleway.object.BucketPolicy(
+                    `${name}-policy`,
+                    {
+                        bucket: bucket.name,
+                        region,
+                        policy: pulumi
+                            .all([bucket.name, application.id, drill.application.id])
+                            .apply(([b, id, drillId]) => JSON.stringify(backupBucketPolicy(b, id, administrators, drillId))),
+                    },
+                    { parent: this },
+                ),
+            ];
 
             const settings = bucket.name.apply((b) =>
                 renderBackupSettings({

@@ -6,7 +6,7 @@
 // index.ts calls definePlatform; tests call it once per stack.
 import * as pulumi from "@pulumi/pulumi";
 import { AppDatabase } from "./appDatabase";
-import { Backups, deployingIdentity } from "./backups";
+import { Backups } from "./backups";
 import { Host } from "./host";
 import { LocalHost } from "./localHost";
 import { PlatformLoadBalancer } from "./loadBalancer";
@@ -69,8 +69,6 @@ export interface PlatformOutputs {
 export interface PlatformDependencies {
     /** Opens the prod admin channel; tests replace it to observe what the program asks for. */
     readonly openForward?: typeof openForward;
-    /** Principals keeping full access to the backup bucket; by default the identity of SCW_ACCESS_KEY. */
-    readonly backupAdministrators?: pulumi.Input<string[]>;
     /** What DNS answers for the domain (the load balancer's certificate waits for it); by default the system's resolver. */
     readonly resolveAddresses?: (domain: string) => Promise<string[]>;
 }
@@ -252,7 +250,7 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
                   apps: [...appDatabases.keys()],
                   settings: config.backup,
                   region: new pulumi.Config("scaleway").get("region"),
-                  administrators: onCloud ? (deps.backupAdministrators ?? deployingIdentity()) : undefined,
+                  administrators: onCloud ? config.backup.administrators : undefined,
                   localDir: managed ? undefined : ".platform/local",
                   database: managed ? MANAGED_DATABASE_TARGET : undefined,
                   dependsOn: [...(server instanceof ManagedDatabase ? [server.client] : []), ...appDatabases.values()],

@@ -271,6 +271,15 @@ const cidrFix = "Fix: pulumi config set --path 'adminCidrs[0]' 203.0.113.7/32 (y
 const optIn = "to open SSH to everyone, say so explicitly instead: pulumi config set platform:sshFromAnywhere true";
 const ownAddressFix = (i: number) => `Fix: pulumi config set --path 'adminCidrs[${i}]' "$(curl -4 -fsS https://ifconfig.me)/32"`;
 
+/** A Scaleway IAM principal as bucket policies name it. */
+const PRINCIPAL = /^(user_id|application_id):[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+// The program never asks Scaleway who deploys (scaleway.iam.getApiKey): a preview runs with another,
+// read-only key, and would plan a policy for that key's principal instead. So the fix says how to look it up.
+const administratorsFix = (i: number) =>
+    `Fix: scw iam api-key get "$SCW_ACCESS_KEY" (the key you deploy with) shows its user_id or application_id, ` +
+    `then pulumi config set --path 'platform:backupAdministrators[${i}]' user_id:<uuid> (or application_id:<uuid>); ` +
+    "in the console: IAM, Users (or Applications), the principal's ID";
+
 /** The placeholders the committed example stack file holds: refused with the way to make the real value. */
 const isPlaceholder = (s: string) => /^<.*>$/.test(s.trim());
 
@@ -511,6 +520,31 @@ export const CONFIG_SCHEMA = {
                     (s) => options.testStack === true || !isTestAgeRecipient(s),
                     `is one of the test suite's published recipients: nobody holds its private key, so no backup encrypted to it could ever be restored. ${ageFix}`,
                 ),
+            ),
+    }),
+    backupAdministrators: key({
+        type: "array",
+        default: [],
+        description: "Principals (user_id:<uuid> or application_id:<uuid>) that keep full access to the backup bucket: whoever deploys, restores or reads backups by hand. Required on scaleway. The bucket policy admits them, the host's put-only key and the drill's read-only key, nobody else.",
+        example: '["user_id:11111111-2222-3333-4444-555555555555"]',
+        schema: () =>
+            v.pipe(
+                text(),
+                json,
+                v.custom<unknown[]>(Array.isArray, (issue) => `must be a list of principals, not ${shown(issue.input)}. ${administratorsFix(0)}`),
+                entries<unknown[]>((principals, report) => {
+                    principals.forEach((p, i) => {
+                        if (typeof p === "string" && /</.test(p)) {
+                            report([i], `${shown(p)} is still the example's placeholder: put the principal you deploy and restore with here. ${administratorsFix(i)}`);
+                        } else if (typeof p === "string" && /^SCW[A-Z0-9]{17}$/.test(p)) {
+                            report([i], `${shown(p)} is an API key's access key, not a principal: the policy names who holds the key. ${administratorsFix(i)}`);
+                        } else if (typeof p !== "string" || !PRINCIPAL.test(p)) {
+                            report([i], `${shown(p)} is not user_id:<uuid> or application_id:<uuid> (lowercase). ${administratorsFix(i)}`);
+                        } else if (principals.indexOf(p) !== i) {
+                            report([i], `${p} is listed twice. Fix: pulumi config rm --path 'platform:backupAdministrators[${i}]'`);
+                        }
+                    });
+                }),
             ),
     }),
     backupSigningKey: key({
@@ -774,6 +808,15 @@ const RULES: readonly Rule[] = [
         },
     },
     {
+        reads: ["target", "backupAdministrators"],
+        check: (c, report) => {
+            // [] is what the CLI hands over when the key is unset (Pulumi.yaml's default): unset, then.
+            if (onCloud(c) && (c.backupAdministrators ?? []).length === 0) {
+                report(["backupAdministrators"], `required on the scaleway target: the backup bucket's policy keeps full access for these principals only; without you in it, only the Organization's owner could read or restore a backup. ${administratorsFix(0)}`);
+            }
+        },
+    },
+    {
         reads: ["target", "backupSigningKey", "backupSigningKeys"],
         check: (c, report, options) => {
             if (onCloud(c) && c.backupSigningKey === undefined) {
@@ -851,6 +894,8 @@ function toPlatformConfig(c: Values, options: ParseOptions) {
             signingKey: c.backupSigningKey,
             /** The public keys readers trust (the restore, drill and migration read them from the stack file). */
             trustedKeys: (c.backupSigningKeys ?? []) as readonly TrustedKey[],
+            /** scaleway: the principals the bucket policy keeps full access for (reviewed config, never looked up). */
+            administrators: (c.backupAdministrators ?? []) as readonly string[],
         },
         /** Plain text here (undefined when unset); components/platform.ts wraps it in pulumi.secret. */
         alertWebhookUrl: c.alertWebhookUrl,

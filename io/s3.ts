@@ -135,7 +135,7 @@ export class S3Client {
         const text = Buffer.concat(chunks).toString("utf8");
         const code = xmlValues(text, "Code")[0];
         const message = xmlValues(text, "Message")[0];
-        const hint = res.statusCode === 403 ? " (check SCW_ACCESS_KEY/SCW_SECRET_KEY: the bucket policy lets only the deploying identity and the drill's own key, pulumi stack output --show-secrets backupDrillKey, read backups)" : "";
+        const hint = res.statusCode === 403 ? " (check SCW_ACCESS_KEY/SCW_SECRET_KEY: the bucket policy lets only platform:backupAdministrators and the drill's own key, pulumi stack output --show-secrets backupDrillKey, read backups)" : "";
         return new S3Error(`${what}: HTTP ${res.statusCode}${code ? ` ${code}` : ""}${message ? `: ${message}` : ""}${hint}`, res.statusCode ?? 0, code);
     }
 

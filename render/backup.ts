@@ -444,7 +444,7 @@ export function backupBucketPolicy(bucket: string, hostApplicationId: string, ad
                 ? []
                 : [
                       {
-                          // The drill lists and reads backups, nothing else: not the deploying identity's s3:*.
+                          // The drill lists and reads backups, nothing else: not the administrators' s3:*.
                           Sid: "DrillReadsOnly",
                           Effect: "Allow",
                           Principal: { SCW: `application_id:${drillApplicationId}` },
@@ -495,13 +495,6 @@ export const AUTH_RETRY_INTERVAL_SECONDS = 15;
 export function firstBackupEnvironment(waitSeconds = IAM_PROPAGATION_WAIT_SECONDS, intervalSeconds = AUTH_RETRY_INTERVAL_SECONDS): string {
     for (const n of [waitSeconds, intervalSeconds]) if (!Number.isInteger(n) || n < 0 || n > 3600) throw new Error(`backups: ${n} is not a whole number of seconds up to 3600`);
     return `UPLOAD_AUTH_WAIT_SECONDS=${waitSeconds} UPLOAD_AUTH_RETRY_SECONDS=${intervalSeconds}`;
-}
-
-/** The principal of the API key that deploys (scaleway.iam.getApiKey), for the policy's administrators. */
-export function apiKeyPrincipal(key: { userId?: string; applicationId?: string }): string | undefined {
-    if (key.userId) return `user_id:${key.userId}`;
-    if (key.applicationId) return `application_id:${key.applicationId}`;
-    return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

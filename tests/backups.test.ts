@@ -8,7 +8,6 @@ import * as os from "os";
 import * as path from "path";
 import {
     MANAGED_DATABASE_TARGET,
-    apiKeyPrincipal,
     checkDatabaseTarget,
     backupBucketPolicy,
     backupKey,
@@ -26,9 +25,11 @@ import {
     restoreDatabaseName,
 } from "../render/backup";
 import { catalog } from "../apps";
+import * as pulumi from "@pulumi/pulumi";
+import { Backups } from "../components/backups";
 import { definePlatform } from "../components/platform";
 import { stackAppsWithDatabase } from "../commands/backup-drill";
-import { BACKUP_RECIPIENT, LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
+import { BACKUP_ADMINISTRATOR, BACKUP_RECIPIENT, LOCAL_RAW, PROD_RAW, parse } from "./fixtures";
 import { FAKE_PROJECT_ID, RunResult, T, isSecretValue, reveal, runProgram, unwrap } from "./harness";
 
 const B = {
@@ -39,7 +40,7 @@ const B = {
     apiKey: "scaleway:iam/apiKey:ApiKey",
     iamPolicy: "scaleway:iam/policy:Policy",
 } as const;
-const OPERATOR = "user_id:11111111-2222-3333-4444-555555555555";
+const OPERATOR = BACKUP_ADMINISTRATOR;
 const HOST_ACCESS_KEY = "SCWABCDEFGHIJKLMNOPQ";
 const HOST_SECRET_KEY = "0b2f6e1c-9a4d-4e8b-b7a2-3c5d6e7f8a9b";
 
@@ -49,7 +50,6 @@ describe("backups on the prod stack (mocks)", () => {
         run = await runProgram("prod", () =>
             definePlatform(parse({ ...PROD_RAW, backupRetentionDays: "45", backupLockDays: "10", backupSchedule: "15 2 * * *", backupHeartbeatUrl: "https://hc-ping.com/abc-123" }), {
                 openForward: async () => ({ host: "127.0.0.1", port: 40123, pid: 1, close: () => undefined }),
-                backupAdministrators: [OPERATOR],
             }),
         );
     });
@@ -174,16 +174,40 @@ describe("backups on the prod stack (mocks)", () => {
         assert.strictEqual(await unwrap(run.value.backupEndpoint!), "https://s3.fr-par.scw.cloud");
     });
 
-    it("without a known deploying identity no policy is declared (so nobody is locked out)", async () => {
+    it("the administrators are the reviewed config, never looked up: no IAM call, whatever key the environment holds", async () => {
+        // A preview runs with a read-only key of its own; a lookup of the deploying key's principal
+        // (scaleway:iam/getApiKey) would need IAM read and plan a policy for the wrong principal.
         const saved = process.env.SCW_ACCESS_KEY;
-        delete process.env.SCW_ACCESS_KEY;
+        process.env.SCW_ACCESS_KEY = "SCWPREVIEWKEY0000000";
+        const invoked: string[] = [];
         try {
-            const bare = await runProgram("prod", () => definePlatform(parse(PROD_RAW), { openForward: async () => ({ host: "127.0.0.1", port: 40123, pid: 1, close: () => undefined }) }));
-            assert.strictEqual(bare.byType(B.policy).length, 0);
-            assert.strictEqual(bare.byType(B.bucket).length, 1);
+            const other = await runProgram("prod", () => {
+                const monitor = pulumi.runtime.getMonitor() as any;
+                const original = monitor.invoke.bind(monitor);
+                monitor.invoke = (req: any, callback: any) => (invoked.push(req.getTok()), original(req, callback));
+                return definePlatform(parse(PROD_RAW), { openForward: async () => ({ host: "127.0.0.1", port: 40123, pid: 1, close: () => undefined }) });
+            });
+            const policy = JSON.parse(other.byType(B.policy)[0].inputs.policy);
+            assert.deepStrictEqual(policy.Statement.find((s: any) => s.Sid === "AdministratorsKeepAccess").Principal, { SCW: [OPERATOR] });
         } finally {
-            if (saved !== undefined) process.env.SCW_ACCESS_KEY = saved;
+            if (saved === undefined) delete process.env.SCW_ACCESS_KEY;
+            else process.env.SCW_ACCESS_KEY = saved;
         }
+        assert.deepStrictEqual(invoked.filter((t) => t.startsWith("scaleway:")), [], "the program asks Scaleway nothing");
+    });
+
+    it("a Backups component on a scaleway host without administrators fails before declaring anything", async () => {
+        const registered: string[] = [];
+        await assert.rejects(
+            runProgram("prod", () => {
+                const monitor = pulumi.runtime.getMonitor() as any;
+                const original = monitor.registerResource.bind(monitor);
+                monitor.registerResource = (req: any, callback: any) => (registered.push(req.getType()), original(req, callback));
+                return new Backups("backups", { host: { kind: "scaleway" } as any, apps: ["app1"], settings: parse(PROD_RAW).backup, region: "fr-par" });
+            }),
+            /platform:backupAdministrators is required on the scaleway target/,
+        );
+        assert.deepStrictEqual(registered.filter((t) => t !== "platform:backup:Backups"), [], "no bucket, key or policy was declared");
     });
 });
 
@@ -403,16 +427,13 @@ describe("backup rules (render/backup.ts)", () => {
         assert.throws(() => parseManifest(JSON.stringify({ ...good, globalsMode: "everything" })), /globalsMode "everything"/);
     });
 
-    it("the bucket policy refuses a missing or malformed administrator, and principals come from the API key", () => {
+    it("the bucket policy refuses a missing or malformed administrator", () => {
         assert.throws(() => firstBackupEnvironment(-1), /whole number of seconds/);
         assert.throws(() => firstBackupEnvironment(1.5), /whole number of seconds/);
         assert.throws(() => firstBackupEnvironment(NaN as number), /whole number of seconds/);
         assert.throws(() => firstBackupEnvironment(60, 99999), /whole number of seconds/);
         assert.throws(() => backupBucketPolicy("bucket-ok", "id", []), /at least one administrator/);
         assert.throws(() => backupBucketPolicy("bucket-ok", "id", ["*"]), /user_id:<uuid>/);
-        assert.strictEqual(apiKeyPrincipal({ userId: "u", applicationId: "" }), "user_id:u");
-        assert.strictEqual(apiKeyPrincipal({ userId: "", applicationId: "a" }), "application_id:a");
-        assert.strictEqual(apiKeyPrincipal({}), undefined);
     });
 
     it("the drill checks the apps with a database that the stack's file lists", () => {

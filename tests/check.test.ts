@@ -65,7 +65,7 @@ describe("npm run check (commands/check.ts)", () => {
     it("the committed Pulumi.prod.yaml fails on its placeholders, naming each key", async () => {
         const result = await check(root, "prod");
         assert.strictEqual(result.ok, false);
-        for (const key of ["sshPublicKey", "adminCidrs[0]", "backupPublicKey"]) assert.ok(result.output.includes(`- platform:${key}: `), `${key}: ${result.output}`);
+        for (const key of ["sshPublicKey", "adminCidrs[0]", "backupPublicKey", "backupAdministrators[0]"]) assert.ok(result.output.includes(`- platform:${key}: `), `${key}: ${result.output}`);
     });
     it("a good config prints ok and what the stack would create, counted by type", async () => {
         const result = await check(root, "local");

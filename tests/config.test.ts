@@ -7,7 +7,7 @@ import { coversWholeInternet, imageReference, isCidr, isSshPublicKey } from "../
 import { catalog } from "../apps";
 import { TEST_SIGNING_KEYS, TEST_STACK_ENV, TEST_STACK_PHRASE, isTestStackEnvironment } from "../config/testValues";
 import { generateSigningKey } from "../render/signing";
-import { LOCAL_RAW, PROD_RAW, PUBLIC_KEY, REAL_KEYS, parse } from "./fixtures";
+import { BACKUP_ADMINISTRATOR, LOCAL_RAW, PROD_RAW, PUBLIC_KEY, REAL_KEYS, parse } from "./fixtures";
 
 function problemsOf(raw: RawConfig, isSecret?: (key: string) => boolean): string[] {
     try {
@@ -82,6 +82,7 @@ describe("config validation", () => {
             heartbeatUrl: "https://hc-ping.com/5f1e-77aa",
             signingKey: PROD_RAW.backupSigningKey,
             trustedKeys: [{ publicKey: TEST_SIGNING_KEYS.fixture.publicKey }],
+            administrators: [BACKUP_ADMINISTRATOR],
         });
     });
     it("backup signing: a secret Ed25519 key on scaleway whose public half is pinned and not retired; malformed pins are named", () => {
@@ -111,6 +112,25 @@ describe("config validation", () => {
         // The local stack needs none (it generates its own); one set there must be pinned all the same.
         assert.strictEqual(parse(LOCAL_RAW).backup.signingKey, undefined);
         expectProblem({ ...LOCAL_RAW, backupSigningKey: other.secretKey }, "backupSigningKeys", /does not pin/, secret);
+    });
+    it("backup administrators: reviewed principals, required on scaleway, each user_id:<uuid> or application_id:<uuid>, with how to find yours", () => {
+        const { backupAdministrators, ...raw } = PROD_RAW;
+        const lookup = /scw iam api-key get "\$SCW_ACCESS_KEY".*pulumi config set --path 'platform:backupAdministrators\[0\]' user_id:<uuid>/;
+        expectProblem(raw, "backupAdministrators", new RegExp(`required on the scaleway target.*${lookup.source}`));
+        // What the CLI hands over for the unset key (Pulumi.yaml's default).
+        expectProblem({ ...raw, backupAdministrators: "[]" }, "backupAdministrators", /required on the scaleway target/);
+        assert.deepStrictEqual(parse({ ...LOCAL_RAW, backupAdministrators: "[]" }).backup.administrators, [], "not needed on the local stack");
+        const uuid = "0b2f6e1c-9a4d-4e8b-b7a2-3c5d6e7f8a9b";
+        const both = [`user_id:${uuid}`, `application_id:${uuid}`];
+        assert.deepStrictEqual(parse({ ...PROD_RAW, backupAdministrators: JSON.stringify(both) }).backup.administrators, both);
+        const at = (list: unknown) => ({ ...PROD_RAW, backupAdministrators: JSON.stringify(list) });
+        expectProblem(at([`user_id:${uuid}`, "user_id:<your Scaleway user or application id>"]), "backupAdministrators[1]", /still the example's placeholder.*backupAdministrators\[1\]/);
+        expectProblem(at(["SCWABCDEFGHIJKLMNOPQ"]), "backupAdministrators[0]", /an API key's access key, not a principal/);
+        for (const bad of [uuid, `user_id:${uuid.toUpperCase()}`, `api_key:${uuid}`, `user_id:${uuid}x`, "*", `user_id:${uuid} `, 7]) {
+            expectProblem(at([bad]), "backupAdministrators[0]", /is not user_id:<uuid> or application_id:<uuid>/);
+        }
+        expectProblem(at([`user_id:${uuid}`, `user_id:${uuid}`]), "backupAdministrators[1]", /listed twice/);
+        expectProblem({ ...PROD_RAW, backupAdministrators: JSON.stringify(`user_id:${uuid}`) }, "backupAdministrators", /must be a list of principals/);
     });
     it("the alerts webhook: an https URL without query or quotes, set as a secret", () => {
         const secret = (k: string) => k === "alertWebhookUrl" || k === "sshPrivateKey" || k === "registryToken" || k === "backupSigningKey";

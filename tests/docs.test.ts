@@ -10,7 +10,7 @@ import { CONFIG_KEYS, CONFIG_SCHEMA, ConfigError, INSTANCE_MEMORY_MB, SECRET_KEY
 import { PRICES_DATE, costTable } from "../render/scale";
 import { PLACEHOLDER_DB_CERTIFICATE } from "../commands/programGraph";
 import { databaseUrl, managedAppEndpoint, managedClientEnv, managedServerTls } from "../render/postgres";
-import { BACKUP_RECIPIENT, PROD_RAW, PUBLIC_KEY, parse } from "./fixtures";
+import { BACKUP_ADMINISTRATOR, BACKUP_RECIPIENT, PROD_RAW, PUBLIC_KEY, parse } from "./fixtures";
 
 const root = path.join(__dirname, "..");
 interface Declaration {
@@ -148,6 +148,7 @@ describe("the committed stack files", () => {
             "platform:adminCidrs[0]": /placeholder.*Fix: pulumi config set --path 'adminCidrs\[0\]' "\$\(curl -4 -fsS https:\/\/ifconfig\.me\)\/32"/,
             "platform:backupPublicKey": /placeholder.*Fix: age-keygen -o backup\.key.*pulumi config set platform:backupPublicKey age1/,
             "platform:backupSigningKey": /required on the scaleway target.*Fix: npm run backup:signing-key -- --stack <stack>/,
+            "platform:backupAdministrators[0]": /placeholder.*Fix: scw iam api-key get "\$SCW_ACCESS_KEY".*pulumi config set --path 'platform:backupAdministrators\[0\]' user_id:<uuid>/,
         };
         assert.deepStrictEqual(problems.map((p) => p.slice(0, p.indexOf(": "))).sort(), Object.keys(expected).sort(), problems.join("\n"));
         for (const [key, text] of Object.entries(expected)) assert.match(problems.find((p) => p.startsWith(`${key}: `))!, text);
@@ -163,6 +164,7 @@ describe("the committed stack files", () => {
             backupPublicKey: BACKUP_RECIPIENT,
             backupSigningKey: PROD_RAW.backupSigningKey,
             backupSigningKeys: PROD_RAW.backupSigningKeys,
+            backupAdministrators: JSON.stringify([BACKUP_ADMINISTRATOR]),
         };
         const config = parse(replaced);
         assert.deepStrictEqual(config.apps.map((a) => a.definition.name), ["demo"]);

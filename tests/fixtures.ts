@@ -9,6 +9,9 @@ export const BACKUP_RECIPIENT = TEST_AGE_RECIPIENTS.fixture;
 export const PUBLIC_KEY = `${FAKE_HOST_KEY} deploy@test`;
 export const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----";
 
+/** The operator the backup bucket's policy keeps full access for (platform:backupAdministrators). */
+export const BACKUP_ADMINISTRATOR = "user_id:11111111-2222-3333-4444-555555555555";
+
 export const LOCAL_RAW: RawConfig = { target: "local", apps: JSON.stringify({ demo: "1.27-alpine" }) };
 
 export const PROD_RAW: RawConfig = {
@@ -25,6 +28,7 @@ export const PROD_RAW: RawConfig = {
     backupPublicKey: BACKUP_RECIPIENT,
     backupSigningKey: TEST_SIGNING_KEYS.fixture.secretKey,
     backupSigningKeys: JSON.stringify([TEST_SIGNING_KEYS.fixture.publicKey]),
+    backupAdministrators: JSON.stringify([BACKUP_ADMINISTRATOR]),
 };
 
 /** The keys PROD_RAW holds as secrets (`pulumi config set --secret`). */

@@ -15,7 +15,7 @@ import { renderBackupSettings } from "../render/backup";
 import { DirectoryBackupStore } from "../io/restore";
 import { SSH_DIR_ENV, knownHostsLine, stackSshDirectory, writeStackSshFiles } from "../io/sshFiles";
 import { MigrateArgs, parseMigrateArgs, runMigration, stepTwoTargets } from "../commands/migrate-to-managed";
-import { BACKUP_RECIPIENT } from "./fixtures";
+import { BACKUP_ADMINISTRATOR, BACKUP_RECIPIENT } from "./fixtures";
 import { FAKE_HOST_KEY } from "./harness";
 import { requireBinary } from "./support/edge";
 import { Cluster, fakeDocker, requirePostgres, startCluster } from "./support/postgres";
@@ -41,6 +41,8 @@ const STACK_YAML = `config:
     secure: v1:AAAAbogus
   platform:backupSigningKeys:
     - ${TEST_SIGNING_KEY.publicKey}
+  platform:backupAdministrators:
+    - ${BACKUP_ADMINISTRATOR}
   platform:apps:
     app1: "1.4.2"
     app2: "2.0.1"

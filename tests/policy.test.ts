@@ -84,7 +84,7 @@ function subjectOf(r: Registration): PolicySubject {
 }
 
 describe("policy rules: the program's own resources pass every rule (mocks)", () => {
-    const forward = { openForward: async () => ({ host: "127.0.0.1" as const, port: 40123, pid: 1, close: () => undefined }), backupAdministrators: ["user_id:11111111-2222-3333-4444-555555555555"] };
+    const forward = { openForward: async () => ({ host: "127.0.0.1" as const, port: 40123, pid: 1, close: () => undefined }) };
     const shapes: [string, "local" | "prod", RawConfig][] = [
         ["local", "local", LOCAL_RAW],
         ["prod", "prod", PROD_RAW],

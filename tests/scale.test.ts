@@ -55,16 +55,13 @@ function withScalewayOutputs(): () => void {
     return () => ((pulumi.runtime as { setMocks: typeof original }).setMocks = original);
 }
 
-const OPERATOR = "user_id:11111111-2222-3333-4444-555555555555";
 // The domain resolves to the balancer (the shapes as they run once DNS points); tests of the first up override it.
 const forward = { openForward: async () => ({ host: "127.0.0.1" as const, port: 40123, pid: 1, close: () => undefined }), resolveAddresses: async () => [LB_ADDRESS] };
-/** With a known deploying identity, so the backup bucket's policy is declared. */
-const withAdministrators = { ...forward, backupAdministrators: [OPERATOR] };
 
 async function runProd(raw: RawConfig, appCatalog = catalog, deps: Partial<PlatformDependencies> = {}): Promise<RunResult & { value: ReturnType<typeof definePlatform> }> {
     const restore = withScalewayOutputs();
     try {
-        return await runProgram("prod", () => definePlatform(parsePlatformConfig(raw, { catalog: appCatalog, isSecret: (k) => PROD_SECRET_KEYS.includes(k), testStack: true }), { ...withAdministrators, ...deps }));
+        return await runProgram("prod", () => definePlatform(parsePlatformConfig(raw, { catalog: appCatalog, isSecret: (k) => PROD_SECRET_KEYS.includes(k), testStack: true }), { ...forward, ...deps }));
     } finally {
         restore();
     }
@@ -452,7 +449,7 @@ describe("scale: nightly backups of the managed database (mocks)", () => {
     let one: RunResult & { value: ReturnType<typeof definePlatform> };
     let two: RunResult & { value: ReturnType<typeof definePlatform> };
     before(async () => {
-        base = await runProgram("prod", () => definePlatform(parse(PROD_RAW), withAdministrators));
+        base = await runProgram("prod", () => definePlatform(parse(PROD_RAW), forward));
         one = await runProd(MANAGED);
         two = await runProd(TWO_HOSTS);
     });
