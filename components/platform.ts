@@ -123,7 +123,6 @@ export function definePlatform(config: PlatformConfig, deps: PlatformDependencie
             instanceType: config.instanceType,
             alertWebhookUrl: config.alertWebhookUrl ? pulumi.secret(config.alertWebhookUrl) : undefined,
             sshPublicKey: config.sshPublicKey,
-            sshPrivateKey: config.sshPrivateKey === undefined ? undefined : pulumi.secret(config.sshPrivateKey),
             adminCidrs: config.adminCidrs,
             sshFromAnywhere: config.sshFromAnywhere,
             // The forwards sshd permits: the admin channel's (sshAdminChannel's `remote`). Host 0 of the

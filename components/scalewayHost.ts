@@ -14,8 +14,6 @@ export interface ScalewayHostArgs {
     readonly alertWebhookUrl?: pulumi.Input<string>;
     /** OpenSSH public key installed for root. */
     readonly sshPublicKey: string;
-    /** Matching private key (secret); without it the ssh-agent in SSH_AUTH_SOCK is used. */
-    readonly sshPrivateKey?: pulumi.Input<string>;
     /** CIDRs allowed to reach port 22 (and never banned by fail2ban). */
     readonly adminCidrs: readonly string[];
     /**
@@ -72,7 +70,7 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
     public readonly publicAddress: pulumi.Output<string>;
     /** The host's ed25519 public key, recorded at first contact. */
     public readonly hostKey: pulumi.Output<string>;
-    /** `-o …` options (and `-i` when a key is configured) for a system ssh client that pins the host key. */
+    /** `-o …` options for a system ssh client that pins the host key (the key itself comes from ssh-agent). */
     public readonly sshOptions: pulumi.Output<string[]>;
     public readonly paths = { nginx: HOST_DIRS.nginx, certs: HOST_DIRS.certs, acme: HOST_DIRS.acme, letsencrypt: HOST_DIRS.letsencrypt };
     public readonly ready: pulumi.Resource[];
@@ -134,11 +132,13 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
         );
 
         this.publicAddress = this.ip.address;
-        const privateKey = args.sshPrivateKey === undefined ? undefined : pulumi.secret(args.sshPrivateKey);
+        // No private key, by design: the command provider signs with the ssh-agent in SSH_AUTH_SOCK (its
+        // fallback when neither privateKey nor agentSocketPath is set), so the key is in neither the
+        // config nor the state, and a preview, which connects to nothing, runs without it
+        // (tests/preview.credentials.real.test.ts).
         const firstContact: command.types.input.remote.ConnectionArgs = {
             host: this.ip.address,
             user: "root",
-            privateKey,
             // A fresh server refuses connections until sshd is up.
             dialErrorLimit: 60,
             perDialTimeout: 10,
@@ -183,14 +183,16 @@ export class ScalewayHost extends pulumi.ComponentResource implements Host {
 
         // The options hold file paths, not key material: unsecret, so the Docker provider's
         // settings and the admin endpoint derived from them are not needlessly masked. The paths are
-        // the same on every run (and machine): see io/sshFiles.ts for where and for how long.
+        // the same on every run (and machine): see io/sshFiles.ts for where and for how long. No
+        // identity file: the system ssh client the Docker provider runs signs with the agent too (and
+        // an identity a former platform:sshPrivateKey left behind is removed).
         const project = pulumi.getProject();
         const stack = pulumi.getStack();
         this.sshOptions = pulumi.unsecret(
-            pulumi.all([this.ip.address, this.hostKey, privateKey]).apply(([address, hostKey, key]) => {
+            pulumi.all([this.ip.address, this.hostKey]).apply(([address, hostKey]) => {
                 // The first host keeps the stack's `known_hosts`; other hosts of a scaled stack pin theirs in files of their own.
                 const knownHostsName = name === "host" ? "known_hosts" : `known_hosts-${name}`;
-                const files = writeStackSshFiles({ project, stack, knownHosts: knownHostsLine(address, hostKey), privateKey: key, knownHostsName });
+                const files = writeStackSshFiles({ project, stack, knownHosts: knownHostsLine(address, hostKey), knownHostsName });
                 return strictSshOptions(files.knownHostsFile, files.identityFile);
             }),
         );

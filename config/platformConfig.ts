@@ -166,7 +166,6 @@ export interface ParseOptions {
  * key's form, and none is a key anyone holds (the signing key is 32 zero bytes). No URN depends on them.
  */
 export const SECRET_PLACEHOLDERS: Readonly<Record<string, string>> = {
-    sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----",
     backupSigningKey: `ed25519-secret:${"A".repeat(43)}=`,
 };
 
@@ -355,19 +354,6 @@ export const CONFIG_SCHEMA = {
                     (s) => options.testStack === true || !isTestSshPublicKey(s),
                     `is one of the test suite's published keys: anyone could hold its private half, or nobody, and either way this server's root login would not be yours. ${sshPublicKeyFix}`,
                 ),
-            ),
-    }),
-    sshPrivateKey: key({
-        type: "string",
-        default: "",
-        description: "Matching private key, set with --secret. Leave unset to use the key in your ssh-agent (SSH_AUTH_SOCK).",
-        secret: true,
-        example: "-----BEGIN OPENSSH PRIVATE KEY-----\n…\n-----END OPENSSH PRIVATE KEY-----",
-        schema: (options) =>
-            v.pipe(
-                text(),
-                secretCheck("sshPrivateKey", options),
-                v.check((s) => /^-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(s), "is not a PEM/OpenSSH private key. Fix: pulumi config set --secret platform:sshPrivateKey < ~/.ssh/id_ed25519"),
             ),
     }),
     adminCidrs: key({
@@ -869,8 +855,6 @@ function toPlatformConfig(c: Values, options: ParseOptions) {
         acmeStaging: c.acmeStaging,
         instanceType: c.instanceType,
         sshPublicKey: c.sshPublicKey ?? "",
-        /** Plain text here; index.ts wraps it in pulumi.secret before any resource sees it. */
-        sshPrivateKey: c.sshPrivateKey,
         adminCidrs: (c.adminCidrs ?? []) as readonly string[],
         /** Opt-in: port 22 open to every address (CI on hosted runners); fail2ban guards it. */
         sshFromAnywhere: c.sshFromAnywhere,
@@ -915,6 +899,19 @@ function toPlatformConfig(c: Values, options: ParseOptions) {
     };
 }
 
+/**
+ * Keys the program read once and now refuses, each with why and what replaces it. sshPrivateKey: a key
+ * in the stack's config is readable by every holder of the passphrase, which a pull-request preview
+ * needs, and it reached the state in every remote command's connection (issue 20, item 6). The key
+ * lives in ssh-agent only: the command provider and the Docker provider's ssh both use SSH_AUTH_SOCK.
+ */
+const RETIRED_KEYS: Readonly<Record<string, string>> = {
+    sshPrivateKey:
+        "is no longer read: a private key in the stack's config can be decrypted by anyone holding the passphrase (a pull-request preview has it) and was copied into the state. " +
+        "Fix: ssh-add ~/.ssh/id_ed25519 (CI: the deploy job's ssh-agent step), then pulumi config rm platform:sshPrivateKey; the next up drops it from the state, " +
+        "and a key that was ever in a previewed stack's config is best replaced (ssh-keygen, then pulumi config set platform:sshPublicKey)",
+};
+
 /** The whole `platform:` namespace as one valibot schema, for one catalog and one secret lookup. */
 export function platformSchema(options: ParseOptions) {
     const entries = Object.fromEntries(
@@ -929,6 +926,10 @@ export function platformSchema(options: ParseOptions) {
             const report = reporter(addIssue, dataset.value);
             for (const k of Object.keys(dataset.value as object)) {
                 if ((CONFIG_KEYS as readonly string[]).includes(k)) continue;
+                if (Object.hasOwn(RETIRED_KEYS, k)) {
+                    report([k], RETIRED_KEYS[k]);
+                    continue;
+                }
                 const guess = closest(k, CONFIG_KEYS);
                 report([k], `unknown key.${guess ? ` Did you mean "${guess}"?` : ""} Known keys: ${CONFIG_KEYS.join(", ")}. Fix: pulumi config rm platform:${k}`);
             }

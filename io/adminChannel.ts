@@ -89,7 +89,7 @@ function explain(sshMessage: string, options: ForwardOptions): string {
         hints.push("the server's host key is not the one recorded at first contact: if the server was rebuilt on purpose, run `pulumi refresh`; otherwise stop and investigate");
     }
     if (/Permission denied/i.test(sshMessage)) {
-        hints.push("the key was refused: platform:sshPrivateKey (or the key in your ssh-agent) must match platform:sshPublicKey");
+        hints.push("the key was refused: the key in your ssh-agent (SSH_AUTH_SOCK; ssh-add -l lists it) must match platform:sshPublicKey");
     }
     if (/Connection refused|timed out|No route to host|Connection closed|Could not resolve/i.test(sshMessage)) {
         hints.push(`the server did not answer SSH: check that your address is in platform:adminCidrs and that ${options.destination} is up`);
@@ -97,7 +97,7 @@ function explain(sshMessage: string, options: ForwardOptions): string {
     if (/forwarding failed|Address already in use/i.test(sshMessage)) {
         hints.push("the local forward could not be set up; run the deployment again");
     }
-    return hints.length > 0 ? hints.join("; ") : "check SSH access to the server (platform:adminCidrs, platform:sshPrivateKey)";
+    return hints.length > 0 ? hints.join("; ") : "check SSH access to the server (platform:adminCidrs, the key in your ssh-agent)";
 }
 
 /** Opens the forward, or rejects within `openTimeoutMs` with ssh's message and what to check. Never hangs. */

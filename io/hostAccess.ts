@@ -1,8 +1,8 @@
 // How the operator's commands (npm run restore, npm run migrate:managed) reach a stack's host 0 over
 // SSH: with the host key the program pinned, never with whatever the operator's ssh config would
 // accept. ScalewayHost records host 0's ed25519 key at first contact (its readiness check) in the
-// stack state and writes it, with the identity when platform:sshPrivateKey is set, to
-// ~/.ssh/platform/<project>/<stack>/ (io/sshFiles.ts). These commands use the same files and the
+// stack state and writes it to ~/.ssh/platform/<project>/<stack>/ (io/sshFiles.ts); the key to log in
+// with comes from ssh-agent. These commands use the same files and the
 // same options (strictSshOptions: BatchMode, StrictHostKeyChecking=yes, that UserKnownHostsFile,
 // IdentitiesOnly with the stack's key), so a server answering with another key is refused, exactly as
 // the program refuses it.

@@ -188,7 +188,7 @@ describe("SSH admin channel against real OpenSSH and PostgreSQL", function () {
     }
 
     it("a wrong key fails fast, saying which key to check", async () => {
-        await expectFastFailure(options({ sshOptions: strictSshOptions(knownHosts, wrongIdentity) }), /Permission denied/, /platform:sshPrivateKey/);
+        await expectFastFailure(options({ sshOptions: strictSshOptions(knownHosts, wrongIdentity) }), /Permission denied/, /the key in your ssh-agent/);
     });
 
     it("a closed port fails fast, pointing at adminCidrs", async () => {

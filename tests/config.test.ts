@@ -133,7 +133,7 @@ describe("config validation", () => {
         expectProblem({ ...PROD_RAW, backupAdministrators: JSON.stringify(`user_id:${uuid}`) }, "backupAdministrators", /must be a list of principals/);
     });
     it("the alerts webhook: an https URL without query or quotes, set as a secret", () => {
-        const secret = (k: string) => k === "alertWebhookUrl" || k === "sshPrivateKey" || k === "registryToken" || k === "backupSigningKey";
+        const secret = (k: string) => k === "alertWebhookUrl" || k === "registryToken" || k === "backupSigningKey";
         const hook = "https://hooks.slack.com/services/T0000/B0000/XXXX";
         expectProblem({ ...PROD_RAW, alertWebhookUrl: hook }, "alertWebhookUrl", /stored in plain text\. Fix: pulumi config set --secret platform:alertWebhookUrl/, () => false);
         for (const url of ["http://hooks.slack.com/x", "https://hooks.slack.com/x?y=1", "https://u:p@hooks.slack.com/x", "https://x.org/a';id;'", "https://x.org/$(id)"]) {
@@ -228,7 +228,14 @@ describe("config validation", () => {
         const { registryToken, registryUsername, ...raw } = PROD_RAW;
         assert.strictEqual(parse({ ...raw, apps: '{"demo":"1.27-alpine"}' }).registryToken, undefined);
     });
-    it("a secret stored in plain text", () => expectProblem(PROD_RAW, "sshPrivateKey", /plain text/, () => false));
+    it("a secret stored in plain text", () => expectProblem(PROD_RAW, "registryToken", /plain text/, () => false));
+    it("platform:sshPrivateKey is refused on every target, secret or not: the key lives in ssh-agent, never in config or state", () => {
+        const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----";
+        for (const raw of [PROD_RAW, LOCAL_RAW]) {
+            expectProblem({ ...raw, sshPrivateKey: key }, "sshPrivateKey", /decrypted by anyone holding the passphrase.*Fix: ssh-add ~\/\.ssh\/id_ed25519.*pulumi config rm platform:sshPrivateKey/, (k) => k === "sshPrivateKey" || k === "registryToken");
+        }
+        assert.doesNotMatch(problemsOf({ ...PROD_RAW, sshPrivateKey: key }).join("\n"), /unknown key/, "a retired key says why, not just that it is unknown");
+    });
     it("an unsupported instance type", () => expectProblem({ ...PROD_RAW, instanceType: "DEV9-Z" }, "instanceType", /not a supported instance type/));
     it("an invalid local port", () => expectProblem({ ...LOCAL_RAW, localHttpPort: "80000" }, "localHttpPort", /not a TCP port/));
     it("a password version for an app the stack does not run", () =>
@@ -304,7 +311,7 @@ describe("published keys never guard a real server (issue 21, item 3)", () => {
         return `ssh-ed25519 ${Buffer.concat([header, type, size, crypto.randomBytes(32)]).toString("base64")} me@laptop`;
     };
     const ownRecipient = () => "age1" + Array.from(crypto.randomBytes(58), (b) => "qpzry9x8gf2tvdw0s3jn54khce6mua7l"[b % 32]).join("");
-    const real = (raw: RawConfig) => parsePlatformConfig(raw, { catalog, isSecret: (k) => ["sshPrivateKey", "registryToken", "backupSigningKey"].includes(k) });
+    const real = (raw: RawConfig) => parsePlatformConfig(raw, { catalog, isSecret: (k) => ["registryToken", "backupSigningKey"].includes(k) });
     const ownSigning = generateSigningKey();
     const OWN: RawConfig = {
         ...PROD_RAW,

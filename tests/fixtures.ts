@@ -7,7 +7,6 @@ import { FAKE_HOST_KEY } from "./harness";
 export const BACKUP_RECIPIENT = TEST_AGE_RECIPIENTS.fixture;
 
 export const PUBLIC_KEY = `${FAKE_HOST_KEY} deploy@test`;
-export const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----";
 
 /** The operator the backup bucket's policy keeps full access for (platform:backupAdministrators). */
 export const BACKUP_ADMINISTRATOR = "user_id:11111111-2222-3333-4444-555555555555";
@@ -20,7 +19,6 @@ export const PROD_RAW: RawConfig = {
     acmeEmail: "ops@example.com",
     instanceType: "DEV1-M",
     sshPublicKey: PUBLIC_KEY,
-    sshPrivateKey: PRIVATE_KEY,
     adminCidrs: JSON.stringify(["203.0.113.10/32", "198.51.100.0/24"]),
     apps: JSON.stringify({ app1: "1.4.2", app2: "sha256:" + "ab".repeat(32) }),
     registryUsername: "ci-bot",
@@ -32,7 +30,7 @@ export const PROD_RAW: RawConfig = {
 };
 
 /** The keys PROD_RAW holds as secrets (`pulumi config set --secret`). */
-export const PROD_SECRET_KEYS: readonly string[] = ["sshPrivateKey", "registryToken", "backupSigningKey"];
+export const PROD_SECRET_KEYS: readonly string[] = ["registryToken", "backupSigningKey"];
 const SECRETS = new Set(PROD_SECRET_KEYS);
 
 /** Parses as the test stacks do: the suite's published keys are accepted (config/testValues.ts). */

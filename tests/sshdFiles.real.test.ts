@@ -1,11 +1,12 @@
 // The SSH files the Docker provider's options name must outlive the program: Pulumi runs the deletes
 // of replaced and removed resources after the program process has exited, with the same options. A
 // child process runs the program's ScalewayHost (under mocks, against a real hardened sshd on
-// 127.x.y.z:22) and exits; afterwards ssh with exactly the provider's options must still log in, and
-// must still refuse a server with another host key. Also: atomic writes, no rewrite when unchanged,
-// and the validation of everything that reaches those options.
+// 127.x.y.z:22) and exits; afterwards ssh with exactly the provider's options, and the key in an
+// ssh-agent only (the program writes no identity file), must still log in, and must still refuse a
+// server with another host key. Also: atomic writes, no rewrite when unchanged, and the validation of
+// everything that reaches those options.
 import * as assert from "assert";
-import { ChildProcess, spawn } from "child_process";
+import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -23,7 +24,6 @@ interface ChildInput {
     readonly address: string;
     readonly hostKey: string;
     readonly publicKey: string;
-    readonly privateKeyFile: string;
     readonly outFile: string;
 }
 
@@ -48,7 +48,6 @@ async function childProgram(input: ChildInput): Promise<void> {
     new ScalewayHost("host", {
         instanceType: "DEV1-M",
         sshPublicKey: input.publicKey,
-        sshPrivateKey: pulumi.secret(fs.readFileSync(input.privateKeyFile, "utf8")),
         adminCidrs: ["203.0.113.10/32"],
     });
     for (let i = 0; i < 100 && captured.sshOpts === undefined; i++) await sleep(50);
@@ -97,6 +96,9 @@ if (require.main !== module) {
         const address = randomLoopbackAddress();
         let input: Omit<ChildInput, "outFile">;
         let impostorHostKey: string;
+        let agent: ChildProcess | undefined;
+        /** The environment of every ssh below: the key is in this agent and nowhere else. */
+        let agentEnv: NodeJS.ProcessEnv;
 
         before(async function () {
             if (!fs.existsSync(SSHD)) requireBinary(this, "sshd");
@@ -109,15 +111,25 @@ if (require.main !== module) {
             }
             dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-sshfiles-"));
             const publicKey = keygen(path.join(dir, "id"));
+            const sock = path.join(dir, "agent.sock");
+            agent = spawn("ssh-agent", ["-D", "-a", sock], { stdio: "ignore" });
+            for (let i = 0; i < 100 && !fs.existsSync(sock); i++) await sleep(50);
+            agentEnv = { ...process.env, SSH_AUTH_SOCK: sock };
+            execFileSync("ssh-add", ["-q", path.join(dir, "id")], { env: agentEnv, stdio: "ignore" });
+            fs.rmSync(path.join(dir, "id"));
             keygen(path.join(dir, "impostor_host_key"));
             impostorHostKey = path.join(dir, "impostor_host_key");
             sshd = await startSshd({ dir, name: "real", address, port: 22, dropins: [{ name: "00-platform.conf", content: renderSshdHardening() }], authorizedKeys: publicKey + "\n" });
             stack = `sshfiles-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
             stackDir = stackSshDirectory("platform", stack, {}).absolute;
-            input = { stack, address, hostKey: sshd.hostPublicKey, publicKey, privateKeyFile: path.join(dir, "id") };
+            input = { stack, address, hostKey: sshd.hostPublicKey, publicKey };
+            // An identity a former platform:sshPrivateKey left in the stack's directory: the program removes it.
+            fs.mkdirSync(stackDir, { recursive: true, mode: 0o700 });
+            fs.writeFileSync(path.join(stackDir, "id"), "stale\n", { mode: 0o600 });
         });
 
         after(async () => {
+            agent?.kill();
             await sshd?.stop();
             if (stackDir) fs.rmSync(stackDir, { recursive: true, force: true });
             if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -125,31 +137,38 @@ if (require.main !== module) {
 
         let options: { sshOpts: string[]; host: string };
 
-        it("after the program process exits, ssh with exactly the provider's options logs in (key + pinned host key)", async () => {
+        it("after the program process exits, ssh with exactly the provider's options logs in (the agent's key + pinned host key)", async () => {
             options = await runProgramProcess(input, dir);
             assert.strictEqual(options.host, `ssh://root@${address}`);
             assert.ok(options.sshOpts.includes(`UserKnownHostsFile=~/.ssh/platform/platform/${stack}/known_hosts`), options.sshOpts.join(" "));
-            const r = await runSsh([...options.sshOpts, `root@${address}`, "echo", "still-here"]);
+            assert.ok(!options.sshOpts.includes("-i"), `no identity file: ${options.sshOpts.join(" ")}`);
+            const r = await runSsh([...options.sshOpts, `root@${address}`, "echo", "still-here"], { env: agentEnv });
             assert.strictEqual(r.status, 0, r.stderr);
             assert.strictEqual(r.stdout.trim(), "still-here");
             // What the Docker provider does: an exec session that streams both ways.
-            const stream = await runSsh([...options.sshOpts, `root@${address}`, "cat"], { input: "dial-stdio stand-in\n" });
+            const stream = await runSsh([...options.sshOpts, `root@${address}`, "cat"], { input: "dial-stdio stand-in\n", env: agentEnv });
             assert.strictEqual(stream.stdout, "dial-stdio stand-in\n", stream.stderr);
         });
 
-        it("the files are private: 0700 directory, 0600 files, under the user's home", () => {
+        it("without the agent the same options are refused: no key is on disk for ssh to find", async () => {
+            const r = await runSsh([...options.sshOpts, `root@${address}`, "echo", "must-not-run"], { env: { ...process.env, SSH_AUTH_SOCK: "" } });
+            assert.strictEqual(r.status, 255);
+            assert.match(r.stderr, /Permission denied/);
+        });
+
+        it("the files are private: 0700 directory, a 0600 known_hosts and nothing else (the stale identity is gone), under the user's home", () => {
             assert.strictEqual(stackDir, path.join(os.userInfo().homedir, ".ssh", "platform", "platform", stack));
             assert.strictEqual(fs.statSync(stackDir).mode & 0o777, 0o700);
-            assert.deepStrictEqual(fs.readdirSync(stackDir).sort(), ["id", "known_hosts"]);
-            for (const f of ["id", "known_hosts"]) assert.strictEqual(fs.statSync(path.join(stackDir, f)).mode & 0o777, 0o600, f);
+            assert.deepStrictEqual(fs.readdirSync(stackDir).sort(), ["known_hosts"]);
+            assert.strictEqual(fs.statSync(path.join(stackDir, "known_hosts")).mode & 0o777, 0o600);
         });
 
         it("a second run with the same state gives the same options and does not rewrite the files", async () => {
-            const before = ["id", "known_hosts"].map((f) => fs.statSync(path.join(stackDir, f)));
+            const before = ["known_hosts"].map((f) => fs.statSync(path.join(stackDir, f)));
             await sleep(20);
             const again = await runProgramProcess(input, dir);
             assert.deepStrictEqual(again, options);
-            const after = ["id", "known_hosts"].map((f) => fs.statSync(path.join(stackDir, f)));
+            const after = ["known_hosts"].map((f) => fs.statSync(path.join(stackDir, f)));
             assert.deepStrictEqual(after.map((s) => [s.ino, s.mtimeMs]), before.map((s) => [s.ino, s.mtimeMs]));
         });
 
@@ -157,7 +176,7 @@ if (require.main !== module) {
             const pinned = fs.readFileSync(path.join(stackDir, "known_hosts"), "utf8");
             await sshd!.stop();
             sshd = await startSshd({ dir, name: "impostor", address, port: 22, hostKey: impostorHostKey, dropins: [{ name: "00-platform.conf", content: renderSshdHardening() }], authorizedKeys: fs.readFileSync(path.join(dir, "id.pub"), "utf8") });
-            const r = await runSsh([...options.sshOpts, `root@${address}`, "echo", "must-not-run"]);
+            const r = await runSsh([...options.sshOpts, `root@${address}`, "echo", "must-not-run"], { env: agentEnv });
             assert.strictEqual(r.status, 255);
             assert.match(r.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
             assert.strictEqual(r.stdout, "");
@@ -169,7 +188,7 @@ if (require.main !== module) {
             const rebuilt = await runProgramProcess({ ...input, hostKey: sshd!.hostPublicKey }, dir);
             assert.deepStrictEqual(rebuilt.sshOpts, options.sshOpts, "the options (paths) stay the same");
             assert.notStrictEqual(fs.statSync(path.join(stackDir, "known_hosts")).ino, old.ino, "renamed into place, not rewritten in place");
-            const r = await runSsh([...rebuilt.sshOpts, `root@${address}`, "echo", "rebuilt"]);
+            const r = await runSsh([...rebuilt.sshOpts, `root@${address}`, "echo", "rebuilt"], { env: agentEnv });
             assert.strictEqual(r.stdout.trim(), "rebuilt", r.stderr);
         });
     });
