@@ -11,6 +11,53 @@ const dir = path.join(__dirname, "..", ".github", "workflows");
 const files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f));
 const load = (f: string) => yaml.load(fs.readFileSync(path.join(dir, f), "utf8")) as any;
 
+/** Secrets that can change prod: only jobs in the `production` environment (main only) may name them. */
+const WRITE_SECRETS = ["DEPLOY_SSH_PRIVATE_KEY", "PULUMI_ACCESS_TOKEN", "SCW_ACCESS_KEY", "SCW_SECRET_KEY"];
+/** All a pull_request preview may name: read-only credentials, and the passphrase it cannot do without. */
+const PREVIEW_SECRETS = ["GITHUB_TOKEN", "PREVIEW_PULUMI_ACCESS_TOKEN", "PREVIEW_SCW_ACCESS_KEY", "PREVIEW_SCW_SECRET_KEY", "PULUMI_CONFIG_PASSPHRASE", "SCW_DEFAULT_PROJECT_ID"];
+/** The drill's key can list and read the bucket, and its age identity decrypts every backup. */
+const DRILL_SECRETS = ["BACKUP_AGE_IDENTITY", "DRILL_SCW_ACCESS_KEY", "DRILL_SCW_SECRET_KEY"];
+
+const environmentOf = (job: any): string | undefined => (typeof job.environment === "string" ? job.environment : job.environment?.name);
+const secretsOf = (job: any): string[] => [...new Set([...JSON.stringify(job).matchAll(/secrets\.([A-Za-z0-9_]+)/g)].map((m) => m[1]))].sort();
+const triggersOf = (workflow: any): string[] => (typeof workflow.on === "string" ? [workflow.on] : Array.isArray(workflow.on) ? workflow.on : Object.keys(workflow.on ?? {}));
+
+/**
+ * The credential model (README, "Previews and credentials") as checks over parsed workflows: what each
+ * job may name, and where. Returns one line per breach; the tests below run it on the real files and on
+ * broken copies, so it can fail.
+ */
+function credentialProblems(workflows: Record<string, any>): string[] {
+    const problems: string[] = [];
+    for (const [file, workflow] of Object.entries(workflows)) {
+        const fromBranches = triggersOf(workflow).some((t) => t === "pull_request" || t === "pull_request_target");
+        for (const [name, job] of Object.entries(workflow.jobs ?? {}) as [string, any][]) {
+            const where = `${file}/${name}`;
+            const env = environmentOf(job);
+            const secrets = secretsOf(job).filter((s) => s !== "GITHUB_TOKEN");
+            if (secrets.length > 0 && env === undefined) problems.push(`${where}: names ${secrets.join(", ")} outside any environment (a repository secret reaches every branch's workflows)`);
+            for (const s of secrets.filter((x) => WRITE_SECRETS.includes(x))) if (env !== "production") problems.push(`${where}: names ${s}, which only the production environment may hold`);
+            for (const s of secrets.filter((x) => DRILL_SECRETS.includes(x))) if (env !== "backup-drill") problems.push(`${where}: names ${s}, which only the backup-drill environment may hold`);
+            if (fromBranches && env === "production") problems.push(`${where}: a pull_request workflow (its file comes from the branch) uses the production environment`);
+            const sshAgent = (job.steps ?? []).some((step: any) => typeof step.uses === "string" && step.uses.startsWith("webfactory/ssh-agent"));
+            if (sshAgent && env !== "production") problems.push(`${where}: loads an SSH key outside the production environment`);
+        }
+        if (file === "pull-request.yml") {
+            const preview = workflow.jobs?.preview;
+            if (preview === undefined) problems.push("pull-request.yml: no preview job");
+            else {
+                if (environmentOf(preview) !== "preview") problems.push(`pull-request.yml/preview: environment ${environmentOf(preview)}, not preview (the one with required reviewers)`);
+                const extra = secretsOf(preview).filter((s) => !PREVIEW_SECRETS.includes(s));
+                if (extra.length > 0) problems.push(`pull-request.yml/preview: names ${extra.join(", ")}, more than a read-only preview needs`);
+                if (/--refresh|"refresh":\s*(true|"true")/.test(JSON.stringify(preview))) problems.push("pull-request.yml/preview: refreshes (reading the servers needs SSH)");
+            }
+        }
+    }
+    return problems;
+}
+
+const allWorkflows = () => Object.fromEntries(files.map((f) => [f, load(f)]));
+
 describe("GitHub workflows", () => {
     it("there are workflows for pull requests and deploys", () => {
         for (const f of ["deploy.yml", "pull-request.yml"]) assert.ok(files.includes(f), f);
@@ -86,7 +133,44 @@ describe("GitHub workflows", () => {
         assert.strictEqual(pr.jobs.preview.if, "github.event.pull_request.head.repo.full_name == github.repository");
         assert.strictEqual(pr.jobs["fork-notice"].if, "github.event.pull_request.head.repo.full_name != github.repository");
         assert.match(pr.jobs["fork-notice"].steps[0].run, /::notice title=Preview skipped::/);
-        assert.match(fs.readFileSync(path.join(dir, "pull-request.yml"), "utf8"), /Which secrets a preview gets, and why/);
+        assert.match(fs.readFileSync(path.join(dir, "pull-request.yml"), "utf8"), /What a preview gets is therefore only what\s+# reading the stack needs/);
+    });
+    it("credentials: the preview gets read-only ones in the preview environment, no SSH key; whatever writes is in production, never on a pull_request", () => {
+        assert.deepStrictEqual(credentialProblems(allWorkflows()), []);
+        const pr = load("pull-request.yml");
+        assert.strictEqual(environmentOf(pr.jobs.preview), "preview");
+        assert.deepStrictEqual(secretsOf(pr.jobs.preview), PREVIEW_SECRETS);
+        assert.ok(!fs.readFileSync(path.join(dir, "pull-request.yml"), "utf8").includes("DEPLOY_SSH_PRIVATE_KEY"), "pull-request.yml names no SSH key, not even in a comment's example");
+        const deploy = load("deploy.yml");
+        assert.deepStrictEqual(
+            Object.entries(allWorkflows()).flatMap(([file, w]) => Object.entries(w.jobs as Record<string, any>).filter(([, job]) => secretsOf(job).includes("DEPLOY_SSH_PRIVATE_KEY")).map(([name]) => `${file}/${name}`)),
+            ["deploy.yml/deploy"],
+            "only the deploy job gets the SSH key",
+        );
+        assert.strictEqual(environmentOf(deploy.jobs.deploy), "production");
+        assert.strictEqual(environmentOf(load("backup-drill.yml").jobs.drill), "backup-drill");
+    });
+    it("the credential checks fail on each way back to the old exposure", () => {
+        const broken = (mutate: (w: Record<string, any>) => void) => {
+            const w = allWorkflows();
+            mutate(w);
+            return credentialProblems(w);
+        };
+        const agent = { uses: "webfactory/ssh-agent@a6f90b1f127823b31d4d4a8d96047790581349bd", with: { "ssh-private-key": "${{ secrets.DEPLOY_SSH_PRIVATE_KEY }}" } };
+        const cases: [string, (w: Record<string, any>) => void, RegExp][] = [
+            ["the SSH key in the preview", (w) => w["pull-request.yml"].jobs.preview.steps.splice(3, 0, agent), /preview: names DEPLOY_SSH_PRIVATE_KEY|loads an SSH key outside/],
+            ["the write Pulumi token in the preview", (w) => (w["pull-request.yml"].jobs.preview.env.PULUMI_ACCESS_TOKEN = "${{ secrets.PULUMI_ACCESS_TOKEN }}"), /preview: names PULUMI_ACCESS_TOKEN, which only the production environment/],
+            ["the write Scaleway key in the preview", (w) => (w["pull-request.yml"].jobs.preview.env.SCW_ACCESS_KEY = "${{ secrets.SCW_ACCESS_KEY }}"), /preview: names SCW_ACCESS_KEY/],
+            ["the preview in production", (w) => (w["pull-request.yml"].jobs.preview.environment = "production"), /pull_request workflow .* uses the production environment/],
+            ["the preview outside any environment", (w) => delete w["pull-request.yml"].jobs.preview.environment, /outside any environment/],
+            ["a refreshing preview", (w) => (w["pull-request.yml"].jobs.preview.steps.at(-1).with.refresh = true), /refreshes/],
+            ["the deploy without its environment", (w) => (w["deploy.yml"].jobs.deploy.environment = undefined), /deploy.yml\/deploy: names .* outside any environment/],
+            ["the age identity outside the drill's environment", (w) => (w["e2e.yml"].jobs["local-stack"].env.X = "${{ secrets.BACKUP_AGE_IDENTITY }}"), /only the backup-drill environment/],
+        ];
+        for (const [what, mutate, expected] of cases) {
+            const problems = broken(mutate);
+            assert.ok(problems.some((p) => expected.test(p)), `${what}: ${JSON.stringify(problems)}`);
+        }
     });
     it("release requests reach the shell through env, never inlined into scripts", () => {
         for (const file of files) {
