@@ -10,6 +10,15 @@
 // allows one, and a byte-for-byte comparison of every state file in any case). The `up` that follows
 // fails: the connection is needed to change things, never to plan them.
 //
+// Why, in the sources of the versions pinned here: pulumi-command dials only in Create/Update/Delete, and
+// with no privateKey nor agentSocketPath signs with SSH_AUTH_SOCK (remote/connection.go,
+// tryGetDefaultAgentSocket); the Docker provider's Configure builds no client and, for ssh://, pings
+// nothing (MakeClient is lazy, per resource operation; kreuzwerker's docker_container, _image, _network
+// and _volume have no CustomizeDiff); the self-managed backend's Preview takes no lock (only Update and
+// the other writing operations call Lock) and, as a dry run, keeps no snapshot manager and writes no
+// history or backup (pkg/backend/diy/backend.go, apply). There is no PULUMI_SELF_MANAGED_STATE_LOCKING
+// switch in 3.276: the lock is unconditional for updates and absent for previews.
+//
 // Needs the Pulumi CLI with the nodejs language host, the docker and command plugins at the versions
 // package-lock.json pins, sshd, ssh-agent and a Docker engine. A missing one skips loudly, and fails
 // under CI=true.
