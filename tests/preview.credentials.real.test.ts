@@ -166,6 +166,7 @@ describe("a preview of an existing stack needs no SSH key, no server and no writ
         await sshd?.stop();
         cleanupByLabel(id);
         spawnSync("docker", ["volume", "rm", "-f", `preview-vol-${id}`], { stdio: "ignore" });
+        if (dir !== undefined && readOnlyMount === undefined) fs.rmSync(dir, { recursive: true, force: true });
     });
 
     it("up: the command provider and the Docker provider's ssh sign with the agent; no key is in config or state", () => {
