@@ -4,8 +4,10 @@
 // with the private key on stdin (never on a command line, never printed); 3) appends the public key
 // to platform:backupSigningKeys in Pulumi.<stack>.yaml (a reviewed diff: the pin is what the restore,
 // the drill and the migration trust). --rotate also retires every key pinned so far (retiredAt = now):
-// what they signed before stays trusted, nothing they sign from now on. That is the answer to a stolen
-// host: rotate, then `pulumi up` at once, which installs the new key and takes a signed backup.
+// what they signed before stays trusted, nothing they sign from now on; --retired-at TIME retires them
+// from an earlier time instead: after a theft, when it may have begun, so that nothing the thief
+// signed since counts. Then `pulumi up` at once: it installs the new key and takes a signed backup
+// (until then the host signs with the retired key, and those backups are refused).
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
@@ -14,19 +16,28 @@ import { PULUMI_INSTALL_URL } from "../io/pulumiCli";
 import { pinnedSigningKeys } from "../io/backupTrust";
 import { TrustedKey, generateSigningKey } from "../render/signing";
 
-export const SIGNING_KEY_USAGE = "usage: npm run backup:signing-key -- --stack <stack> [--rotate]   (needs the Pulumi CLI, logged in to the stack's backend, and PULUMI_CONFIG_PASSPHRASE if the stack uses a passphrase)";
+export const SIGNING_KEY_USAGE = "usage: npm run backup:signing-key -- --stack <stack> [--rotate [--retired-at 2026-12-01T00:00:00Z]]   (needs the Pulumi CLI, logged in to the stack's backend, and PULUMI_CONFIG_PASSPHRASE if the stack uses a passphrase)";
 
 export interface SigningKeyArgs {
     readonly stack: string;
     readonly rotate: boolean;
+    /** When the old keys stop being trusted (default: now). After a theft: when it may have begun. */
+    readonly retiredAt?: Date;
 }
 
 export function parseSigningKeyArgs(argv: readonly string[]): SigningKeyArgs | "help" {
     if (argv.includes("--help") || argv.includes("-h")) return "help";
     let stack: string | undefined;
     let rotate = false;
+    let retiredAt: Date | undefined;
     for (let i = 0; i < argv.length; i++) {
         if (argv[i] === "--rotate") rotate = true;
+        else if (argv[i] === "--retired-at") {
+            const v = argv[++i];
+            if (v === undefined || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(v) || Number.isNaN(new Date(v).getTime())) throw new Error(`--retired-at takes a UTC time like 2026-12-01T00:00:00Z\n${SIGNING_KEY_USAGE}`);
+            retiredAt = new Date(v);
+            if (retiredAt.getTime() > Date.now()) throw new Error("--retired-at is in the future: the old key would go on signing trusted backups until then");
+        }
         else if (argv[i] === "--stack") {
             stack = argv[++i];
             if (stack === undefined || stack.startsWith("--")) throw new Error(`--stack needs a value\n${SIGNING_KEY_USAGE}`);
@@ -34,7 +45,8 @@ export function parseSigningKeyArgs(argv: readonly string[]): SigningKeyArgs | "
     }
     if (stack === undefined) throw new Error(`--stack is required\n${SIGNING_KEY_USAGE}`);
     if (!/^[a-z0-9][a-z0-9_.-]{0,99}$/i.test(stack)) throw new Error(`--stack ${JSON.stringify(stack)} is not a stack name`);
-    return { stack, rotate };
+    if (retiredAt !== undefined && !rotate) throw new Error(`--retired-at goes with --rotate\n${SIGNING_KEY_USAGE}`);
+    return retiredAt === undefined ? { stack, rotate } : { stack, rotate, retiredAt };
 }
 
 /** The pins after adding `publicKey`: earlier ones kept, or (rotate) retired at `now` unless retired already. */
@@ -66,7 +78,7 @@ export function runSigningKey(args: SigningKeyArgs, deps: SigningKeyDeps = {}): 
     const { secretKey, publicKey } = generateSigningKey();
     // The private key goes on stdin: not in the process list, the shell history or this output.
     call(["config", "set", "--secret", "platform:backupSigningKey"], secretKey);
-    const pins = nextPins(current, publicKey, args.rotate, (deps.now ?? (() => new Date()))());
+    const pins = nextPins(current, publicKey, args.rotate, args.retiredAt ?? (deps.now ?? (() => new Date()))());
     // The whole list is written again, entry by entry, so a retired key can become { key, retiredAt }.
     if (current.length > 0) call(["config", "rm", "platform:backupSigningKeys"]);
     pins.forEach((k, i) => {

@@ -165,6 +165,21 @@ abstract class TrustingStore implements BackupStore {
 /** The largest signature object read (the host's are about 400 bytes). */
 const MAX_SIGNATURE_BYTES = 4096;
 
+/** A file's first `max` bytes as text, or "" when it is longer or unreadable. */
+function readCapped(file: string, max: number): string {
+    let fd: number | undefined;
+    try {
+        fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+        const buf = Buffer.alloc(max + 1);
+        const n = fs.readSync(fd, buf, 0, max + 1, 0);
+        return n > max ? "" : buf.subarray(0, n).toString("utf8");
+    } catch {
+        return "";
+    } finally {
+        if (fd !== undefined) fs.closeSync(fd);
+    }
+}
+
 export class S3BackupStore extends TrustingStore {
     constructor(
         private readonly client: S3Client,
@@ -183,8 +198,11 @@ export class S3BackupStore extends TrustingStore {
             const ref = parseBackupKey(o.key, o.size, o.lastModified);
             if (ref === undefined) continue;
             const sig = signatures.get(o.key);
-            const text = sig === undefined || sig.size > MAX_SIGNATURE_BYTES ? undefined : await this.client.getText(sig.key, MAX_SIGNATURE_BYTES);
-            out.push({ ref, lastModified: o.lastModified, signature: sig === undefined ? undefined : { text: text ?? "", lastModified: sig.lastModified } });
+            // A signature that cannot be read (too big, swapped, an archived storage class) refuses its
+            // backup alone: one planted object must not make every other backup of the app unreachable.
+            let text = "";
+            if (sig !== undefined && sig.size <= MAX_SIGNATURE_BYTES) text = await this.client.getText(sig.key, MAX_SIGNATURE_BYTES).catch(() => "");
+            out.push({ ref, lastModified: o.lastModified, signature: sig === undefined ? undefined : { text, lastModified: sig.lastModified } });
         }
         return out;
     }
@@ -209,12 +227,14 @@ export class DirectoryBackupStore extends TrustingStore {
         if (!fs.existsSync(dir)) return [];
         const out: BackupCandidate[] = [];
         for (const f of fs.readdirSync(dir)) {
-            const stat = fs.statSync(path.join(dir, f));
+            const stat = fs.lstatSync(path.join(dir, f));
             const ref = parseBackupKey(`${app}/${f}`, stat.size, stat.mtime);
-            if (ref === undefined) continue;
+            if (ref === undefined || !stat.isFile()) continue;
             const sigFile = path.join(dir, f + SIGNATURE_SUFFIX);
-            const sig = fs.existsSync(sigFile) ? fs.statSync(sigFile) : undefined;
-            const signature = sig === undefined ? undefined : { text: sig.size > MAX_SIGNATURE_BYTES ? "" : fs.readFileSync(sigFile, "utf8"), lastModified: sig.mtime };
+            const sig = fs.existsSync(sigFile) ? fs.lstatSync(sigFile) : undefined;
+            // Regular files only, read no further than the cap: a directory, a FIFO or a link to
+            // /dev/zero where a signature should be refuses that backup, and hangs nothing.
+            const signature = sig === undefined ? undefined : { text: sig.isFile() ? readCapped(sigFile, MAX_SIGNATURE_BYTES) : "", lastModified: sig.mtime };
             out.push({ ref, lastModified: stat.mtime, signature });
         }
         return out;

@@ -11,7 +11,9 @@
 // A stolen host key (its signing key and its S3 key) can still sign a backup named after the moment it
 // is uploaded. It cannot sign one the readers take for older or newer than that: the object store's
 // LastModified, which no client sets, must agree with the name. Retiring the key in the stack file
-// (retiredAt) refuses everything it signs afterwards and keeps what it signed before.
+// (retiredAt) refuses everything it signs afterwards and keeps what it signed before. (The local
+// stack's directory has only mtimes, which its writer sets: there the writer is the operator's own
+// user, and the time checks are a consistency check, not a defence.)
 import * as crypto from "crypto";
 import { BackupRef } from "./backup";
 
@@ -34,12 +36,23 @@ export const CLOCK_SKEW_MS = 10 * 60_000;
  */
 export const MAX_UPLOAD_DELAY_MS = (10_800 + 30) * 1000 + CLOCK_SKEW_MS;
 
+/**
+ * 32 bytes in canonical base64 only: the last character of 44 carries two bits the decoder ignores,
+ * so four spellings would decode to one key, and a published key re-spelled would pass a string
+ * comparison against the list of published keys.
+ */
+function isKeyText(value: unknown, prefix: string): boolean {
+    if (typeof value !== "string" || !value.startsWith(prefix)) return false;
+    const b64 = value.slice(prefix.length);
+    return KEY_BYTES.test(b64) && Buffer.from(b64, "base64").toString("base64") === b64;
+}
+
 export function isSigningPublicKey(value: string): boolean {
-    return typeof value === "string" && value.startsWith(PUBLIC_PREFIX) && KEY_BYTES.test(value.slice(PUBLIC_PREFIX.length)) && Buffer.from(value.slice(PUBLIC_PREFIX.length), "base64").length === 32;
+    return isKeyText(value, PUBLIC_PREFIX);
 }
 
 export function isSigningSecretKey(value: string): boolean {
-    return typeof value === "string" && value.startsWith(SECRET_PREFIX) && KEY_BYTES.test(value.slice(SECRET_PREFIX.length)) && Buffer.from(value.slice(SECRET_PREFIX.length), "base64").length === 32;
+    return isKeyText(value, SECRET_PREFIX);
 }
 
 function seedOf(secretKey: string): Buffer {
@@ -210,8 +223,11 @@ export function verifyBackup(c: BackupCandidate, trust: readonly TrustedKey[], n
         valid = false;
     }
     if (!valid) return refuse(`its signature does not verify with ${s.publicKey}: forged or altered`);
-    if (pinned.retiredAt !== undefined && c.lastModified!.getTime() >= pinned.retiredAt.getTime()) {
-        return refuse(`it was stored at ${iso(c.lastModified!)}, after its signing key ${s.publicKey} was retired (${iso(pinned.retiredAt)})`);
+    // Both the object and its signature must predate the retirement: a thief could upload objects
+    // unsigned before it (refused, harmless-looking) and sign them afterwards.
+    const storedAt = Math.max(c.lastModified!.getTime(), c.signature.lastModified!.getTime());
+    if (pinned.retiredAt !== undefined && storedAt >= pinned.retiredAt.getTime()) {
+        return refuse(`it (or its signature) was stored at ${iso(new Date(storedAt))}, after its signing key ${s.publicKey} was retired (${iso(pinned.retiredAt)})`);
     }
     return { trusted: true, signed: s };
 }

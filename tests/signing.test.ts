@@ -28,6 +28,8 @@ import {
 import { TEST_SIGNING_KEYS } from "../config/testValues";
 import { nextPins, parseSigningKeyArgs, runSigningKey } from "../commands/backup-signing-key";
 import { pinnedSigningKeys } from "../io/backupTrust";
+import { DirectoryBackupStore, S3BackupStore } from "../io/restore";
+import { S3Client } from "../io/s3";
 
 const HOST = TEST_SIGNING_KEYS.fixture;
 const TRUST = [{ publicKey: HOST.publicKey }];
@@ -58,6 +60,18 @@ describe("backup signing (render/signing.ts)", () => {
             if (der.status === 0) assert.strictEqual(`ed25519:${der.stdout.subarray(-32).toString("base64")}`, HOST.publicKey, "openssl derives the same public key");
         } finally {
             fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("keys are canonical base64: a re-spelled published key (the last character's ignored bits) is not a key", () => {
+        for (const k of [...Object.values(TEST_SIGNING_KEYS).map((t) => t.secretKey), `ed25519-secret:${"A".repeat(43)}=`]) {
+            assert.ok(isSigningSecretKey(k), k);
+            const last = k[k.length - 2];
+            const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            const respelled = k.slice(0, -2) + alphabet[alphabet.indexOf(last) + 1] + "=";
+            assert.strictEqual(Buffer.from(respelled.slice(15), "base64").equals(Buffer.from(k.slice(15), "base64")), true, "the same 32 bytes");
+            assert.ok(!isSigningSecretKey(respelled), respelled);
+            assert.ok(!isSigningPublicKey(respelled.replace("ed25519-secret:", "ed25519:")));
         }
     });
 
@@ -110,9 +124,13 @@ describe("backup signing (render/signing.ts)", () => {
 
     it("a retired key: trusted for what the store got before retiredAt, refused after", () => {
         const stored = new Date("2026-12-04T03:30:40Z");
-        assert.ok(verifyBackup(candidate(), [{ publicKey: HOST.publicKey, retiredAt: new Date(stored.getTime() + 1000) }], NOW).trusted);
+        assert.ok(verifyBackup(candidate(), [{ publicKey: HOST.publicKey, retiredAt: new Date(stored.getTime() + 5000) }], NOW).trusted, "object and signature stored before");
         const v = verifyBackup(candidate(), [{ publicKey: HOST.publicKey, retiredAt: new Date(stored.getTime() - 1000) }], NOW);
         assert.match((v as { reason: string }).reason, /after its signing key .* was retired/);
+        // Uploaded unsigned before the retirement, signed after it: refused too.
+        const lateSignature = candidate({ storedAfterMs: 40_000, sigStoredAfterMs: 3_600_000 });
+        const late = verifyBackup(lateSignature, [{ publicKey: HOST.publicKey, retiredAt: new Date(stored.getTime() + 60_000) }], NOW);
+        assert.match((late as { reason: string }).reason, /\(or its signature\) was stored at .* after its signing key .* was retired/);
     });
 
     it("the downloaded bytes must hash to the signed sha256", () => {
@@ -130,11 +148,62 @@ describe("backup signing (render/signing.ts)", () => {
     });
 });
 
+describe("one unreadable signature refuses its backup only (io/restore.ts stores)", () => {
+    const at = new Date(Date.now() - 60_000);
+    const good = backupKey("app1", at);
+    const bad = backupKey("app1", new Date(at.getTime() + 1000));
+    const body = Buffer.from("encrypted bytes");
+    const sha = crypto.createHash("sha256").update(body).digest("hex");
+    const sig = (key: string) => signBackup(HOST.secretKey, { object: key, bytes: body.length, sha256: sha });
+
+    it("the bucket: a signature whose GET fails (an archived storage class, swapped for a big one) is a refusal, not a failed listing", async () => {
+        const objects = [good, good + ".sig", bad, bad + ".sig"].map((key) => ({ key, size: key.endsWith(".sig") ? 300 : body.length, lastModified: new Date(at.getTime() + 5000) }));
+        const client = {
+            describe: () => "stub bucket",
+            list: async () => objects,
+            getText: async (key: string) => {
+                if (key === bad + ".sig") throw new Error("HTTP 403 InvalidObjectState");
+                return sig(good);
+            },
+            download: async () => 0,
+        };
+        const store = new S3BackupStore(client as unknown as S3Client, { keys: TRUST });
+        assert.deepStrictEqual((await store.list("app1")).map((r) => r.key), [good]);
+        const [refused] = await store.refused("app1");
+        assert.strictEqual(refused.ref.key, bad);
+        assert.match(refused.reason, /signature is unreadable/);
+    });
+
+    it("the directory: a signature that is a directory, a FIFO or a link to /dev/zero refuses its backup and hangs nothing", async () => {
+        const root = fs.mkdtempSync(path.join(os.tmpdir(), "platform-sigs-"));
+        try {
+            fs.mkdirSync(path.join(root, "app1"));
+            fs.writeFileSync(path.join(root, good), body);
+            fs.writeFileSync(path.join(root, good + ".sig"), sig(good));
+            const odd = [1, 2, 3].map((n) => backupKey("app1", new Date(at.getTime() + n * 1000)));
+            for (const k of odd) fs.writeFileSync(path.join(root, k), body);
+            fs.mkdirSync(path.join(root, odd[0] + ".sig"));
+            assert.strictEqual(spawnSync("mkfifo", [path.join(root, odd[1] + ".sig")]).status, 0);
+            fs.symlinkSync("/dev/zero", path.join(root, odd[2] + ".sig"));
+            const store = new DirectoryBackupStore(root, { keys: TRUST });
+            assert.deepStrictEqual((await store.list("app1")).map((r) => r.key), [good]);
+            const refused = await store.refused("app1");
+            assert.deepStrictEqual(refused.map((r) => r.ref.key).sort(), [...odd].sort());
+            for (const r of refused) assert.match(r.reason, /signature is unreadable/);
+        } finally {
+            fs.rmSync(root, { recursive: true, force: true });
+        }
+    });
+});
+
 describe("npm run backup:signing-key (commands/backup-signing-key.ts)", () => {
     it("arguments: --stack is required and plain; --rotate retires every active pin", () => {
         assert.strictEqual(parseSigningKeyArgs(["--help"]), "help");
         assert.deepStrictEqual(parseSigningKeyArgs(["--stack", "prod", "--rotate"]), { stack: "prod", rotate: true });
-        for (const argv of [[], ["--stack"], ["--stack", "prod; id"], ["--stack", "prod", "--bogus"]]) assert.throws(() => parseSigningKeyArgs(argv), JSON.stringify(argv));
+        for (const argv of [[], ["--stack"], ["--stack", "prod; id"], ["--stack", "prod", "--bogus"], ["--stack", "prod", "--retired-at", "2026-12-01T00:00:00Z"], ["--stack", "prod", "--rotate", "--retired-at", "yesterday"], ["--stack", "prod", "--rotate", "--retired-at", "2999-01-01T00:00:00Z"]]) {
+            assert.throws(() => parseSigningKeyArgs(argv), JSON.stringify(argv));
+        }
+        assert.deepStrictEqual(parseSigningKeyArgs(["--stack", "prod", "--rotate", "--retired-at", "2026-12-01T00:00:00Z"]), { stack: "prod", rotate: true, retiredAt: new Date("2026-12-01T00:00:00Z") });
         const now = new Date("2026-12-04T10:00:00.123Z");
         const retired = { publicKey: HOST.publicKey, retiredAt: new Date("2026-01-01T00:00:00Z") };
         const next = nextPins([{ publicKey: TEST_SIGNING_KEYS.documented.publicKey }, retired], "ed25519:new", true, now);
