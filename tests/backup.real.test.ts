@@ -61,6 +61,19 @@ async function startHeartbeat(): Promise<{ url: string; pings: string[]; close()
     return { url: `http://127.0.0.1:${port}/ping/abc`, pings, close: () => server.close() };
 }
 
+/** A direct connection to a cluster as its superuser. */
+const runnerOf = (c: Cluster) => directRunner({ host: c.host, port: c.port, user: c.user, password: c.password, binDir: c.binDir });
+
+/** A throwaway PostgreSQL for the enclosing describe (the drill's server), started before its tests and stopped after. */
+function throwawayServer(): { runner: () => ReturnType<typeof directRunner>; cluster: () => Cluster } {
+    let server: Cluster;
+    before(async function () {
+        server = await startCluster(requirePostgres(this));
+    });
+    after(() => server?.stop());
+    return { runner: () => runnerOf(server), cluster: () => server };
+}
+
 describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
     this.timeout(120000);
     let cluster: Cluster;
@@ -127,7 +140,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
             child.on("close", (status) => resolve({ status, stdout, stderr }));
         });
     const store = (): BackupStore => new S3BackupStore(s3.client(), TEST_TRUST);
-    const runner = () => directRunner({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, binDir: cluster.binDir });
+    const runner = () => runnerOf(cluster);
     const count = (db: string, table: string) => Number(cluster.query(db, `SELECT count(*) FROM ${table}`));
     const objectKeys = async () => (await s3.client().list("")).map((o) => o.key).sort();
 
@@ -578,12 +591,8 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
     });
 
     describe("the drill", () => {
-        let drillCluster: Cluster;
-        before(async function () {
-            drillCluster = await startCluster(requirePostgres(this));
-        });
-        after(() => drillCluster?.stop());
-        const drillRunner = () => directRunner({ host: drillCluster.host, port: drillCluster.port, user: drillCluster.user, password: drillCluster.password, binDir: drillCluster.binDir });
+        const drill = throwawayServer();
+        const drillRunner = drill.runner;
 
         it("passes on fresh backups: every app restored into a throwaway server and checked against its manifest", async () => {
             lines.length = 0;
@@ -592,7 +601,7 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
             assert.match(lines.join("\n"), /app1: OK/);
             assert.match(lines.join("\n"), /app2: OK/);
             // The throwaway server holds nothing afterwards.
-            assert.strictEqual(drillCluster.query("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'app%'"), "0");
+            assert.strictEqual(drill.cluster().query("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'app%'"), "0");
         });
 
         it("fails on a stale backup, a missing app and an undecryptable backup", async () => {
@@ -615,12 +624,8 @@ describe("backups against real PostgreSQL, age and S3 (s3rver)", function () {
     });
 
     describe("signed backups: what can put objects cannot plant one (issue 20, item 3)", () => {
-        let drillCluster: Cluster;
-        before(async function () {
-            drillCluster = await startCluster(requirePostgres(this));
-        });
-        after(() => drillCluster?.stop());
-        const drillRunner = () => directRunner({ host: drillCluster.host, port: drillCluster.port, user: drillCluster.user, password: drillCluster.password, binDir: drillCluster.binDir });
+        const drill = throwawayServer();
+        const drillRunner = drill.runner;
 
         /** A bucket of its own holding copies of app1's genuine newest backup and its signature (stored now, minutes after its name's time). */
         async function bucketWithGenuine(name: string): Promise<{ client: ReturnType<TestS3["client"]>; genuine: BackupRef; bytes: Buffer; signature: string }> {
