@@ -19,7 +19,7 @@ import { quoteIdentifier, quoteLiteral } from "../render/postgres";
 import { S3Client } from "../io/s3";
 import { startCluster } from "../io/throwawayPostgres";
 import { PROJECT_ROOT } from "../hostScripts";
-import { SIGNING_KEY_FIX, stackSigningKeys } from "../io/backupTrust";
+import { noTrustedKeyMessage, stackSigningKeys } from "../io/backupTrust";
 
 export interface DrillOptions {
     readonly store: BackupStore;
@@ -51,8 +51,10 @@ export async function runDrill(o: DrillOptions): Promise<string[]> {
         // A refused backup newer than every trusted one is what a forgery (or a host signing with an
         // unpinned key) looks like: the drill fails on it, and still checks the newest trusted one.
         const refused = await o.store.refused(app);
-        for (const r of refused.filter((r) => refs.length === 0 || r.ref.createdAt.getTime() > refs[0].createdAt.getTime())) problems.push(`${app}: ${r.ref.name} is refused: ${r.reason}`);
-        const older = refused.filter((r) => refs.length > 0 && r.ref.createdAt.getTime() <= refs[0].createdAt.getTime()).length;
+        const newestTrusted = refs.length > 0 ? refs[0].createdAt.getTime() : -Infinity;
+        const newer = refused.filter((r) => r.ref.createdAt.getTime() > newestTrusted);
+        for (const r of newer) problems.push(`${app}: ${r.ref.name} is refused: ${r.reason}`);
+        const older = refused.length - newer.length;
         if (older > 0) log(`${app}: ${older} older backup(s) refused (unsigned from before signing, or not trusted): \`npm run restore -- --list\` says why`);
         const stale = freshnessProblems([{ app, newest: refs[0] }], now(), o.maxAgeHours ?? MAX_BACKUP_AGE_HOURS);
         problems.push(...stale);
@@ -127,7 +129,7 @@ async function main(): Promise<number> {
     const stackYaml = fs.readFileSync(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`), "utf8");
     const apps = arg(args, "--apps")?.split(",").filter(Boolean) ?? stackAppsWithDatabase(stackYaml);
     const keys = stackSigningKeys(stack, stackYaml);
-    if (keys.length === 0) throw new Error(`Pulumi.${stack}.yaml pins no backup signing key (platform:backupSigningKeys), so no backup can be trusted. Fix: ${SIGNING_KEY_FIX(stack)}`);
+    if (keys.length === 0) throw new Error(noTrustedKeyMessage(stack));
     const bucket = process.env.BACKUP_BUCKET ?? "";
     const endpoint = process.env.BACKUP_ENDPOINT ?? "";
     const region = process.env.BACKUP_REGION || regionOfEndpoint(endpoint) || "";

@@ -26,6 +26,7 @@ import {
     dumpFileName,
     formatBytes,
     keptDatabaseName,
+    newestFirst,
     parseBackupKey,
     parseManifest,
     parseRowCounts,
@@ -124,9 +125,7 @@ abstract class TrustingStore implements BackupStore {
                         refused.push({ ref: c.ref, reason: verdict.reason });
                     }
                 }
-                const order = sortBackups([...trusted, ...refused.map((r) => r.ref)]);
-                const rank = (r: BackupRef) => order.indexOf(r);
-                return { trusted: sortBackups(trusted), refused: refused.sort((a, b) => rank(a.ref) - rank(b.ref)) };
+                return { trusted: sortBackups(trusted), refused: refused.sort((a, b) => newestFirst(a.ref, b.ref)) };
             });
             this.verdicts.set(app, v);
         }
@@ -202,7 +201,7 @@ export class S3BackupStore extends TrustingStore {
             // backup alone: one planted object must not make every other backup of the app unreachable.
             let text = "";
             if (sig !== undefined && sig.size <= MAX_SIGNATURE_BYTES) text = await this.client.getText(sig.key, MAX_SIGNATURE_BYTES).catch(() => "");
-            out.push({ ref, lastModified: o.lastModified, signature: sig === undefined ? undefined : { text, lastModified: sig.lastModified } });
+            out.push({ ref, signature: sig === undefined ? undefined : { text, lastModified: sig.lastModified } });
         }
         return out;
     }
@@ -235,7 +234,7 @@ export class DirectoryBackupStore extends TrustingStore {
             // Regular files only, read no further than the cap: a directory, a FIFO or a link to
             // /dev/zero where a signature should be refuses that backup, and hangs nothing.
             const signature = sig === undefined ? undefined : { text: sig.isFile() ? readCapped(sigFile, MAX_SIGNATURE_BYTES) : "", lastModified: sig.mtime };
-            out.push({ ref, lastModified: stat.mtime, signature });
+            out.push({ ref, signature });
         }
         return out;
     }

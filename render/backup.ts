@@ -115,9 +115,13 @@ export function parseBackupKey(key: string, bytes?: number, lastModified?: Date)
     return { app: m[1], name: `${m[1]}-${m[3]}`, key, createdAt, bytes, ...(lastModified === undefined ? {} : { lastModified }) };
 }
 
-/** Newest first. */
+/** The order every listing is in: newest first. */
+export function newestFirst(a: BackupRef, b: BackupRef): number {
+    return b.createdAt.getTime() - a.createdAt.getTime() || (a.key < b.key ? 1 : -1);
+}
+
 export function sortBackups(refs: readonly BackupRef[]): BackupRef[] {
-    return [...refs].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.key < b.key ? 1 : -1));
+    return [...refs].sort(newestFirst);
 }
 
 /** Picks `--backup NAME` (a name or a key) or the newest; a clear error when there is none. */

@@ -170,11 +170,9 @@ export function parseTrustedKeys(value: unknown, where = "platform:backupSigning
     });
 }
 
-/** What a listing tells about one backup: its object, when the store got it, and its signature object. */
+/** What a listing tells about one backup: its object (with when the store got it, `ref.lastModified`) and its signature object. */
 export interface BackupCandidate {
     readonly ref: BackupRef;
-    /** The store's LastModified of the backup object (a directory: its mtime). */
-    readonly lastModified?: Date;
     readonly signature?: { readonly text: string; readonly lastModified?: Date };
 }
 
@@ -201,7 +199,7 @@ export function verifyBackup(c: BackupCandidate, trust: readonly TrustedKey[], n
     const refuse = (reason: string, unsigned = false): BackupVerdict => ({ trusted: false, unsigned, reason });
     const named = c.ref.createdAt;
     if (named.getTime() > now.getTime() + CLOCK_SKEW_MS) return refuse(`it is dated ${iso(named)}, in the future`);
-    const stored = timeProblem("the backup", named, c.lastModified);
+    const stored = timeProblem("the backup", named, c.ref.lastModified);
     if (stored) return refuse(stored);
     if (c.signature === undefined) return refuse(`it is not signed (no ${c.ref.key}${SIGNATURE_SUFFIX})`, true);
     let s: SignatureFile;
@@ -225,7 +223,7 @@ export function verifyBackup(c: BackupCandidate, trust: readonly TrustedKey[], n
     if (!valid) return refuse(`its signature does not verify with ${s.publicKey}: forged or altered`);
     // Both the object and its signature must predate the retirement: a thief could upload objects
     // unsigned before it (refused, harmless-looking) and sign them afterwards.
-    const storedAt = Math.max(c.lastModified!.getTime(), c.signature.lastModified!.getTime());
+    const storedAt = Math.max(c.ref.lastModified!.getTime(), c.signature.lastModified!.getTime());
     if (pinned.retiredAt !== undefined && storedAt >= pinned.retiredAt.getTime()) {
         return refuse(`it (or its signature) was stored at ${iso(new Date(storedAt))}, after its signing key ${s.publicKey} was retired (${iso(pinned.retiredAt)})`);
     }

@@ -38,10 +38,9 @@ const NOW = new Date("2026-12-04T03:40:00Z");
 function candidate(o: { at?: Date; storedAfterMs?: number; secretKey?: string | null; object?: string; bytes?: number; sigText?: string; sigStoredAfterMs?: number } = {}): BackupCandidate {
     const at = o.at ?? new Date("2026-12-04T03:30:00Z");
     const key = backupKey("app1", at);
-    const ref = parseBackupKey(key, o.bytes ?? 1000)!;
-    const lastModified = new Date(at.getTime() + (o.storedAfterMs ?? 40_000));
+    const ref = parseBackupKey(key, o.bytes ?? 1000, new Date(at.getTime() + (o.storedAfterMs ?? 40_000)))!;
     const text = o.sigText ?? (o.secretKey === null ? undefined : signBackup(o.secretKey ?? HOST.secretKey, { object: o.object ?? key, bytes: 1000, sha256: "ab".repeat(32) }));
-    return { ref, lastModified, signature: text === undefined ? undefined : { text, lastModified: new Date(at.getTime() + (o.sigStoredAfterMs ?? o.storedAfterMs ?? 41_000)) } };
+    return { ref, signature: text === undefined ? undefined : { text, lastModified: new Date(at.getTime() + (o.sigStoredAfterMs ?? o.storedAfterMs ?? 41_000)) } };
 }
 
 describe("backup signing (render/signing.ts)", () => {
